@@ -1,0 +1,466 @@
+"""Configuration in one place: the budget document, the process environment, and secret resolution.
+
+Two sources, both validated here and nowhere else:
+
+* the **budget document** (JSON): thresholds, budgets per account / provider / total, accounts and
+  where each account's key lives. From `BUDGET_CONFIG` (the JSON itself; Terraform sets it with
+  `jsonencode`) or `BUDGET_CONFIG_FILE` (a path, for local runs).
+* the **environment** (`Settings`): Slack webhook, state location, base URLs, emulator hosts.
+
+Every variable the code reads is listed in `CLOUD_ENV_VARS` (Terraform sets each of them) or
+`LOCAL_ENV_VARS` (local runs, tests and the demo only). `tests/test_terraform.py` holds both lists
+against `terraform/` and against the source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from errors import ConfigError, SecretError
+
+# --- environment variables -------------------------------------------------------------------
+
+CLOUD_ENV_VARS: tuple[str, ...] = (
+    "ANTHROPIC_BASE_URL",
+    "BIGQUERY_JOB_PROJECT",
+    "BUDGET_CONFIG",
+    "CHECK_DEADLINE_SECONDS",
+    "LOG_LEVEL",
+    "OPENAI_BASE_URL",
+    "SLACK_WEBHOOK_SECRET",
+    "STATE_BACKEND",
+    "STATE_BUCKET",
+    "STATE_OBJECT",
+    "XAI_MANAGEMENT_BASE_URL",
+)
+"""Read by the deployed function; `terraform/function.tf` sets exactly these."""
+
+LOCAL_ENV_VARS: tuple[str, ...] = (
+    "BIGQUERY_EMULATOR_HOST",
+    "BUDGET_CONFIG_FILE",
+    "SECRET_MANAGER_EMULATOR_HOST",
+    "SLACK_WEBHOOK_URL",
+    "STATE_FILE",
+)
+"""Local runs only (plus each account's `key_env`, named in the budget document)."""
+
+DEFAULT_BASE_URLS: Mapping[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+    "xai": "https://management-api.x.ai",
+}
+BASE_URL_ENV: Mapping[str, str] = {
+    "openai": "OPENAI_BASE_URL",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "xai": "XAI_MANAGEMENT_BASE_URL",
+}
+DEFAULT_KEY_ENV: Mapping[str, str] = {
+    "openai": "OPENAI_ADMIN_KEY",
+    "anthropic": "ANTHROPIC_ADMIN_KEY",
+    "xai": "XAI_MANAGEMENT_KEY",
+}
+GEMINI_API_SERVICE_ID = "AEFD-7695-64FA"
+VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
+
+SECRET_NAME_RE = re.compile(r"^projects/[^/\s]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[0-9]+)$")
+EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
+LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+# --- the budget document ---------------------------------------------------------------------
+
+
+def _positive(v: Decimal) -> Decimal:
+    if not v.is_finite() or v <= 0:
+        raise ValueError("must be a positive amount of US dollars, e.g. 500 or \"1250.00\"")
+    return v
+
+
+def _percent(v: Decimal) -> Decimal:
+    if not v.is_finite() or not (0 < v <= 1000):
+        raise ValueError("each threshold is a percentage of budget with 0 < p <= 1000, e.g. 80")
+    return v
+
+
+Usd = Annotated[Decimal, AfterValidator(_positive)]
+Percent = Annotated[Decimal, AfterValidator(_percent)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Account(_Strict):
+    """One organisation / team / billing account of a provider."""
+
+    label: str = "default"
+    budget_usd: Usd | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        if not LABEL_RE.match(v):
+            raise ValueError("use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+        return v
+
+
+class KeyedAccount(Account):
+    """An account whose admin key is a secret: `key_secret` in the cloud, `key_env` locally."""
+
+    key_secret: str | None = Field(default=None, description="projects/P/secrets/S/versions/latest")
+    key_env: str | None = Field(default=None, description="environment variable holding the key")
+
+    @field_validator("key_secret")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        if v is not None and not SECRET_NAME_RE.match(v):
+            raise ValueError("must be a Secret Manager version name: projects/P/secrets/S/versions/latest")
+        return v
+
+    @field_validator("key_env")
+    @classmethod
+    def _env(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_NAME_RE.match(v):
+            raise ValueError("must be an environment variable name such as OPENAI_ADMIN_KEY")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeyedAccount:
+        if self.key_secret and self.key_env:
+            raise ValueError("set either key_secret (cloud) or key_env (local), not both")
+        return self
+
+
+class OpenAIAccount(KeyedAccount):
+    pass
+
+
+class AnthropicAccount(KeyedAccount):
+    pass
+
+
+class XAIAccount(KeyedAccount):
+    team_id: str = Field(min_length=1, description="xAI Console → Settings → Team ID")
+
+
+class GeminiAccount(Account):
+    """A Cloud Billing export table; the function's service account reads it (no key)."""
+
+    billing_export_table: str
+    service_ids: tuple[str, ...] = (GEMINI_API_SERVICE_ID, VERTEX_AI_SERVICE_ID)
+    maximum_bytes_billed: int = Field(default=5 * 1024**3, gt=0)
+    late_row_margin_days: int = Field(default=5, ge=0, le=31)
+
+    @field_validator("billing_export_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not EXPORT_TABLE_RE.match(v):
+            raise ValueError(
+                "must be project.dataset.table, e.g. my-proj.billing.gcp_billing_export_v1_01ABCD_234567_89ABCD"
+            )
+        return v
+
+    @field_validator("service_ids")
+    @classmethod
+    def _services(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f"list at least one service id, e.g. [\"{GEMINI_API_SERVICE_ID}\"]")
+        for sid in v:
+            if not re.match(r"^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", sid):
+                raise ValueError(f"{sid!r} is not a Cloud Billing service id like {GEMINI_API_SERVICE_ID}")
+        return v
+
+
+A = TypeVar("A", bound=Account)
+
+
+class ProviderBudget(_Strict, Generic[A]):
+    budget_usd: Usd | None = None
+    accounts: tuple[A, ...] = ()
+
+    @model_validator(mode="after")
+    def _accounts(self) -> ProviderBudget[A]:
+        labels = [a.label for a in self.accounts]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"account labels must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+class Spike(_Strict):
+    factor: Decimal = Field(default=Decimal(2), gt=1)
+    min_usd: Decimal = Field(default=Decimal(10), ge=0)
+    baseline_days: int = Field(default=7, ge=3, le=28)
+
+
+class Digest(_Strict):
+    enabled: bool = True
+    hour_utc: int = Field(default=9, ge=0, le=23)
+
+
+class Providers(_Strict):
+    openai: ProviderBudget[OpenAIAccount] | None = None
+    anthropic: ProviderBudget[AnthropicAccount] | None = None
+    xai: ProviderBudget[XAIAccount] | None = None
+    gemini: ProviderBudget[GeminiAccount] | None = None
+
+
+PROVIDER_NAMES: tuple[str, ...] = ("openai", "anthropic", "xai", "gemini")
+
+
+class BudgetConfig(_Strict):
+    """The budget document. See README "Configuration" for a complete example."""
+
+    total_budget_usd: Usd
+    thresholds_pct: tuple[Percent, ...] = (Decimal(50), Decimal(80), Decimal(100))
+    forecast_thresholds_pct: tuple[Percent, ...] = (Decimal(100),)
+    providers: Providers
+    spike: Spike = Spike()
+    failure_notice_after_runs: int = Field(default=2, ge=1, le=48)
+    digest: Digest = Digest()
+
+    @field_validator("thresholds_pct", "forecast_thresholds_pct")
+    @classmethod
+    def _sorted(cls, v: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        return tuple(sorted(set(v)))
+
+    @model_validator(mode="after")
+    def _complete(self) -> BudgetConfig:
+        configured = self.configured()
+        if not configured:
+            raise ValueError("providers: configure at least one of openai, anthropic, xai, gemini")
+        for name, pb in configured.items():
+            if pb.budget_usd is None:
+                raise ValueError(
+                    f"providers.{name}.budget_usd is missing: every configured provider needs a "
+                    f"monthly budget in USD, e.g. \"budget_usd\": 500"
+                )
+            if name in ("xai", "gemini") and not pb.accounts:
+                need = "team_id" if name == "xai" else "billing_export_table"
+                raise ValueError(f"providers.{name}.accounts: list at least one account with its {need}")
+        return self
+
+    def configured(self) -> dict[str, ProviderBudget[Any]]:
+        out: dict[str, ProviderBudget[Any]] = {}
+        for name in PROVIDER_NAMES:
+            pb = getattr(self.providers, name)
+            if pb is not None:
+                out[name] = pb
+        return out
+
+    def accounts(self, provider: str) -> tuple[Account, ...]:
+        pb = self.configured()[provider]
+        if pb.accounts:
+            return tuple(pb.accounts)
+        # A keyed provider with no account list has one "default" account keyed by its default env var.
+        cls = {"openai": OpenAIAccount, "anthropic": AnthropicAccount}[provider]
+        return (cls(),)
+
+
+def parse_budget_config(raw: str, *, origin: str) -> BudgetConfig:
+    """Parse and validate the budget document; errors name the field and the fix."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    try:
+        return BudgetConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: invalid budget configuration:\n{_explain(exc)}") from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known setting (check the spelling against README \"Configuration\")"
+        lines.append(f"  - {path or '(document)'}: {msg}")
+    return "\n".join(lines)
+
+
+# --- the environment -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a check reads from the environment, validated once."""
+
+    budgets: BudgetConfig
+    slack_webhook_url: str | None
+    slack_webhook_secret: str | None
+    state_backend: Literal["file", "gcs"]
+    state_file: Path
+    state_bucket: str | None
+    state_object: str
+    base_urls: Mapping[str, str]
+    bigquery_job_project: str | None
+    bigquery_emulator_host: str | None
+    secret_manager_emulator_host: str | None
+    deadline_s: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        budgets = _load_budgets(env)
+
+        webhook_url = env.get("SLACK_WEBHOOK_URL") or None
+        webhook_secret = env.get("SLACK_WEBHOOK_SECRET") or None
+        if webhook_url and webhook_secret:
+            raise ConfigError("set either SLACK_WEBHOOK_SECRET (cloud) or SLACK_WEBHOOK_URL (local), not both")
+        if webhook_secret and not SECRET_NAME_RE.match(webhook_secret):
+            raise ConfigError(
+                "SLACK_WEBHOOK_SECRET must be a Secret Manager version name: projects/P/secrets/S/versions/latest"
+            )
+        if webhook_url and not webhook_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigError("SLACK_WEBHOOK_URL must be an https:// incoming-webhook URL")
+
+        backend = env.get("STATE_BACKEND", "file")
+        if backend not in ("file", "gcs"):
+            raise ConfigError(f"STATE_BACKEND must be 'file' or 'gcs', not {backend!r}")
+        bucket = env.get("STATE_BUCKET") or None
+        if backend == "gcs" and not bucket:
+            raise ConfigError("STATE_BACKEND=gcs needs STATE_BUCKET, the bucket Terraform created for alert state")
+
+        base_urls = {}
+        for provider, default in DEFAULT_BASE_URLS.items():
+            url = (env.get(BASE_URL_ENV[provider]) or default).rstrip("/")
+            if not url.startswith(("https://", "http://")):
+                raise ConfigError(f"{BASE_URL_ENV[provider]} must start with https:// (got a value without a scheme)")
+            base_urls[provider] = url
+
+        try:
+            deadline = float(env.get("CHECK_DEADLINE_SECONDS", "60"))
+        except ValueError:
+            raise ConfigError("CHECK_DEADLINE_SECONDS must be a number of seconds, e.g. 60") from None
+        if not 5 <= deadline <= 3000:
+            raise ConfigError("CHECK_DEADLINE_SECONDS must be between 5 and 3000")
+
+        return cls(
+            budgets=budgets,
+            slack_webhook_url=webhook_url,
+            slack_webhook_secret=webhook_secret,
+            state_backend=backend,  # type: ignore[arg-type]
+            state_file=Path(env.get("STATE_FILE") or ".state/alert-state.json"),
+            state_bucket=bucket,
+            state_object=env.get("STATE_OBJECT") or "llm-budget-alert/state.json",
+            base_urls=base_urls,
+            bigquery_job_project=env.get("BIGQUERY_JOB_PROJECT") or None,
+            bigquery_emulator_host=env.get("BIGQUERY_EMULATOR_HOST") or None,
+            secret_manager_emulator_host=env.get("SECRET_MANAGER_EMULATOR_HOST") or None,
+            deadline_s=deadline,
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _load_budgets(env: Mapping[str, str]) -> BudgetConfig:
+    raw = env.get("BUDGET_CONFIG")
+    path = env.get("BUDGET_CONFIG_FILE")
+    if raw and path:
+        raise ConfigError("set either BUDGET_CONFIG (JSON) or BUDGET_CONFIG_FILE (a path), not both")
+    if raw:
+        return parse_budget_config(raw, origin="BUDGET_CONFIG")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"BUDGET_CONFIG_FILE={path}: cannot read it ({exc.strerror})") from None
+        return parse_budget_config(text, origin=f"BUDGET_CONFIG_FILE={path}")
+    raise ConfigError(
+        "no budget configuration: set BUDGET_CONFIG to the JSON document or BUDGET_CONFIG_FILE to its path "
+        "(see budgets.example.json)"
+    )
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+class SecretResolver:
+    """Reads secrets once per process: Secret Manager for resource names, the environment otherwise.
+
+    Values are cached in memory only and never logged; errors name the secret, never its value.
+    The Secret Manager client is imported and built on first use, so runs without secrets pay
+    nothing for it.
+    """
+
+    def __init__(self, *, env: Mapping[str, str] | None = None, emulator_host: str | None = None) -> None:
+        self._env = os.environ if env is None else env
+        self._emulator_host = emulator_host
+        self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self.fetches = 0  # Secret Manager calls made (benchmarks read it)
+
+    def get(self, *, secret: str | None, env_name: str | None, what: str) -> str:
+        """The value of `secret` (a Secret Manager version name) or of the variable `env_name`."""
+        if secret:
+            with self._lock:
+                if secret not in self._cache:
+                    self._cache[secret] = self._access(secret, what)
+                return self._cache[secret]
+        if env_name:
+            value = self._env.get(env_name, "").strip()
+            if not value:
+                raise SecretError(f"{what}: environment variable {env_name} is not set (put the key there)")
+            return value
+        raise SecretError(f"{what}: no key configured (set key_secret or key_env)")
+
+    def _access(self, name: str, what: str) -> str:
+        from google.api_core import exceptions as gexc  # heavy: only on the Secret Manager path
+
+        client = self._secret_client()
+        self.fetches += 1
+        try:
+            resp = client.access_secret_version(request={"name": name}, timeout=10)
+        except gexc.NotFound:
+            raise SecretError(f"{what}: secret {name} not found (add a version with gcloud secrets versions add)") from None
+        except gexc.PermissionDenied:
+            raise SecretError(
+                f"{what}: permission denied on {name} (grant roles/secretmanager.secretAccessor on that secret)"
+            ) from None
+        except gexc.GoogleAPIError as exc:
+            raise SecretError(f"{what}: could not read {name}: {type(exc).__name__}") from None
+        value = resp.payload.data.decode("utf-8").strip()
+        if not value:
+            raise SecretError(f"{what}: secret {name} is empty")
+        return value
+
+    def _secret_client(self) -> Any:
+        if self._client is None:
+            from google.cloud import secretmanager
+
+            if self._emulator_host:
+                from google.api_core.client_options import ClientOptions
+                from google.auth.credentials import AnonymousCredentials
+
+                self._client = secretmanager.SecretManagerServiceClient(
+                    transport="rest",
+                    credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                    client_options=ClientOptions(api_endpoint=self._emulator_host),
+                )
+            else:
+                self._client = secretmanager.SecretManagerServiceClient()
+        return self._client

@@ -1,0 +1,173 @@
+"""Frozen value types shared by `providers/`, `alerts/` and `check.py`.
+
+Money is `Decimal` USD everywhere; each provider normalises its own units before building these.
+Instants are tz-aware UTC `datetime`s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from errors import Cause
+
+UTC = dt.UTC
+PACIFIC = ZoneInfo("America/Los_Angeles")
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+
+
+def require_aware(now: dt.datetime) -> dt.datetime:
+    """Return `now` in UTC; a naive datetime is a programming error."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("time must be timezone-aware (pass an instant with an offset, e.g. ...Z)")
+    return now.astimezone(UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class BillingPeriod:
+    """One provider's billing month: calendar month `year`-`month` in `tz`, from `start` to `now`.
+
+    OpenAI, Anthropic and xAI bill by UTC month; Google bills by the US Pacific invoice month, so for
+    the first hours of a UTC month Google is still in the previous one.
+    """
+
+    year: int
+    month: int
+    tz_name: str
+    start: dt.datetime  # first instant of the month, in UTC
+    end: dt.datetime  # first instant of the next month, in UTC
+    now: dt.datetime  # the check's instant, in UTC (start <= now < end)
+
+    @classmethod
+    def containing(cls, now: dt.datetime, tz: dt.tzinfo = UTC) -> BillingPeriod:
+        now = require_aware(now)
+        local = now.astimezone(tz)
+        start_local = dt.datetime(local.year, local.month, 1, tzinfo=tz)
+        ny, nm = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        end_local = dt.datetime(ny, nm, 1, tzinfo=tz)
+        return cls(
+            year=local.year,
+            month=local.month,
+            tz_name=str(tz) if tz is not UTC else "UTC",
+            start=start_local.astimezone(UTC),
+            end=end_local.astimezone(UTC),
+            now=now,
+        )
+
+    @property
+    def key(self) -> str:
+        """`YYYY-MM`, the month key alert state is filed under."""
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def days_in_month(self) -> int:
+        ny, nm = (self.year + 1, 1) if self.month == 12 else (self.year, self.month + 1)
+        return (dt.date(ny, nm, 1) - dt.date(self.year, self.month, 1)).days
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        return UTC if self.tz_name == "UTC" else ZoneInfo(self.tz_name)
+
+    def local_day(self, instant: dt.datetime) -> dt.date:
+        return instant.astimezone(self.tz).date()
+
+    @property
+    def today(self) -> dt.date:
+        return self.local_day(self.now)
+
+    @property
+    def first_day(self) -> dt.date:
+        return dt.date(self.year, self.month, 1)
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.first_day + dt.timedelta(days=self.days_in_month - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyCost:
+    """Spend on one billing-timezone day."""
+
+    day: dt.date
+    amount: Decimal
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakdownLine:
+    """Month-to-date spend of one model / project / workspace / SKU."""
+
+    dimension: str  # "model", "line_item", "project", "workspace", "sku"
+    key: str
+    amount: Decimal
+
+
+@dataclasses.dataclass(frozen=True)
+class Freshness:
+    """How current a number is: `as_of` is the newest instant the provider's data covers."""
+
+    as_of: dt.datetime | None
+    note: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Headroom:
+    """A provider's own spending limit and how much of it is left (xAI postpaid limits)."""
+
+    limit_usd: Decimal
+    used_usd: Decimal | None
+    remaining_usd: Decimal | None
+    source: str  # e.g. "xAI effective spending limit"
+
+
+@dataclasses.dataclass(frozen=True)
+class CostReport:
+    """What a provider fetch returns on success. `mtd_usd` is the sum of `daily`."""
+
+    period: BillingPeriod
+    mtd_usd: Decimal
+    daily: tuple[DailyCost, ...]
+    breakdown: tuple[BreakdownLine, ...]  # all lines, largest first
+    freshness: Freshness
+    partial_reason: str | None = None  # set when the provider says its data is truncated
+    headroom: Headroom | None = None
+    notes: tuple[str, ...] = ()
+    requests: int = 0  # HTTP requests / queries made for this report
+
+
+class Status(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountRef:
+    provider: str
+    label: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.provider}/{self.label}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceResult:
+    """One account's outcome in a check: a report, or a classified failure. Never a silent $0."""
+
+    account: AccountRef
+    period: BillingPeriod
+    report: CostReport | None = None
+    cause: Cause | None = None
+    error: str | None = None  # safe message, no secrets
+    elapsed_s: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        return Status.OK if self.report is not None else Status.FAILED
+
+    @property
+    def partial(self) -> bool:
+        return self.report is None or self.report.partial_reason is not None
