@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+import logs
 from errors import ConfigError, SecretError
 
 # --- environment variables -------------------------------------------------------------------
@@ -91,7 +92,7 @@ ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 def _positive(v: Decimal) -> Decimal:
     if not v.is_finite() or v <= 0:
-        raise ValueError("must be a positive amount of US dollars, e.g. 500 or \"1250.00\"")
+        raise ValueError('must be a positive amount of US dollars, e.g. 500 or "1250.00"')
     return v
 
 
@@ -183,7 +184,7 @@ class GeminiAccount(Account):
     @classmethod
     def _services(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
-            raise ValueError(f"list at least one service id, e.g. [\"{GEMINI_API_SERVICE_ID}\"]")
+            raise ValueError(f'list at least one service id, e.g. ["{GEMINI_API_SERVICE_ID}"]')
         for sid in v:
             if not re.match(r"^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", sid):
                 raise ValueError(f"{sid!r} is not a Cloud Billing service id like {GEMINI_API_SERVICE_ID}")
@@ -252,7 +253,7 @@ class BudgetConfig(_Strict):
             if pb.budget_usd is None:
                 raise ValueError(
                     f"providers.{name}.budget_usd is missing: every configured provider needs a "
-                    f"monthly budget in USD, e.g. \"budget_usd\": 500"
+                    f'monthly budget in USD, e.g. "budget_usd": 500'
                 )
             if name in ("xai", "gemini") and not pb.accounts:
                 need = "team_id" if name == "xai" else "billing_export_table"
@@ -296,7 +297,7 @@ def _explain(exc: ValidationError) -> str:
         if err["type"] == "missing":
             msg = "is required"
         elif err["type"] == "extra_forbidden":
-            msg = "is not a known setting (check the spelling against README \"Configuration\")"
+            msg = 'is not a known setting (check the spelling against README "Configuration")'
         lines.append(f"  - {path or '(document)'}: {msg}")
     return "\n".join(lines)
 
@@ -420,11 +421,13 @@ class SecretResolver:
             with self._lock:
                 if secret not in self._cache:
                     self._cache[secret] = self._access(secret, what)
+                    logs.register_secret(self._cache[secret])
                 return self._cache[secret]
         if env_name:
             value = self._env.get(env_name, "").strip()
             if not value:
                 raise SecretError(f"{what}: environment variable {env_name} is not set (put the key there)")
+            logs.register_secret(value)
             return value
         raise SecretError(f"{what}: no key configured (set key_secret or key_env)")
 
@@ -436,14 +439,16 @@ class SecretResolver:
         try:
             resp = client.access_secret_version(request={"name": name}, timeout=10)
         except gexc.NotFound:
-            raise SecretError(f"{what}: secret {name} not found (add a version with gcloud secrets versions add)") from None
+            raise SecretError(
+                f"{what}: secret {name} not found (add a version with gcloud secrets versions add)"
+            ) from None
         except gexc.PermissionDenied:
             raise SecretError(
                 f"{what}: permission denied on {name} (grant roles/secretmanager.secretAccessor on that secret)"
             ) from None
         except gexc.GoogleAPIError as exc:
             raise SecretError(f"{what}: could not read {name}: {type(exc).__name__}") from None
-        value = resp.payload.data.decode("utf-8").strip()
+        value: str = resp.payload.data.decode("utf-8").strip()
         if not value:
             raise SecretError(f"{what}: secret {name} is empty")
         return value

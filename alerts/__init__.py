@@ -1,0 +1,1 @@
+"""Alerting: rules (what holds now), state (what was already said), slack (render and post)."""

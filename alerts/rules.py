@@ -1,0 +1,282 @@
+"""Budget rules: turn the sources' month-to-date reports into scopes and candidate events.
+
+Scopes are evaluated at three levels: each account (`openai/prod`), each provider (`openai`) and
+the total. A scope computed with a failed or truncated source is *partial*: its number is a lower
+bound, so a threshold it crosses is really crossed and still alerts, labelled partial.
+
+Every event has a stable key; alert state uses it to say each event exactly once:
+
+    threshold:<month>:<scope>:<pct>      month-to-date crossed pct% of budget      once per month
+    forecast:<month>:<scope>:<pct>       projected month-end above pct% of budget  once per month
+    spike:<day>:<scope>                  one day far above its trailing median     once per day
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
+
+from config import BudgetConfig
+from models import ZERO, BillingPeriod, DailyCost, SourceResult
+
+MIN_SETTLED_DAYS = 2  # a forecast needs at least this many complete days (none on the 1st and 2nd)
+FORECAST_WINDOW = 7  # settled days the daily run-rate is taken from
+
+
+@dataclasses.dataclass(frozen=True)
+class Forecast:
+    projected_usd: Decimal
+    daily_rate_usd: Decimal
+    settled_days: int
+    crossing_day: dt.date | None  # first day the budget is (projected to be) reached, if it is
+    note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """One budget scope's numbers for this check."""
+
+    name: str  # "total", "openai", "openai/prod"
+    level: str  # "total" | "provider" | "account"
+    title: str  # "Total", "OpenAI", "OpenAI · prod"
+    month: str  # YYYY-MM the scope's alerts are filed under
+    mtd_usd: Decimal | None  # None when nothing at all could be read
+    budget_usd: Decimal | None
+    daily: tuple[DailyCost, ...]
+    partial: bool
+    failed_parts: tuple[str, ...]  # account scopes that failed
+    forecast: Forecast | None
+    days_in_month: int
+
+    @property
+    def pct(self) -> Decimal | None:
+        if self.mtd_usd is None or not self.budget_usd:
+            return None
+        return (self.mtd_usd * 100 / self.budget_usd).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Something worth one line in Slack, with the key that makes it be said once."""
+
+    key: str
+    kind: str  # threshold | forecast | spike | failure | recovery | digest | state
+    scope: str
+    month: str
+    line: str  # mrkdwn, self-contained (it is stored and may be delivered by a later run)
+    severity: int  # for ordering and the header: 3 budget crossed, 2 forecast/spike/failure, 1 info
+
+
+PROVIDER_TITLES = {"openai": "OpenAI", "anthropic": "Anthropic", "xai": "xAI", "gemini": "Gemini / Vertex AI"}
+
+
+def money(v: Decimal) -> str:
+    """$1,234.56 (two decimals, half up)."""
+    q = v.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return f"-${-q:,.2f}" if q < 0 else f"${q:,.2f}"
+
+
+def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.datetime) -> list[Scope]:
+    """Scopes for every account, provider and the total, in a stable order (total first)."""
+    by_provider: dict[str, list[SourceResult]] = defaultdict(list)
+    for r in results:
+        by_provider[r.account.provider].append(r)
+    utc_month = BillingPeriod.containing(now)
+
+    account_scopes: list[Scope] = []
+    provider_scopes: list[Scope] = []
+    for provider, pb in config.configured().items():
+        rs = by_provider.get(provider, [])
+        acc_budgets = {a.label: a.budget_usd for a in config.accounts(provider)}
+        for r in rs:
+            account_scopes.append(
+                _scope_of(
+                    name=r.account.scope,
+                    level="account",
+                    title=f"{PROVIDER_TITLES[provider]} · {r.account.label}",
+                    parts=[r],
+                    budget=acc_budgets.get(r.account.label),
+                    period=r.period,
+                )
+            )
+        period = rs[0].period if rs else BillingPeriod.containing(now)
+        provider_scopes.append(
+            _scope_of(
+                name=provider,
+                level="provider",
+                title=PROVIDER_TITLES[provider],
+                parts=rs,
+                budget=pb.budget_usd,
+                period=period,
+            )
+        )
+    total = _scope_of(
+        name="total",
+        level="total",
+        title="Total",
+        parts=list(results),
+        budget=config.total_budget_usd,
+        period=utc_month,
+    )
+    out = [total]
+    for ps in provider_scopes:
+        out.append(ps)
+        out.extend(s for s in account_scopes if s.name.split("/")[0] == ps.name)
+    return out
+
+
+def _scope_of(
+    *, name: str, level: str, title: str, parts: Sequence[SourceResult], budget: Decimal | None, period: BillingPeriod
+) -> Scope:
+    ok = [p.report for p in parts if p.report is not None]
+    failed = tuple(p.account.scope for p in parts if p.report is None)
+    truncated = any(r.partial_reason for r in ok)
+    mtd = sum((r.mtd_usd for r in ok), ZERO) if ok else None
+    daily = _sum_daily([r.daily for r in ok])
+    as_of_days = [r.freshness.as_of for r in ok if r.freshness.as_of is not None]
+    settled_before = min((period.local_day(t) for t in as_of_days), default=period.today)
+    fc = forecast(daily, budget, period, settled_before=settled_before) if (mtd is not None and budget) else None
+    return Scope(
+        name=name,
+        level=level,
+        title=title,
+        month=period.key,
+        mtd_usd=mtd,
+        budget_usd=budget,
+        daily=daily,
+        partial=bool(failed) or truncated or not parts,
+        failed_parts=failed,
+        forecast=fc,
+        days_in_month=period.days_in_month,
+    )
+
+
+def _sum_daily(series: Sequence[Sequence[DailyCost]]) -> tuple[DailyCost, ...]:
+    acc: dict[dt.date, Decimal] = defaultdict(Decimal)
+    for s in series:
+        for d in s:
+            acc[d.day] += d.amount
+    return tuple(DailyCost(day, acc[day]) for day in sorted(acc))
+
+
+def forecast(
+    daily: Sequence[DailyCost], budget: Decimal | None, period: BillingPeriod, *, settled_before: dt.date
+) -> Forecast | None:
+    """Project month-end spend from complete ("settled") days only.
+
+    Today's partial bucket, and for lagging sources the days their data does not fully cover yet,
+    are left out and replaced by the run-rate, so data lag does not drag the projection down.
+    Returns None (with no alert possible) before `MIN_SETTLED_DAYS` complete days exist.
+    """
+    settled = [d for d in daily if d.day < settled_before]
+    if len(settled) < MIN_SETTLED_DAYS:
+        return None
+    window = settled[-FORECAST_WINDOW:]
+    rate = sum((d.amount for d in window), ZERO) / len(window)
+    spent = sum((d.amount for d in settled), ZERO)
+    remaining_days = period.days_in_month - len(settled)
+    projected = spent + rate * remaining_days
+    crossing = None
+    if budget is not None:
+        running = ZERO
+        for d in settled:
+            running += d.amount
+            if running >= budget:
+                crossing = d.day
+                break
+        if crossing is None and rate > 0 and projected >= budget:
+            days_needed = int(((budget - spent) / rate).to_integral_value(rounding="ROUND_CEILING"))
+            crossing = settled[-1].day + dt.timedelta(days=max(days_needed, 1))
+    note = f"run-rate of the last {len(window)} complete day(s); today's partial day excluded"
+    return Forecast(
+        projected.quantize(Decimal("0.01"), ROUND_HALF_UP),
+        rate.quantize(Decimal("0.01"), ROUND_HALF_UP),
+        len(settled),
+        crossing,
+        note,
+    )
+
+
+def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
+    """Threshold and forecast events that hold right now (state decides which are new)."""
+    events: list[Event] = []
+    for s in scopes:
+        pct = s.pct
+        if pct is None or s.budget_usd is None or s.mtd_usd is None:
+            continue
+        crossed = [t for t in config.thresholds_pct if pct >= t]
+        if crossed:
+            top = max(crossed)
+            for t in crossed:
+                label = " (partial data: at least this much)" if s.partial else ""
+                events.append(
+                    Event(
+                        key=f"threshold:{s.month}:{s.name}:{_pct(t)}",
+                        kind="threshold",
+                        scope=s.name,
+                        month=s.month,
+                        line=(
+                            f"*{s.title}* crossed *{_pct(t)}%* of its {money(s.budget_usd)} budget: "
+                            f"{money(s.mtd_usd)} month-to-date ({pct}%){label}"
+                        ),
+                        severity=3 if t == top else 2,
+                    )
+                )
+        fc = s.forecast
+        if fc is not None:
+            for t in config.forecast_thresholds_pct:
+                if fc.projected_usd * 100 >= t * s.budget_usd:
+                    when = f", reaching it on {fc.crossing_day:%b %d}" if fc.crossing_day else ""
+                    events.append(
+                        Event(
+                            key=f"forecast:{s.month}:{s.name}:{_pct(t)}",
+                            kind="forecast",
+                            scope=s.name,
+                            month=s.month,
+                            line=(
+                                f"*{s.title}* is projected to spend {money(fc.projected_usd)} this month, "
+                                f"above {_pct(t)}% of its {money(s.budget_usd)} budget{when}"
+                            ),
+                            severity=2,
+                        )
+                    )
+    return events
+
+
+def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
+    """A day (yesterday, or today so far) far above the trailing median of the days before it."""
+    spike = config.spike
+    events = []
+    for s in scopes:
+        if s.level != "account" or len(s.daily) < 4:
+            continue
+        for idx in (len(s.daily) - 2, len(s.daily) - 1):  # yesterday, today so far
+            if idx < 3:
+                continue
+            day = s.daily[idx]
+            base_days = s.daily[max(0, idx - spike.baseline_days) : idx]
+            baseline = Decimal(statistics.median([d.amount for d in base_days]))
+            if day.amount >= spike.min_usd and day.amount >= spike.factor * baseline:
+                ratio = f"{(day.amount / baseline):.1f}×" if baseline > 0 else "from nothing"
+                events.append(
+                    Event(
+                        key=f"spike:{day.day.isoformat()}:{s.name}",
+                        kind="spike",
+                        scope=s.name,
+                        month=s.month,
+                        line=(
+                            f"*{s.title}* spend spike on {day.day:%b %d}: {money(day.amount)}, {ratio} the median "
+                            f"of the {len(base_days)} days before ({money(baseline)})"
+                        ),
+                        severity=2,
+                    )
+                )
+    return events
+
+
+def _pct(p: Decimal) -> str:
+    return f"{p.normalize():f}"

@@ -1,0 +1,347 @@
+"""Slack: render a check into Block Kit (a pure function), and post it to an incoming webhook.
+
+`render()` builds blocks from `slack_sdk.models.blocks` and always sets the `text` fallback. It keeps
+within Slack's limits: at most 50 blocks, section text at most 3000 characters, header at most 150;
+long lists end in "and N more". `post()` sends with connection-error and (bounded) rate-limit
+retries and raises `NotifyError` for anything but HTTP 200; the webhook URL never appears in an
+error or a log line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from alerts.rules import PROVIDER_TITLES, Event, Scope, money
+from errors import Cause, NotifyError
+from models import SourceResult
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_TEXT = 3000
+TOP_LINES = 3
+SPARK = "▁▂▃▄▅▆▇█"
+BAR_WIDTH = 10
+POST_TIMEOUT_S = 10
+MAX_RETRY_AFTER_S = 5
+
+CONSOLES = {
+    "openai": "https://platform.openai.com/settings/organization/usage",
+    "anthropic": "https://console.anthropic.com/settings/cost",
+    "xai": "https://console.x.ai",
+    "gemini": "https://console.cloud.google.com/billing/reports",
+}
+SEVERITY_ICON = {3: ":red_circle:", 2: ":large_orange_circle:", 1: ":large_blue_circle:"}
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageInput:
+    """Everything `render` needs, all plain values."""
+
+    now: dt.datetime
+    scopes: Sequence[Scope]
+    results: Sequence[SourceResult]
+    events: Sequence[Event]
+    digest: bool = False
+
+
+# --- small text helpers ----------------------------------------------------------------------
+
+
+def progress_bar(pct: Decimal | None) -> str:
+    if pct is None:
+        return "`" + "·" * BAR_WIDTH + "`"
+    filled = max(0, min(BAR_WIDTH, int((pct / 10).to_integral_value(rounding="ROUND_HALF_UP"))))
+    over = "!" if pct > 100 else ""
+    return "`" + "█" * filled + "░" * (BAR_WIDTH - filled) + "`" + over
+
+
+def sparkline(values: Sequence[Decimal]) -> str:
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, int(max(v, Decimal(0)) / top * (len(SPARK) - 1)))] for v in values)
+
+
+def age(as_of: dt.datetime | None, now: dt.datetime) -> str:
+    if as_of is None:
+        return "no data yet"
+    secs = max(0, int((now - as_of).total_seconds()))
+    when = f"{as_of:%H:%M} UTC" if as_of.date() == now.date() else f"{as_of:%b %d %H:%M} UTC"
+    if secs < 120:
+        rel = "just now"
+    elif secs < 7200:
+        rel = f"{secs // 60} min ago"
+    elif secs < 172800:
+        rel = f"{secs // 3600} h ago"
+    else:
+        rel = f"{secs // 86400} days ago"
+    return f"as of {when} ({rel})"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _join_limited(lines: Sequence[str], limit: int, noun: str) -> str:
+    """Join lines, dropping the tail with "and N more <noun>" so the result fits `limit`."""
+    out: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        rest = len(lines) - i
+        tail = f"…and {rest} more {noun}"
+        if size + len(line) + 1 + (len(tail) + 1 if rest > 1 else 0) > limit:
+            out.append(f"…and {rest} more {noun}")
+            break
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
+    if not events or all(e.kind == "digest" for e in events):
+        return f":bar_chart: LLM spend digest, {now:%b %d %Y}" if digest else ":bar_chart: LLM spend"
+    top = max(e.severity for e in events)
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    if counts.get("threshold"):
+        crossed = [e for e in events if e.kind == "threshold" and e.severity == 3]
+        if len(crossed) == 1:
+            head = crossed[0].line.split(" month-to-date")[0].replace("*", "")
+            head = head.split(":")[0]
+        else:
+            head = f"{len(crossed)} LLM budgets crossed a threshold"
+    elif counts.get("forecast"):
+        head = "LLM spend projected above budget"
+    elif counts.get("spike"):
+        head = "LLM spend spike"
+    elif counts.get("failure"):
+        head = "LLM cost source failing"
+    elif counts.get("recovery"):
+        head = "LLM cost source recovered"
+    elif counts.get("state"):
+        head = "LLM budget alert needs attention"
+    else:
+        head = "LLM spend"
+    icon = ":white_check_mark:" if set(counts) == {"recovery"} else SEVERITY_ICON.get(top, "")
+    return _clip(f"{icon} {head}", MAX_HEADER)
+
+
+def _scope_line(s: Scope) -> str:
+    if s.mtd_usd is None:
+        return f"*{s.title}*  :x: no data (all sources failed)"
+    budget = f" of {money(s.budget_usd)}" if s.budget_usd else ""
+    pct = f" ({s.pct}%)" if s.pct is not None else ""
+    partial = "  _partial: at least_" if s.partial else ""
+    return f"*{s.title}*  {money(s.mtd_usd)}{budget}{pct}  {progress_bar(s.pct)}{partial}"
+
+
+def _forecast_line(s: Scope) -> str | None:
+    fc = s.forecast
+    if fc is None:
+        return "forecast: not yet (needs 2 complete days)" if s.mtd_usd is not None else None
+    when = ""
+    if fc.crossing_day and s.budget_usd:
+        when = f", budget reached {fc.crossing_day:%b %d}"
+    return f"forecast {money(fc.projected_usd)} at {money(fc.daily_rate_usd)}/day{when}"
+
+
+def _account_line(r: SourceResult, scope: Scope | None) -> str:
+    if r.report is None:
+        cause = r.cause.describe if r.cause else "failed"
+        return f":x: *{r.account.label}* FAILED: {cause}; no figure (not $0)"
+    rep = r.report
+    budget = ""
+    if scope is not None and scope.budget_usd:
+        budget = f" of {money(scope.budget_usd)} ({scope.pct}%)"
+    extra = ""
+    if rep.partial_reason:
+        extra += f"  _partial: {rep.partial_reason}_"
+    if rep.headroom is not None and rep.headroom.remaining_usd is not None:
+        extra += f"  · {money(rep.headroom.remaining_usd)} left of its {money(rep.headroom.limit_usd)} xAI limit"
+    return f"• *{r.account.label}* {money(rep.mtd_usd)}{budget}{extra}"
+
+
+def _top_lines(results: Sequence[SourceResult]) -> list[str]:
+    merged: dict[tuple[str, str], Decimal] = {}
+    for r in results:
+        if r.report is None:
+            continue
+        for line in r.report.breakdown:
+            merged[(line.dimension, line.key)] = merged.get((line.dimension, line.key), Decimal(0)) + line.amount
+    out = []
+    dims = sorted(
+        {d for d, _ in merged},
+        key=lambda d: (
+            ["model", "line_item", "sku", "project", "workspace"].index(d)
+            if d in ["model", "line_item", "sku", "project", "workspace"]
+            else 9
+        ),
+    )
+    for dim in dims:
+        items = sorted(((k, v) for (d, k), v in merged.items() if d == dim), key=lambda kv: (-kv[1], kv[0]))
+        shown = ", ".join(f"{_clip(k, 60)} {money(v)}" for k, v in items[:TOP_LINES])
+        more = f", and {len(items) - TOP_LINES} more" if len(items) > TOP_LINES else ""
+        out.append(f"top {dim.replace('_', ' ')}s: {shown}{more}")
+    return out
+
+
+def _provider_blocks(
+    provider: str, scopes: Sequence[Scope], results: Sequence[SourceResult], now: dt.datetime
+) -> list[Any]:
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
+    pscope = next(s for s in scopes if s.name == provider)
+    rs = [r for r in results if r.account.provider == provider]
+    lines = [_scope_line(pscope)]
+    fc = _forecast_line(pscope)
+    if fc:
+        lines.append(fc)
+    if pscope.daily:
+        lines.append(f"daily {sparkline([d.amount for d in pscope.daily])}  (today {money(pscope.daily[-1].amount)})")
+    if len(rs) > 1 or any(r.report is None for r in rs):
+        acc_scopes = {s.name: s for s in scopes if s.level == "account"}
+        lines.extend(_account_line(r, acc_scopes.get(r.account.scope)) for r in rs)
+    lines.extend(_top_lines(rs))
+    for r in rs:
+        if r.report is not None:
+            lines.extend(f"_note ({r.account.label}): {n}_" for n in r.report.notes)
+    text = _join_limited(lines, MAX_SECTION, "lines")
+
+    fresh = []
+    for r in rs:
+        if r.report is not None:
+            f = r.report.freshness
+            fresh.append(f"{r.account.label} {age(f.as_of, now)}")
+    month = pscope.month
+    tz = "US Pacific invoice month" if provider == "gemini" else "UTC month"
+    ctx = f"billing month {month} ({tz}) · data {'; '.join(fresh) or 'unavailable'} · <{CONSOLES[provider]}|console>"
+    return [
+        SectionBlock(text=MarkdownTextObject(text=text)),
+        ContextBlock(elements=[MarkdownTextObject(text=_clip(ctx, 2000))]),
+    ]
+
+
+def render(msg: MessageInput) -> dict[str, Any]:
+    """The Slack payload (`text` + `blocks`) for one check. Pure: same input, same output."""
+    from slack_sdk.models.blocks import (
+        ContextBlock,
+        DividerBlock,
+        HeaderBlock,
+        MarkdownTextObject,
+        PlainTextObject,
+        SectionBlock,
+    )
+
+    events = sorted(msg.events, key=lambda e: (-e.severity, e.key))
+    head = headline(events, msg.digest, msg.now)
+    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=head, emoji=True))]
+    if events:
+        ev_lines = [f"{SEVERITY_ICON.get(e.severity, '•')} {e.line}" for e in events if e.kind != "digest"]
+        if ev_lines:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=_join_limited(ev_lines, MAX_SECTION, "alerts"))))
+    blocks.append(DividerBlock())
+
+    total = next(s for s in msg.scopes if s.level == "total")
+    tlines = [_scope_line(total)]
+    fc = _forecast_line(total)
+    if fc:
+        tlines.append(fc)
+    if total.daily:
+        tlines.append(f"daily {sparkline([d.amount for d in total.daily])}")
+    blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(tlines))))
+
+    providers = [s.name for s in msg.scopes if s.level == "provider"]
+    budget_for_providers = MAX_BLOCKS - len(blocks) - 1
+    for i, provider in enumerate(providers):
+        if 2 * (i + 1) > budget_for_providers:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(providers) - i} more providers")))
+            break
+        blocks.extend(_provider_blocks(provider, msg.scopes, msg.results, msg.now))
+
+    months = sorted({s.month for s in msg.scopes if s.level == "provider"})
+    foot = [f"checked {msg.now:%Y-%m-%d %H:%M} UTC"]
+    failed = [r.account.scope for r in msg.results if r.report is None]
+    if failed:
+        foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
+    if len(months) > 1:
+        per = ", ".join(f"{PROVIDER_TITLES[s.name]} {s.month}" for s in msg.scopes if s.level == "provider")
+        foot.append(f"billing months differ ({per}): Google bills by the US Pacific invoice month")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(foot), 2000))]))
+
+    text_lines = [head] + [e.line for e in events if e.kind != "digest"] + [_scope_line(total)]
+    if failed:
+        text_lines.append(f"partial data: {', '.join(failed)} failed")
+    return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": [b.to_dict() for b in blocks]}
+
+
+# --- posting ---------------------------------------------------------------------------------
+
+
+def _capped_rate_limit_handler() -> Any:
+    from slack_sdk.http_retry import RateLimitErrorRetryHandler
+
+    class CappedRateLimit(RateLimitErrorRetryHandler):
+        """Retry 429 only when Slack's Retry-After fits the check's time budget."""
+
+        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+            if response is None or response.status_code != 429:
+                return False
+            for k, v in response.headers.items():
+                if k.lower() == "retry-after":
+                    try:
+                        return int(v[0] if isinstance(v, list) else v) <= MAX_RETRY_AFTER_S
+                    except (TypeError, ValueError):
+                        return False
+            return True
+
+    return CappedRateLimit(max_retry_count=2)
+
+
+_SLACK_ERRORS = {
+    400: Cause.CLIENT_ERROR,  # invalid_payload
+    403: Cause.PERMISSION,  # action_prohibited
+    404: Cause.AUTH,  # no_service / channel_not_found: webhook revoked or gone
+    410: Cause.AUTH,  # channel_is_archived
+    429: Cause.RATE_LIMIT,
+}
+
+
+def post(url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S) -> None:
+    """Post to an incoming webhook; raise `NotifyError` unless Slack answered 200."""
+    from slack_sdk.http_retry import ConnectionErrorRetryHandler
+    from slack_sdk.webhook import WebhookClient
+
+    quiet = logging.getLogger("llm_budget_alert.slack_sdk")
+    quiet.setLevel(logging.CRITICAL)  # slack_sdk logs full request URLs, and the URL is the secret
+    client = WebhookClient(
+        url=url,
+        timeout=timeout,
+        logger=quiet,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), _capped_rate_limit_handler()],
+    )
+    try:
+        resp = client.send_dict(payload)
+    except TimeoutError:
+        raise NotifyError(Cause.TIMEOUT, "Slack webhook timed out") from None
+    except OSError as exc:
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, TimeoutError):
+            raise NotifyError(Cause.TIMEOUT, "Slack webhook timed out") from None
+        raise NotifyError(Cause.CONNECTION, f"Slack webhook unreachable ({type(exc).__name__})") from None
+    if resp.status_code == 200:
+        return
+    body = (resp.body or "")[:80].strip() if isinstance(resp.body, str) else ""
+    cause = _SLACK_ERRORS.get(resp.status_code, Cause.SERVER_ERROR if resp.status_code >= 500 else Cause.CLIENT_ERROR)
+    raise NotifyError(cause, f"Slack answered HTTP {resp.status_code} ({body or 'no body'})", status=resp.status_code)

@@ -1,0 +1,396 @@
+"""One check: billing windows → fetch every account concurrently → evaluate → say what is new → post.
+
+    settings ─► sources (threads, one deadline) ─► rules.evaluate ─► events
+                                                        │
+    state.Ledger.claim (CAS) ◄──────────────────────────┘
+           │ owned events
+           ▼
+    slack.render ─► slack.post ─► Ledger.confirm | Ledger.release (pending, retried next run)
+
+A failing account becomes a failed `SourceResult` (never $0) and never stops the others. A config or
+state error stops the check before anything is posted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import logs
+from alerts import rules, slack
+from alerts.rules import Event, Scope
+from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Store
+from config import PROVIDER_NAMES, SecretResolver, Settings
+from errors import Cause, NotifyError, ProviderError, SecretError, StateError
+from models import AccountRef, BillingPeriod, SourceResult, require_aware
+from providers import Deps, build_source
+from providers._http import Deadline
+
+log = logs.get("check")
+NOTIFY_RESERVE_S = 15.0  # of the deadline, kept for state writes and the Slack post
+
+
+@dataclasses.dataclass
+class CheckOutcome:
+    now: dt.datetime
+    results: list[SourceResult]
+    scopes: list[Scope]
+    events_now: list[Event]  # everything that holds now (new or not)
+    delivered: list[str] = dataclasses.field(default_factory=list)  # keys posted by this run
+    pending: list[str] = dataclasses.field(default_factory=list)  # keys left for a later run
+    payload: dict[str, Any] | None = None  # the Slack message (posted, or rendered in a dry run)
+    posted: bool = False
+    notify_error: str | None = None
+    state_error: str | None = None
+    dry_run: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return any(r.partial for r in self.results)
+
+
+def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
+    """Every configured account, fetched concurrently; failures are classified results."""
+    jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
+    for provider in PROVIDER_NAMES:
+        if provider not in settings.budgets.configured():
+            continue
+        for account in settings.budgets.accounts(provider):
+            ref = AccountRef(provider, account.label)
+            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline)))
+    if not jobs:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
+        futures = [pool.submit(fn) for _, fn in jobs]
+        return [f.result() for f in futures]
+
+
+def _fetch_one(
+    provider: str, account: Any, ref: AccountRef, deps: Deps, now: dt.datetime, deadline: Deadline
+) -> Callable[[], SourceResult]:
+    def run() -> SourceResult:
+        started = time.monotonic()
+        period = BillingPeriod.containing(now)
+        try:
+            source = build_source(provider, account, deps)
+            period = source.billing_period(now)
+            report = source.fetch(period, deadline)
+        except ProviderError as exc:
+            return _failed(ref, period, exc.cause, exc.message, started)
+        except SecretError as exc:
+            return _failed(ref, period, Cause.SECRET, str(exc), started)
+        except Exception as exc:
+            log.exception("provider %s crashed", ref.scope)
+            return _failed(ref, period, Cause.BAD_RESPONSE, f"internal error: {type(exc).__name__}", started)
+        result = SourceResult(ref, period, report=report, elapsed_s=time.monotonic() - started)
+        logs.event(
+            log,
+            logging.INFO,
+            f"{ref.scope}: month-to-date fetched",
+            scope=ref.scope,
+            mtd_usd=str(report.mtd_usd),
+            requests=report.requests,
+            elapsed_s=round(result.elapsed_s, 3),
+            partial=report.partial_reason is not None,
+        )
+        return result
+
+    return run
+
+
+def _failed(ref: AccountRef, period: BillingPeriod, cause: Cause, message: str, started: float) -> SourceResult:
+    logs.event(log, logging.ERROR, f"{ref.scope}: {cause.describe}", scope=ref.scope, cause=cause.value, error=message)
+    return SourceResult(ref, period, cause=cause, error=message, elapsed_s=time.monotonic() - started)
+
+
+def health_events(
+    results: Sequence[SourceResult], now: dt.datetime, after_runs: int
+) -> Callable[[Doc], dict[str, Any]]:
+    """State mutation for failure/recovery notices: one after `after_runs` failed runs, one on recovery."""
+    month = f"{now:%Y-%m}"
+
+    def mutate(doc: Doc) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        health = doc["health"]
+        for r in results:
+            scope = r.account.scope
+            title = f"{rules.PROVIDER_TITLES[r.account.provider]} · {r.account.label}"
+            h = health.get(scope)
+            if r.report is None:
+                h = h or {"failures": 0, "since": now.isoformat(), "notified": False}
+                last = h.get("last_counted")
+                if last is None or now - dt.datetime.fromisoformat(last) >= FAILURE_RECOUNT:
+                    h["failures"] = int(h.get("failures", 0)) + 1
+                    h["last_counted"] = now.isoformat()
+                h["cause"] = r.cause.value if r.cause else "unknown"
+                health[scope] = h
+                if h["failures"] >= after_runs and not h.get("notified"):
+                    h["notified"] = True
+                    cause = r.cause.describe if r.cause else "failed"
+                    out[f"failure:{h['since']}:{scope}"] = {
+                        "month": month,
+                        "kind": "failure",
+                        "scope": scope,
+                        "line": (
+                            f"*{title}* has failed {h['failures']} runs in a row: *{cause}*. "
+                            f"Its spend is missing from the totals until it recovers."
+                        ),
+                    }
+            elif h is not None:
+                if h.get("notified"):
+                    out[f"recovery:{h['since']}:{scope}"] = {
+                        "month": month,
+                        "kind": "recovery",
+                        "scope": scope,
+                        "line": f"*{title}* is reporting again (it had failed {h.get('failures', 0)} runs: "
+                        f"{_describe(h.get('cause'))}).",
+                    }
+                del health[scope]
+        return out
+
+    return mutate
+
+
+def _describe(cause: Any) -> str:
+    try:
+        return Cause(cause).describe
+    except ValueError:
+        return str(cause)
+
+
+def digest_event(settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    d = settings.budgets.digest
+    if not d.enabled or now.hour != d.hour_utc:
+        return {}
+    return {
+        f"digest:{now:%Y-%m-%d}": {
+            "month": f"{now:%Y-%m}",
+            "kind": "digest",
+            "scope": "total",
+            "line": f"Daily digest for {now:%b %d}",
+        }
+    }
+
+
+def make_store(settings: Settings) -> Store:
+    if settings.state_backend == "gcs":
+        assert settings.state_bucket
+        return GCSStore(settings.state_bucket, settings.state_object)
+    return FileStore(settings.state_file)
+
+
+def run_check(
+    settings: Settings,
+    deps: Deps,
+    now: dt.datetime,
+    *,
+    dry_run: bool = False,
+    store: Store | None = None,
+    webhook_url: str | None = None,
+) -> CheckOutcome:
+    """Run one check at instant `now`. See the module docstring for the pipeline."""
+    started = time.monotonic()
+    now = require_aware(now)
+    deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
+    results = fetch_all(settings, deps, now, deadline)
+    scopes = rules.evaluate(settings.budgets, results, now)
+    events = rules.budget_events(settings.budgets, scopes) + rules.spike_events(settings.budgets, scopes)
+    outcome = CheckOutcome(now=now, results=results, scopes=scopes, events_now=events, dry_run=dry_run)
+    wanted: dict[str, dict[str, Any]] = {
+        e.key: {"month": e.month, "kind": e.kind, "scope": e.scope, "line": e.line} for e in events
+    }
+    wanted.update(digest_event(settings, now))
+    by_key = {e.key: e for e in events}
+
+    ledger = Ledger(store or make_store(settings))
+    try:
+        if dry_run:
+            doc = ledger.snapshot()
+            said = {k for entries in doc["events"].values() for k, e in entries.items() if e["status"] == "sent"}
+            owned = {k: v for k, v in wanted.items() if k not in said}
+        else:
+            owned = ledger.claim(wanted, now, health_events(results, now, settings.budgets.failure_notice_after_runs))
+    except StateError as exc:
+        outcome.state_error = str(exc)
+        logs.event(log, logging.ERROR, "alert state unusable; nothing posted", error=str(exc))
+        outcome.elapsed_s = time.monotonic() - started
+        return outcome
+
+    if owned:
+        to_say = [
+            by_key.get(k)
+            or Event(
+                key=k,
+                kind=v["kind"],
+                scope=v["scope"],
+                month=v["month"],
+                line=v["line"] + (" _(delayed)_" if v.get("delayed") else ""),
+                severity=_severity(v["kind"]),
+            )
+            for k, v in owned.items()
+        ]
+        outcome.payload = slack.render(
+            slack.MessageInput(
+                now=now,
+                scopes=scopes,
+                results=results,
+                events=to_say,
+                digest=any(e.kind == "digest" for e in to_say),
+            )
+        )
+        if dry_run:
+            outcome.pending = sorted(owned)
+        else:
+            _deliver(outcome, ledger, owned, settings, deps, webhook_url)
+    outcome.elapsed_s = time.monotonic() - started
+    logs.event(
+        log,
+        logging.INFO,
+        "check finished",
+        partial=outcome.partial,
+        delivered=outcome.delivered,
+        pending=outcome.pending,
+        elapsed_s=round(outcome.elapsed_s, 3),
+        dry_run=dry_run,
+    )
+    return outcome
+
+
+def _severity(kind: str) -> int:
+    return {"threshold": 3, "forecast": 2, "spike": 2, "failure": 2, "recovery": 1, "digest": 1}.get(kind, 1)
+
+
+def _deliver(
+    outcome: CheckOutcome,
+    ledger: Ledger,
+    owned: dict[str, dict[str, Any]],
+    settings: Settings,
+    deps: Deps,
+    webhook_url: str | None,
+) -> None:
+    assert outcome.payload is not None
+    try:
+        url = webhook_url or deps.secrets.get(
+            secret=settings.slack_webhook_secret,
+            env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
+            what="Slack webhook URL",
+        )
+        slack.post(url, outcome.payload)
+    except (NotifyError, SecretError) as exc:
+        cause = exc.cause.value if isinstance(exc, NotifyError) else Cause.SECRET.value
+        outcome.notify_error = str(exc)
+        outcome.pending = sorted(owned)
+        logs.event(
+            log,
+            logging.ERROR,
+            "Slack post failed; alerts kept pending for the next run",
+            cause=cause,
+            error=str(exc),
+            pending=outcome.pending,
+        )
+        try:
+            ledger.release(owned, outcome.now, cause)
+        except StateError as sexc:
+            outcome.state_error = str(sexc)
+            logs.event(log, logging.ERROR, "could not release claims; they expire and are retried", error=str(sexc))
+        return
+    outcome.posted = True
+    outcome.delivered = sorted(owned)
+    try:
+        ledger.confirm(owned, outcome.now)
+    except StateError as exc:
+        outcome.state_error = str(exc)
+        logs.event(log, logging.ERROR, "posted but could not record it", error=str(exc))
+
+
+# --- the JSON document the HTTP function and `--json` answer --------------------------------
+
+
+def _usd(v: Decimal | None) -> str | None:
+    return None if v is None else str(v.quantize(Decimal("0.01")))
+
+
+def to_json(outcome: CheckOutcome) -> dict[str, Any]:
+    """Per-account status, month-to-date USD (decimal strings), freshness, totals, partial, alerts."""
+    scopes = {s.name: s for s in outcome.scopes}
+    providers: dict[str, Any] = {}
+    for r in outcome.results:
+        p = providers.setdefault(r.account.provider, {"accounts": []})
+        acc: dict[str, Any] = {
+            "label": r.account.label,
+            "status": r.status.value,
+            "billing_month": r.period.key,
+            "month_timezone": r.period.tz_name,
+            "mtd_usd": None,
+        }
+        if r.report is not None:
+            rep = r.report
+            acc.update(
+                mtd_usd=str(rep.mtd_usd),
+                mtd_usd_rounded=_usd(rep.mtd_usd),
+                freshness={
+                    "as_of": rep.freshness.as_of.isoformat() if rep.freshness.as_of else None,
+                    "note": rep.freshness.note,
+                },
+                partial=rep.partial_reason,
+                requests=rep.requests,
+                notes=list(rep.notes),
+            )
+            if rep.headroom is not None:
+                acc["headroom"] = {
+                    k: _usd(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(rep.headroom).items()
+                }
+        else:
+            acc.update(cause=r.cause.value if r.cause else None, error=r.error)
+        p["accounts"].append(acc)
+    for name, p in providers.items():
+        s = scopes.get(name)
+        if s is not None:
+            p.update(_scope_json(s))
+    total = scopes["total"]
+    return {
+        "checked_at": outcome.now.isoformat(),
+        "partial": outcome.partial,
+        "total": _scope_json(total),
+        "providers": providers,
+        "alerts": {
+            "holding": sorted(e.key for e in outcome.events_now),
+            "delivered": outcome.delivered,
+            "pending": outcome.pending,
+        },
+        "slack": {"posted": outcome.posted, "error": outcome.notify_error, "dry_run": outcome.dry_run},
+        "state_error": outcome.state_error,
+        "elapsed_s": round(outcome.elapsed_s, 3),
+    }
+
+
+def _scope_json(s: Scope) -> dict[str, Any]:
+    return {
+        "mtd_usd": None if s.mtd_usd is None else str(s.mtd_usd),
+        "mtd_usd_rounded": _usd(s.mtd_usd),
+        "budget_usd": _usd(s.budget_usd),
+        "pct": None if s.pct is None else str(s.pct),
+        "billing_month": s.month,
+        "partial": s.partial,
+        "failed": list(s.failed_parts),
+        "forecast_usd": _usd(s.forecast.projected_usd) if s.forecast else None,
+        "forecast_crossing_day": s.forecast.crossing_day.isoformat()
+        if s.forecast and s.forecast.crossing_day
+        else None,
+    }
+
+
+def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
+    return Deps(
+        secrets=secrets,
+        base_urls=settings.base_urls,
+        bigquery_job_project=settings.bigquery_job_project,
+        bigquery_emulator_host=settings.bigquery_emulator_host,
+    )

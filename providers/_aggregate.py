@@ -1,0 +1,83 @@
+"""Aggregate cost rows as pages arrive: memory grows with days × breakdown keys, never with pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from errors import Cause, ProviderError
+from models import ZERO, BillingPeriod, BreakdownLine, DailyCost
+
+ABSURD_DAILY_USD = Decimal(1_000_000)
+
+
+def to_decimal(value: Any, *, what: str) -> Decimal:
+    """Parse a JSON money value strictly: numbers and numeric strings only, finite.
+
+    Floats go through `str()` so 0.1 stays 0.1 (not 0.1000000000000000055...). Booleans, objects,
+    null and NaN/Infinity are a drifted shape.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: expected a number, got {type(value).__name__}")
+    if isinstance(value, int | float):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: expected a number, got {type(value).__name__}")
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {text[:40]!r} is not a number") from None
+    if not d.is_finite():
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {text[:40]!r} is not a finite number")
+    return d
+
+
+class CostAccumulator:
+    """Sums USD amounts per day of a billing period and per breakdown key."""
+
+    def __init__(self, period: BillingPeriod) -> None:
+        self.period = period
+        self._daily: dict[dt.date, Decimal] = defaultdict(Decimal)
+        self._lines: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        self.rows = 0
+        self.negative_rows = 0
+
+    def add(self, day: dt.date, usd: Decimal, dims: dict[str, str | None] | None = None) -> None:
+        if not (self.period.first_day <= day <= self.period.last_day):
+            return  # a bucket outside this billing month (a provider's partial first bucket is inside)
+        self.rows += 1
+        if usd < 0:
+            self.negative_rows += 1
+        self._daily[day] += usd
+        for dim, key in (dims or {}).items():
+            self._lines[(dim, key if key else "(none)")] += usd
+
+    def daily(self) -> tuple[DailyCost, ...]:
+        """Every day from the 1st to today (zeros included), oldest first."""
+        out = []
+        day = self.period.first_day
+        end = min(self.period.today, self.period.last_day)
+        while day <= end:
+            out.append(DailyCost(day, self._daily.get(day, ZERO)))
+            day += dt.timedelta(days=1)
+        return tuple(out)
+
+    def total(self) -> Decimal:
+        return sum(self._daily.values(), ZERO)
+
+    def breakdown(self) -> tuple[BreakdownLine, ...]:
+        lines = [BreakdownLine(dim, key, amt) for (dim, key), amt in self._lines.items()]
+        lines.sort(key=lambda line: (line.dimension, -line.amount, line.key))
+        return tuple(lines)
+
+    def anomaly_notes(self) -> tuple[str, ...]:
+        notes = []
+        if self.negative_rows:
+            notes.append(f"{self.negative_rows} negative amount(s) in the provider data: possible refund or unit error")
+        if any(v > ABSURD_DAILY_USD for v in self._daily.values()):
+            notes.append("a day above $1,000,000: possible unit error in the provider data (still alerted)")
+        return tuple(notes)

@@ -1,0 +1,100 @@
+"""OpenAI organisation costs: `GET /v1/organization/costs` (admin key).
+
+Units: `amount.value` is a float in **dollars** (not cents). Buckets are UTC days. The window
+starts at the 1st 00:00 UTC exactly (a later start would make a partial first bucket) and ends at
+now (a future `end_time` has been reported to fail). `limit=31` makes a month one page; cursors are
+still followed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from config import OpenAIAccount
+from errors import Cause, ProviderError
+from models import UTC, BillingPeriod, CostReport, Freshness
+from providers import Deps, admin_key
+from providers._aggregate import CostAccumulator, to_decimal
+from providers._http import Deadline, pages, request_json
+
+PATH = "/v1/organization/costs"
+PAGE_LIMIT = 31
+
+
+def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
+    """Add one `/organization/costs` page to `acc`. An error envelope or drifted shape raises."""
+    if "error" in doc:
+        err = doc["error"]
+        msg = err.get("message", "") if isinstance(err, dict) else str(err)
+        raise ProviderError(Cause.BAD_RESPONSE, f"error envelope in a 200 answer: {str(msg)[:200]}")
+    if doc.get("object") != "page" or not isinstance(doc.get("data"), list):
+        raise ProviderError(Cause.BAD_RESPONSE, "expected {'object': 'page', 'data': [...]} from /organization/costs")
+    for bucket in doc["data"]:
+        if not isinstance(bucket, dict) or not isinstance(bucket.get("results"), list):
+            raise ProviderError(Cause.BAD_RESPONSE, "bucket without a results list")
+        start = bucket.get("start_time")
+        if not isinstance(start, int) or isinstance(start, bool):
+            raise ProviderError(Cause.BAD_RESPONSE, "bucket start_time is not a unix timestamp")
+        day = dt.datetime.fromtimestamp(start, UTC).date()
+        for row in bucket["results"]:
+            if not isinstance(row, dict) or not isinstance(row.get("amount"), dict):
+                raise ProviderError(Cause.BAD_RESPONSE, "cost result without an amount object")
+            amount = row["amount"]
+            currency = amount.get("currency")
+            if not isinstance(currency, str) or currency.lower() != "usd":
+                raise ProviderError(Cause.BAD_RESPONSE, f"unexpected currency {currency!r} (expected usd)")
+            usd = to_decimal(amount.get("value"), what="amount.value")
+            acc.add(day, usd, {"line_item": _opt_str(row.get("line_item")), "project": _opt_str(row.get("project_id"))})
+
+
+def _opt_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+@dataclasses.dataclass
+class OpenAICosts:
+    account: OpenAIAccount
+    deps: Deps
+    provider: str = "openai"
+
+    def billing_period(self, now: dt.datetime) -> BillingPeriod:
+        return BillingPeriod.containing(now)
+
+    def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
+        key = admin_key(self.deps, "openai", self.account, "OpenAI admin key")
+        acc = CostAccumulator(period)
+        counter = [0]
+        base: list[tuple[str, str | int]] = [
+            ("start_time", int(period.start.timestamp())),
+            ("end_time", int(period.now.timestamp())),
+            ("bucket_width", "1d"),
+            ("group_by", "line_item"),
+            ("group_by", "project_id"),
+            ("limit", PAGE_LIMIT),
+        ]
+        with self.deps.http_factory(
+            self.deps.base_urls["openai"], headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+
+            def fetch_page(cursor: str | None) -> dict[str, Any]:
+                params = base + ([("page", cursor)] if cursor else [])
+                return request_json(client, "GET", PATH, params=params, deadline=deadline, counter=counter)
+
+            for page in pages(fetch_page):
+                parse_costs_page(page, acc)
+        return CostReport(
+            period=period,
+            mtd_usd=acc.total(),
+            daily=acc.daily(),
+            breakdown=acc.breakdown(),
+            freshness=Freshness(period.now, "near real-time; today's bucket is still growing"),
+            notes=acc.anomaly_notes(),
+            requests=counter[0],
+        )
+
+
+def from_config(account: Any, deps: Deps) -> OpenAICosts:
+    assert isinstance(account, OpenAIAccount)
+    return OpenAICosts(account, deps)

@@ -1,0 +1,71 @@
+"""Shared test setup: no network beyond loopback, no retry sleeps, a repo-root import path."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stamina
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    host = address[0] if isinstance(address, tuple) else address
+    loopback = isinstance(host, str) and (host.startswith("127.") or host in ("::1", "localhost"))
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback:
+        raise RuntimeError(f"test tried to reach {host}: tests may only use 127.0.0.1")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_retry_sleeps() -> Iterator[None]:
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)
+
+
+def load_fixture(provider: str, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / provider / f"{name}.json").read_text())
+    return data
+
+
+def mock_http_factory(handler: Any) -> Any:
+    """A `Deps.http_factory` whose clients answer from `handler(request)` (an httpx fake transport)."""
+    import httpx
+
+    def factory(base_url: str, *, headers: dict[str, str] | None = None) -> httpx.Client:
+        return httpx.Client(base_url=base_url, headers=headers or {}, transport=httpx.MockTransport(handler))
+
+    return factory
+
+
+def make_deps(handler: Any = None, env: dict[str, str] | None = None, **kw: Any) -> Any:
+    from config import DEFAULT_BASE_URLS, SecretResolver
+    from providers import Deps
+
+    env = {
+        "OPENAI_ADMIN_KEY": "sk-admin-unit-test-key",
+        "ANTHROPIC_ADMIN_KEY": "sk-ant-admin01-unit-test",
+        "XAI_MANAGEMENT_KEY": "xai-mgmt-unit-test",
+        **(env or {}),
+    }
+    deps = Deps(secrets=SecretResolver(env=env), base_urls=dict(DEFAULT_BASE_URLS), **kw)
+    if handler is not None:
+        deps.http_factory = mock_http_factory(handler)
+    return deps
