@@ -210,10 +210,12 @@ def _provider_blocks(
         lines.append(fc)
     if pscope.daily:
         lines.append(f"daily {sparkline([d.amount for d in pscope.daily])}  (today {money(pscope.daily[-1].amount)})")
-    if len(rs) > 1 or any(r.report is None for r in rs):
-        acc_scopes = {s.name: s for s in scopes if s.level == "account"}
-        lines.extend(_account_line(r, acc_scopes.get(r.account.scope)) for r in rs)
     lines.extend(_top_lines(rs))
+    if len(rs) > 1 or any(r.report is None or r.report.headroom or r.report.partial_reason for r in rs):
+        acc_scopes = {s.name: s for s in scopes if s.level == "account"}
+        # Failed accounts first: they must survive truncation.
+        ordered = sorted(rs, key=lambda r: r.report is not None)
+        lines.extend(_account_line(r, acc_scopes.get(r.account.scope)) for r in ordered)
     for r in rs:
         if r.report is not None:
             lines.extend(f"_note ({r.account.label}): {n}_" for n in r.report.notes)
@@ -233,6 +235,19 @@ def _provider_blocks(
     ]
 
 
+def _fold(events: Sequence[Event]) -> list[Event]:
+    """Keep only the highest new threshold per scope: "crossed 80%" says "crossed 50%" too."""
+    top: dict[str, Event] = {}
+    for e in events:
+        if e.kind == "threshold" and (e.scope not in top or _pct_of(e) > _pct_of(top[e.scope])):
+            top[e.scope] = e
+    return [e for e in events if e.kind != "threshold" or top[e.scope] is e]
+
+
+def _pct_of(e: Event) -> Decimal:
+    return Decimal(e.key.rsplit(":", 1)[1])
+
+
 def render(msg: MessageInput) -> dict[str, Any]:
     """The Slack payload (`text` + `blocks`) for one check. Pure: same input, same output."""
     from slack_sdk.models.blocks import (
@@ -244,7 +259,7 @@ def render(msg: MessageInput) -> dict[str, Any]:
         SectionBlock,
     )
 
-    events = sorted(msg.events, key=lambda e: (-e.severity, e.key))
+    events = _fold(sorted(msg.events, key=lambda e: (-e.severity, e.key)))
     head = headline(events, msg.digest, msg.now)
     blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=head, emoji=True))]
     if events:

@@ -69,3 +69,52 @@ def make_deps(handler: Any = None, env: dict[str, str] | None = None, **kw: Any)
     if handler is not None:
         deps.http_factory = mock_http_factory(handler)
     return deps
+
+
+def report_for(
+    provider: str,
+    label: str,
+    now: Any,
+    daily: list[str],
+    *,
+    breakdown: Any = (),
+    tz: Any = None,
+    as_of: Any = None,
+    partial_reason: str | None = None,
+    headroom: Any = None,
+) -> Any:
+    """A successful SourceResult whose daily series is `daily` (USD strings from the 1st)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from models import UTC, AccountRef, BillingPeriod, CostReport, DailyCost, Freshness, SourceResult
+
+    period = BillingPeriod.containing(now, tz or UTC)
+    days = tuple(DailyCost(period.first_day + dt.timedelta(days=i), Decimal(v)) for i, v in enumerate(daily))
+    rep = CostReport(
+        period=period,
+        mtd_usd=sum((d.amount for d in days), Decimal(0)),
+        daily=days,
+        breakdown=tuple(breakdown),
+        freshness=Freshness(as_of or now, "test"),
+        partial_reason=partial_reason,
+        headroom=headroom,
+        requests=1,
+    )
+    return SourceResult(AccountRef(provider, label), period, report=rep)
+
+
+def failed_for(provider: str, label: str, now: Any, cause: Any) -> Any:
+    from models import AccountRef, BillingPeriod, SourceResult
+
+    return SourceResult(AccountRef(provider, label), BillingPeriod.containing(now), cause=cause, error="test failure")
+
+
+def budgets(**overrides: Any) -> Any:
+    import json
+
+    from config import parse_budget_config
+
+    doc = {"total_budget_usd": 1000, "providers": {"openai": {"budget_usd": 500}, "anthropic": {"budget_usd": 400}}}
+    doc.update(overrides)
+    return parse_budget_config(json.dumps(doc), origin="test")
