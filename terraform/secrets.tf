@@ -1,0 +1,58 @@
+# Secret Manager secret CONTAINERS only: one per keyed provider account (locals.keyed_accounts)
+# and one for the Slack webhook URL. Their values are added out of band with
+# `gcloud secrets versions add` (output secret_add_commands), so no key ever enters the Terraform
+# state or plan.
+#
+# The function reads each secret at run time (google-cloud-secret-manager, version "latest"),
+# so a rotated key is used from the next run on, without a redeploy. That is also why there is no
+# secret_environment_variables block in function.tf.
+#
+# The runtime service account may access exactly these secrets: secretAccessor is granted on each
+# secret, never on the project.
+
+resource "google_secret_manager_secret" "provider_key" {
+  for_each = local.keyed_accounts
+
+  project   = var.project_id
+  secret_id = each.value.secret_id
+  labels = {
+    provider = each.value.provider
+    account  = each.value.label
+  }
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_secret_manager_secret_iam_member" "provider_key_runtime" {
+  for_each = google_secret_manager_secret.provider_key
+
+  project   = each.value.project
+  secret_id = each.value.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_secret_manager_secret" "slack_webhook" {
+  project   = var.project_id
+  secret_id = local.slack_secret_id
+  labels = {
+    purpose = "slack-webhook"
+  }
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_secret_manager_secret_iam_member" "slack_webhook_runtime" {
+  project   = google_secret_manager_secret.slack_webhook.project
+  secret_id = google_secret_manager_secret.slack_webhook.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}

@@ -1,0 +1,319 @@
+# Inputs, in alphabetical order. Every validation message says how to fix the value.
+# The budget document itself is validated again by config.BudgetConfig when the function starts;
+# the checks here catch the same mistakes at `terraform plan`, before anything is deployed.
+
+variable "anthropic_base_url" {
+  description = "Base URL of the Anthropic Admin API (cost_report). Change it only to route through a proxy."
+  type        = string
+  default     = "https://api.anthropic.com"
+
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-])?$", var.anthropic_base_url))
+    error_message = "anthropic_base_url must be an https:// URL without a trailing slash, e.g. https://api.anthropic.com (the default)."
+  }
+}
+
+variable "budgets" {
+  description = <<-EOT
+    The budget document (config.BudgetConfig) without keys: monthly USD budgets, alert thresholds
+    and the accounts of each provider. Terraform adds each keyed account's key_secret (the Secret
+    Manager secret it creates) and passes the result to the function as BUDGET_CONFIG.
+    Optional settings left null are omitted, so config.py's defaults apply (thresholds 50/80/100 %,
+    forecast 100 %, digest at 09 UTC, spike factor 2 over a 7-day baseline, failure notice after 2 runs).
+    openai/anthropic accounts default to one account labelled "default"; xai needs team_id;
+    gemini needs the Cloud Billing export table (project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX).
+  EOT
+  type = object({
+    total_budget_usd          = number
+    thresholds_pct            = optional(list(number))
+    forecast_thresholds_pct   = optional(list(number))
+    failure_notice_after_runs = optional(number)
+    digest = optional(object({
+      enabled  = optional(bool)
+      hour_utc = optional(number)
+    }))
+    spike = optional(object({
+      factor        = optional(number)
+      min_usd       = optional(number)
+      baseline_days = optional(number)
+    }))
+    providers = object({
+      openai = optional(object({
+        budget_usd = number
+        accounts = optional(list(object({
+          label      = optional(string, "default")
+          budget_usd = optional(number)
+        })), [{}])
+      }))
+      anthropic = optional(object({
+        budget_usd = number
+        accounts = optional(list(object({
+          label      = optional(string, "default")
+          budget_usd = optional(number)
+        })), [{}])
+      }))
+      xai = optional(object({
+        budget_usd = number
+        accounts = list(object({
+          label      = optional(string, "default")
+          budget_usd = optional(number)
+          team_id    = string
+        }))
+      }))
+      gemini = optional(object({
+        budget_usd = number
+        accounts = list(object({
+          label                = optional(string, "default")
+          budget_usd           = optional(number)
+          billing_export_table = string
+          service_ids          = optional(list(string))
+          maximum_bytes_billed = optional(number)
+          late_row_margin_days = optional(number)
+        }))
+      }))
+    })
+  })
+
+  validation {
+    condition     = var.budgets.total_budget_usd > 0
+    error_message = "budgets.total_budget_usd must be a positive monthly amount in US dollars, e.g. total_budget_usd = 1000."
+  }
+
+  validation {
+    condition = alltrue([
+      for p in concat(coalesce(var.budgets.thresholds_pct, [50]), coalesce(var.budgets.forecast_thresholds_pct, [100])) :
+      p > 0 && p <= 1000
+    ])
+    error_message = "budgets.thresholds_pct and budgets.forecast_thresholds_pct are percentages of budget with 0 < p <= 1000, e.g. thresholds_pct = [50, 80, 100]."
+  }
+
+  validation {
+    condition     = length([for p in values(var.budgets.providers) : p if p != null]) > 0
+    error_message = "budgets.providers: configure at least one of openai, anthropic, xai, gemini, e.g. providers = { openai = { budget_usd = 500 } }."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for p in values(var.budgets.providers) : p == null ? [true] : concat(
+        [p.budget_usd > 0],
+        [for a in p.accounts : a.budget_usd == null ? true : a.budget_usd > 0],
+      )
+    ]))
+    error_message = "Every configured provider needs budget_usd > 0 (monthly USD), and an account's optional budget_usd must be > 0 too (or left out)."
+  }
+
+  validation {
+    condition = alltrue([
+      for p in values(var.budgets.providers) : p == null ? true : (
+        length(p.accounts) > 0
+        && alltrue([for a in p.accounts : can(regex("^[a-z0-9][a-z0-9_-]{0,39}$", a.label))])
+        && length(distinct([for a in p.accounts : a.label])) == length(p.accounts)
+      )
+    ])
+    error_message = "Each provider lists at least one account, and account labels are unique within a provider and 1-40 characters of lowercase letters, digits, '-' or '_' (they name the Secret Manager secrets), e.g. label = \"prod\"."
+  }
+
+  validation {
+    condition = var.budgets.providers.xai == null ? true : alltrue([
+      for a in var.budgets.providers.xai.accounts : length(trimspace(a.team_id)) > 0
+    ])
+    error_message = "budgets.providers.xai.accounts[*].team_id must be the xAI team id (xAI Console -> Settings -> Team ID)."
+  }
+
+  validation {
+    condition = var.budgets.providers.gemini == null ? true : alltrue([
+      for a in var.budgets.providers.gemini.accounts :
+      can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[A-Za-z0-9_]+\\.gcp_billing_export_(resource_)?v1_[0-9A-F]{6}_[0-9A-F]{6}_[0-9A-F]{6}$", a.billing_export_table))
+    ])
+    error_message = "budgets.providers.gemini.accounts[*].billing_export_table must be project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX (the standard usage cost export table; copy its id from BigQuery), e.g. my-billing-proj.billing_export.gcp_billing_export_v1_01ABCD_234567_89ABCD."
+  }
+
+  validation {
+    condition = var.budgets.providers.gemini == null ? true : alltrue(flatten([
+      for a in var.budgets.providers.gemini.accounts : [
+        a.service_ids == null ? true : length(a.service_ids) > 0 && alltrue([for s in a.service_ids : can(regex("^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", s))]),
+        a.maximum_bytes_billed == null ? true : a.maximum_bytes_billed > 0 && floor(a.maximum_bytes_billed) == a.maximum_bytes_billed,
+        a.late_row_margin_days == null ? true : a.late_row_margin_days >= 0 && a.late_row_margin_days <= 31,
+      ]
+    ]))
+    error_message = "Gemini accounts: service_ids must be Cloud Billing service ids, e.g. [\"AEFD-7695-64FA\", \"C7E2-9256-1C43\"] (Gemini API, Vertex AI); maximum_bytes_billed must be a positive whole number of bytes, e.g. 5368709120; late_row_margin_days must be 0-31."
+  }
+
+  validation {
+    condition = alltrue([
+      var.budgets.digest == null ? true : (
+        var.budgets.digest.hour_utc == null ? true : (
+          var.budgets.digest.hour_utc >= 0 && var.budgets.digest.hour_utc <= 23 && floor(var.budgets.digest.hour_utc) == var.budgets.digest.hour_utc
+        )
+      ),
+      var.budgets.failure_notice_after_runs == null ? true : (
+        var.budgets.failure_notice_after_runs >= 1 && var.budgets.failure_notice_after_runs <= 48
+      ),
+    ])
+    error_message = "budgets.digest.hour_utc must be the UTC hour (0-23) at which the hourly check also sends the daily digest, e.g. 9; budgets.failure_notice_after_runs must be 1-48 consecutive failed runs, e.g. 2."
+  }
+
+  validation {
+    condition = var.budgets.spike == null ? true : alltrue([
+      var.budgets.spike.factor == null ? true : var.budgets.spike.factor > 1,
+      var.budgets.spike.min_usd == null ? true : var.budgets.spike.min_usd >= 0,
+      var.budgets.spike.baseline_days == null ? true : var.budgets.spike.baseline_days >= 3 && var.budgets.spike.baseline_days <= 28,
+    ])
+    error_message = "budgets.spike: factor must be > 1 (e.g. 2 = today at twice the baseline), min_usd >= 0, baseline_days 3-28."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels for every resource that supports labels (added to app = \"llm-budget-alert\")."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))
+    ])
+    error_message = "labels: keys start with a lowercase letter; keys and values use at most 63 lowercase letters, digits, '_' or '-', e.g. { team = \"finops\" }."
+  }
+}
+
+variable "log_level" {
+  description = "Log level of the function (LOG_LEVEL): DEBUG, INFO, WARNING or ERROR. Logs never contain key values."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be one of DEBUG, INFO, WARNING, ERROR (upper case)."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (service accounts, function, job, secrets, buckets)."
+  type        = string
+  default     = "llm-budget"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 2-20 characters of lowercase letters, digits and '-', start with a letter and not end with '-' (service account ids built from it allow at most 30 characters), e.g. \"llm-budget\"."
+  }
+}
+
+variable "openai_base_url" {
+  description = "Base URL of the OpenAI Administration API (organization/costs). Change it only to route through a proxy."
+  type        = string
+  default     = "https://api.openai.com"
+
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-])?$", var.openai_base_url))
+    error_message = "openai_base_url must be an https:// URL without a trailing slash, e.g. https://api.openai.com (the default)."
+  }
+}
+
+variable "project_id" {
+  description = "Project that runs the function, holds the secrets and buckets, and pays for the BigQuery jobs (BIGQUERY_JOB_PROJECT)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (not its name or number): 6-30 lowercase letters, digits and '-', starting with a letter, e.g. \"acme-llm-budget\"."
+  }
+}
+
+variable "region" {
+  description = "Region of the function, the scheduler job, the Artifact Registry repository and the buckets."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1 or europe-west1 (a region, not a zone like us-central1-a)."
+  }
+}
+
+variable "runtime" {
+  description = "Cloud Run functions Python runtime."
+  type        = string
+  default     = "python313"
+
+  validation {
+    condition     = contains(["python311", "python312", "python313", "python314"], var.runtime)
+    error_message = "runtime must be one of python311, python312, python313, python314 (python313 is the default and what CI tests)."
+  }
+}
+
+variable "schedule" {
+  description = "unix-cron schedule of the check (5 fields). Hourly by default, at minute 7 to stay clear of the top-of-hour rush."
+  type        = string
+  default     = "7 * * * *"
+
+  validation {
+    condition     = can(regex("^[0-9*/,A-Za-z-]+( +[0-9*/,A-Za-z-]+){4}$", trimspace(var.schedule)))
+    error_message = "schedule must be a 5-field unix-cron expression (minute hour day-of-month month day-of-week), e.g. \"7 * * * *\" for minute 7 of every hour."
+  }
+}
+
+variable "slack_webhook_secret_id" {
+  description = "ID of the Secret Manager secret Terraform creates for the Slack incoming-webhook URL; null means \"<name_prefix>-slack-webhook\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.slack_webhook_secret_id == null || can(regex("^[A-Za-z0-9_-]{1,255}$", var.slack_webhook_secret_id))
+    error_message = "slack_webhook_secret_id must be a secret ID of 1-255 letters, digits, '_' or '-' (just the ID, not projects/.../secrets/...), e.g. \"llm-budget-slack-webhook\", or null for the default."
+  }
+}
+
+variable "state_object" {
+  description = "Object name of the alert state in the state bucket (STATE_OBJECT)."
+  type        = string
+  default     = "llm-budget-alert/state.json"
+
+  validation {
+    condition     = length(var.state_object) <= 1024 && can(regex("^[^/\\s]([^\\s]*[^/\\s])?$", var.state_object))
+    error_message = "state_object must be an object name without spaces that neither starts nor ends with '/', e.g. \"llm-budget-alert/state.json\"."
+  }
+}
+
+variable "state_version_retention_days" {
+  description = "Days a replaced version of the alert state is kept (the bucket is versioned, so a bad write can be rolled back)."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.state_version_retention_days >= 1 && var.state_version_retention_days <= 365 && floor(var.state_version_retention_days) == var.state_version_retention_days
+    error_message = "state_version_retention_days must be a whole number of days from 1 to 365, e.g. 14."
+  }
+}
+
+variable "state_versions_kept" {
+  description = "Replaced versions of the alert state kept at most (older ones are deleted even before state_version_retention_days)."
+  type        = number
+  default     = 48
+
+  validation {
+    condition     = var.state_versions_kept >= 1 && var.state_versions_kept <= 1000 && floor(var.state_versions_kept) == var.state_versions_kept
+    error_message = "state_versions_kept must be a whole number from 1 to 1000, e.g. 48 (two days of hourly runs)."
+  }
+}
+
+variable "time_zone" {
+  description = "IANA time zone the schedule is interpreted in. The digest hour (budgets.digest.hour_utc) is always UTC."
+  type        = string
+  default     = "Etc/UTC"
+
+  validation {
+    condition     = can(regex("^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$", var.time_zone))
+    error_message = "time_zone must be an IANA time zone name such as Etc/UTC, Europe/Berlin or America/Los_Angeles."
+  }
+}
+
+variable "xai_management_base_url" {
+  description = "Base URL of the xAI Management API (billing). Change it only to route through a proxy."
+  type        = string
+  default     = "https://management-api.x.ai"
+
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-])?$", var.xai_management_base_url))
+    error_message = "xai_management_base_url must be an https:// URL without a trailing slash, e.g. https://management-api.x.ai (the default)."
+  }
+}
