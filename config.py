@@ -442,7 +442,7 @@ class SecretResolver:
             raise SecretError(
                 f"{what}: secret {name} not found (add a version with gcloud secrets versions add)"
             ) from None
-        except gexc.PermissionDenied:
+        except (gexc.PermissionDenied, gexc.Forbidden):
             raise SecretError(
                 f"{what}: permission denied on {name} (grant roles/secretmanager.secretAccessor on that secret)"
             ) from None

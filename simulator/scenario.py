@@ -1,0 +1,459 @@
+"""Deterministic spend: which keys exist, and exactly how much each account spends in every UTC hour.
+
+The unit of truth is the **hourly cell**: the spend of one account, in one UTC hour, on one breakdown
+combination (an OpenAI line item x project, an Anthropic description x workspace, an xAI description).
+Each cell is a `Decimal` quantised to the precision its provider can carry exactly on the wire:
+
+* OpenAI: dollars with 8 decimals (emitted as JSON floats whose `repr` round-trips),
+* Anthropic: dollars with 7 decimals = cents with 5 decimals (emitted as decimal strings),
+* xAI: dollars with 8 decimals (emitted as JSON floats).
+
+Every amount the servers emit is a sum of whole cells, so a client that sums `Decimal(str(float))`
+(OpenAI, xAI) or `Decimal(string) / 100` (Anthropic) gets `expected_mtd()` exactly.
+
+A day's spend is `base_daily_usd x (1 + daily_growth_pct/100)^(day_of_month - 1) x spike x jitter`,
+spread over the 24 hours by `hourly_profile` and over the breakdown by the weights. Growth restarts
+on the 1st of each month; jitter is a fixed pseudo-random factor per account and day (CRC32 of the
+label and date), so every run of the same scenario gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+UTC = dt.UTC
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "xai")
+QUANTUM: Mapping[str, Decimal] = {
+    "openai": Decimal("1e-8"),
+    "anthropic": Decimal("1e-7"),
+    "xai": Decimal("1e-8"),
+}
+DIMENSIONS: Mapping[str, tuple[str, ...]] = {
+    "openai": ("line_item", "project_id", "api_key_id"),
+    "anthropic": ("description", "workspace_id"),
+    "xai": ("description",),
+}
+ANTHROPIC_ATTRS: tuple[str, ...] = (
+    "cost_type",
+    "model",
+    "token_type",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+)
+# Low at night UTC, busy through the European and American working day.
+DEFAULT_HOURLY_PROFILE: tuple[Decimal, ...] = tuple(
+    Decimal(w) for w in (3, 2, 2, 2, 2, 3, 4, 5, 6, 7, 7, 7, 8, 9, 10, 10, 10, 9, 8, 7, 6, 5, 4, 3)
+)
+DEMO_PATH = Path(__file__).with_name("scenarios") / "demo.json"
+_CACHE_LIMIT = 4096
+
+
+class ScenarioError(ValueError):
+    """The scenario document is invalid; the message names the field."""
+
+
+def utc_day_start(instant: dt.datetime) -> dt.datetime:
+    return instant.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start_of(instant: dt.datetime) -> dt.datetime:
+    return utc_day_start(instant).replace(day=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spike:
+    day: dt.date
+    multiplier: Decimal
+
+
+@dataclasses.dataclass(frozen=True)
+class SpendModel:
+    """How much an account spends per day before the hourly and breakdown split."""
+
+    base_daily_usd: Decimal
+    daily_growth_pct: Decimal = Decimal(0)
+    jitter_pct: Decimal = Decimal(0)
+    spikes: tuple[Spike, ...] = ()
+    active_from: dt.date | None = None
+    hourly_profile: tuple[Decimal, ...] = DEFAULT_HOURLY_PROFILE
+
+    def daily_usd(self, seed: str, day: dt.date) -> Decimal:
+        """The day's target spend (before per-cell rounding; the true total is the sum of the cells)."""
+        if self.active_from is not None and day < self.active_from:
+            return Decimal(0)
+        amount = self.base_daily_usd * (1 + self.daily_growth_pct / 100) ** (day.day - 1)
+        for spike in self.spikes:
+            if spike.day == day:
+                amount *= spike.multiplier
+        if self.jitter_pct:
+            unit = Decimal(zlib.crc32(f"{seed}/{day.isoformat()}".encode())) / Decimal(0xFFFFFFFF)
+            amount *= 1 + self.jitter_pct / 100 * (2 * unit - 1)
+        return amount
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One breakdown combination: its group values and its share (weights normalised to sum to 1)."""
+
+    values: Mapping[str, str | None]
+    share: Decimal
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Account:
+    """One simulated organisation / team, identified by its admin (or management) key."""
+
+    provider: str
+    label: str
+    key: str
+    spend: SpendModel
+    cells: tuple[Cell, ...]
+    attrs: Mapping[str, Mapping[str, str | None]] = dataclasses.field(default_factory=dict)  # by description
+    team_id: str | None = None  # xAI
+    spending_limit_usd: Decimal | None = None  # xAI postpaid limit
+    prepaid_credit_usd: Decimal = Decimal(0)  # xAI prepaid credit bought this month
+    _hourly: dict[dt.date, tuple[tuple[Decimal, ...], ...]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False
+    )
+    _prefix: dict[dt.date, tuple[tuple[Decimal, ...], ...]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    @property
+    def scope(self) -> str:
+        return f"{self.provider}/{self.label}"
+
+    def hourly(self, day: dt.date) -> tuple[tuple[Decimal, ...], ...]:
+        """The 24 x len(cells) hourly amounts of `day` (USD, quantised for the provider)."""
+        rows = self._hourly.get(day)
+        if rows is None:
+            daily = self.spend.daily_usd(self.scope, day)
+            profile = self.spend.hourly_profile
+            total_weight = sum(profile, Decimal(0))
+            quantum = QUANTUM[self.provider]
+            rows = tuple(
+                tuple((daily * weight / total_weight * cell.share).quantize(quantum) for cell in self.cells)
+                for weight in profile
+            )
+            if len(self._hourly) > _CACHE_LIMIT:
+                self._hourly.clear()
+            self._hourly[day] = rows
+        return rows
+
+    def _cumulative(self, day: dt.date) -> tuple[tuple[Decimal, ...], ...]:
+        rows = self._prefix.get(day)
+        if rows is None:
+            running = [Decimal(0)] * len(self.cells)
+            acc = [tuple(running)]
+            for hour in self.hourly(day):
+                running = [a + b for a, b in zip(running, hour, strict=True)]
+                acc.append(tuple(running))
+            rows = tuple(acc)
+            if len(self._prefix) > _CACHE_LIMIT:
+                self._prefix.clear()
+            self._prefix[day] = rows
+        return rows
+
+    def window(self, start: dt.datetime, end: dt.datetime, visible_until: dt.datetime) -> list[Decimal]:
+        """Per-cell spend of the hours that start in [start, end) and ended at or before `visible_until`."""
+        totals = [Decimal(0)] * len(self.cells)
+        day_start = utc_day_start(start)
+        while day_start < end and day_start < visible_until:
+            h0 = max(0, _ceil_hours(start - day_start))
+            h1 = min(24, _ceil_hours(end - day_start), _floor_hours(visible_until - day_start))
+            if h1 > h0:
+                cum = self._cumulative(day_start.date())
+                totals = [t + b - a for t, a, b in zip(totals, cum[h0], cum[h1], strict=True)]
+            day_start += DAY
+        return totals
+
+    def group(self, amounts: Sequence[Decimal], dims: Sequence[str]) -> list[tuple[dict[str, str | None], Decimal]]:
+        """Sum per-cell `amounts` by the values of `dims` (first-seen order); zero groups are dropped."""
+        groups: dict[tuple[str | None, ...], Decimal] = {}
+        for cell, amount in zip(self.cells, amounts, strict=True):
+            key = tuple(cell.values.get(d) for d in dims)
+            groups[key] = groups.get(key, Decimal(0)) + amount
+        return [(dict(zip(dims, key, strict=True)), total) for key, total in groups.items() if total != 0]
+
+
+def _ceil_hours(delta: dt.timedelta) -> int:
+    return -(-delta // HOUR)
+
+
+def _floor_hours(delta: dt.timedelta) -> int:
+    return delta // HOUR
+
+
+def _hours(start: dt.datetime, until: dt.datetime) -> Iterator[dt.datetime]:
+    """Whole UTC hours starting at or after `start` and ending at or before `until`."""
+    hour = utc_day_start(start) + HOUR * _ceil_hours(start - utc_day_start(start))
+    while hour + HOUR <= until:
+        yield hour
+        hour += HOUR
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """Accounts keyed by their API key, plus the default lag and Anthropic day-completeness knobs."""
+
+    name: str
+    description: str
+    accounts: tuple[Account, ...]
+    lag_minutes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    complete_days_only: bool = False
+
+    def by_key(self, key: str) -> Account | None:
+        for account in self.accounts:
+            if account.key == key:
+                return account
+        return None
+
+    def find(self, key_or_account: str | Account) -> Account:
+        """An account by key, by scope (`openai/prod`) or by label when the label is unique."""
+        if isinstance(key_or_account, Account):
+            return key_or_account
+        found = self.by_key(key_or_account)
+        if found is not None:
+            return found
+        matches = [a for a in self.accounts if key_or_account in (a.scope, a.label)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise KeyError(f"label {key_or_account!r} is ambiguous: use provider/label, e.g. {matches[0].scope}")
+        raise KeyError(f"no account with key, scope or label {key_or_account!r} in scenario {self.name!r}")
+
+    def lag(self, provider: str) -> dt.timedelta:
+        return dt.timedelta(minutes=self.lag_minutes.get(provider, 0))
+
+    # --- expected sums, computed hour by hour (independently of the servers' bucket code) ---------
+
+    def expected_daily(
+        self,
+        key_or_account: str | Account,
+        *,
+        now: dt.datetime,
+        month_start: dt.datetime | None = None,
+        lag: dt.timedelta | None = None,
+    ) -> dict[dt.date, Decimal]:
+        """USD per UTC day, from `month_start` (default: the 1st of `now`'s UTC month) to `now - lag`."""
+        account = self.find(key_or_account)
+        now = now.astimezone(UTC)
+        start = month_start.astimezone(UTC) if month_start is not None else month_start_of(now)
+        visible_until = now - (self.lag(account.provider) if lag is None else lag)
+        daily: dict[dt.date, Decimal] = {}
+        day = utc_day_start(start)
+        while day <= now:
+            daily[day.date()] = Decimal(0)
+            day += DAY
+        for hour in _hours(start, visible_until):
+            daily[hour.date()] += sum(account.hourly(hour.date())[hour.hour], Decimal(0))
+        return daily
+
+    def expected_mtd(
+        self,
+        key_or_account: str | Account,
+        *,
+        now: dt.datetime,
+        month_start: dt.datetime | None = None,
+        lag: dt.timedelta | None = None,
+    ) -> Decimal:
+        """Month-to-date USD a correct client must sum, exactly."""
+        return sum(self.expected_daily(key_or_account, now=now, month_start=month_start, lag=lag).values(), Decimal(0))
+
+    def expected_breakdown(
+        self,
+        key_or_account: str | Account,
+        *,
+        now: dt.datetime,
+        month_start: dt.datetime | None = None,
+        lag: dt.timedelta | None = None,
+    ) -> dict[str, dict[str, Decimal]]:
+        """Month-to-date USD per breakdown dimension and value (`null` values keyed as "null")."""
+        account = self.find(key_or_account)
+        now = now.astimezone(UTC)
+        start = month_start.astimezone(UTC) if month_start is not None else month_start_of(now)
+        visible_until = now - (self.lag(account.provider) if lag is None else lag)
+        out: dict[str, dict[str, Decimal]] = {}
+        for hour in _hours(start, visible_until):
+            for cell, amount in zip(account.cells, account.hourly(hour.date())[hour.hour], strict=True):
+                for dim, value in cell.values.items():
+                    bucket = out.setdefault(dim, {})
+                    name = "null" if value is None else value
+                    bucket[name] = bucket.get(name, Decimal(0)) + amount
+        return out
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Scenario:
+        """Load a scenario JSON file (default: the bundled `scenarios/demo.json`)."""
+        source = Path(path) if path is not None else DEMO_PATH
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ScenarioError(f"{source}: cannot read scenario: {exc}") from None
+        return cls.from_dict(data, origin=str(source))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], origin: str = "scenario") -> Scenario:
+        if not isinstance(data, Mapping):
+            raise ScenarioError(f"{origin}: the document must be a JSON object")
+        raw_accounts = data.get("accounts")
+        if not isinstance(raw_accounts, list) or not raw_accounts:
+            raise ScenarioError(f"{origin}: 'accounts' must be a non-empty list")
+        accounts = tuple(_account(a, f"{origin}: accounts[{i}]") for i, a in enumerate(raw_accounts))
+        keys = [a.key for a in accounts]
+        if len(set(keys)) != len(keys):
+            raise ScenarioError(f"{origin}: every account needs its own key")
+        scopes = [a.scope for a in accounts]
+        if len(set(scopes)) != len(scopes):
+            raise ScenarioError(f"{origin}: account labels must be unique per provider")
+        lag = data.get("lag_minutes", {})
+        if not isinstance(lag, Mapping) or any(p not in PROVIDERS or not _is_int(v) for p, v in lag.items()):
+            raise ScenarioError(f"{origin}: lag_minutes maps a provider name to whole minutes")
+        return cls(
+            name=str(data.get("name", origin)),
+            description=str(data.get("description", "")),
+            accounts=accounts,
+            lag_minutes={p: int(v) for p, v in lag.items()},
+            complete_days_only=bool(data.get("complete_days_only", False)),
+        )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _decimal(value: object, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ScenarioError(f"{where}: expected a number or a decimal string")
+    try:
+        result = Decimal(str(value))
+    except ArithmeticError:
+        raise ScenarioError(f"{where}: {value!r} is not a number") from None
+    if not result.is_finite() or result < 0:
+        raise ScenarioError(f"{where}: must be a non-negative number")
+    return result
+
+
+def _date(value: object, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ScenarioError(f"{where}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def _spend(raw: object, where: str) -> SpendModel:
+    if not isinstance(raw, Mapping) or "base_daily_usd" not in raw:
+        raise ScenarioError(f"{where}: needs an object with base_daily_usd")
+    spikes = tuple(
+        Spike(_date(s.get("date"), f"{where}.spikes[{i}].date"), _decimal(s.get("multiplier"), f"{where}.spikes[{i}]"))
+        for i, s in enumerate(raw.get("spikes", []))
+    )
+    profile = raw.get("hourly_profile")
+    hourly = DEFAULT_HOURLY_PROFILE
+    if profile is not None:
+        if not isinstance(profile, list) or len(profile) != 24:
+            raise ScenarioError(f"{where}.hourly_profile: give 24 weights, one per UTC hour")
+        hourly = tuple(_decimal(w, f"{where}.hourly_profile") for w in profile)
+        if not any(hourly):
+            raise ScenarioError(f"{where}.hourly_profile: at least one weight must be positive")
+    active = raw.get("active_from")
+    return SpendModel(
+        base_daily_usd=_decimal(raw["base_daily_usd"], f"{where}.base_daily_usd"),
+        daily_growth_pct=_decimal(raw.get("daily_growth_pct", 0), f"{where}.daily_growth_pct"),
+        jitter_pct=_decimal(raw.get("jitter_pct", 0), f"{where}.jitter_pct"),
+        spikes=spikes,
+        active_from=_date(active, f"{where}.active_from") if active is not None else None,
+        hourly_profile=hourly,
+    )
+
+
+def _cells(provider: str, raw: object, where: str) -> tuple[tuple[Cell, ...], dict[str, dict[str, str | None]]]:
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: breakdown maps a dimension to a list of {{id, weight}}")
+    allowed = DIMENSIONS[provider]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ScenarioError(f"{where}: {provider} has no dimension {unknown[0]!r} (use {', '.join(allowed)})")
+    axes: list[list[tuple[str, str | None, Decimal]]] = []
+    attrs: dict[str, dict[str, str | None]] = {}
+    for dim in allowed:
+        entries = raw.get(dim)
+        if entries is None:
+            continue
+        if not isinstance(entries, list) or not entries:
+            raise ScenarioError(f"{where}.{dim}: a non-empty list of {{id, weight}}")
+        axis: list[tuple[str, str | None, Decimal]] = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, Mapping) or "id" not in entry:
+                raise ScenarioError(f"{where}.{dim}[{i}]: needs an id (null allowed for the default workspace)")
+            ident = entry["id"]
+            if ident is not None and not isinstance(ident, str):
+                raise ScenarioError(f"{where}.{dim}[{i}].id: a string or null")
+            axis.append((dim, ident, _decimal(entry.get("weight", 1), f"{where}.{dim}[{i}].weight")))
+            if provider == "anthropic" and dim == "description" and ident is not None:
+                attrs[ident] = {a: entry.get(a) for a in ANTHROPIC_ATTRS}
+        if len({ident for _, ident, _ in axis}) != len(axis):
+            raise ScenarioError(f"{where}.{dim}: ids must be unique")
+        total = sum((w for _, _, w in axis), Decimal(0))
+        if total <= 0:
+            raise ScenarioError(f"{where}.{dim}: weights must not all be zero")
+        axes.append([(d, ident, w / total) for d, ident, w in axis])
+    cells = []
+    for combo in itertools.product(*axes):
+        share = Decimal(1)
+        values: dict[str, str | None] = {}
+        for dim, ident, weight in combo:
+            share *= weight
+            values[dim] = ident
+        cells.append(Cell(values, share))
+    return tuple(cells), attrs
+
+
+_ACCOUNT_FIELDS = frozenset(
+    {"provider", "label", "key", "team_id", "spend", "breakdown", "spending_limit_usd", "prepaid_credit_usd", "notes"}
+)
+
+
+def _account(raw: object, where: str) -> Account:
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: must be an object")
+    unknown = sorted(set(raw) - _ACCOUNT_FIELDS)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(_ACCOUNT_FIELDS))})")
+    provider = raw.get("provider")
+    if provider not in PROVIDERS:
+        raise ScenarioError(f"{where}.provider: one of {', '.join(PROVIDERS)}")
+    label, key = raw.get("label"), raw.get("key")
+    if not isinstance(label, str) or not label or not isinstance(key, str) or not key:
+        raise ScenarioError(f"{where}: label and key are required strings")
+    team_id = raw.get("team_id")
+    if provider == "xai" and (not isinstance(team_id, str) or not team_id):
+        raise ScenarioError(f"{where}.team_id: every xAI account needs a team_id")
+    cells, attrs = _cells(provider, raw.get("breakdown"), f"{where}.breakdown")
+    limit = raw.get("spending_limit_usd")
+    return Account(
+        provider=provider,
+        label=label,
+        key=key,
+        spend=_spend(raw.get("spend"), f"{where}.spend"),
+        cells=cells,
+        attrs=attrs,
+        team_id=team_id if provider == "xai" else None,
+        spending_limit_usd=_decimal(limit, f"{where}.spending_limit_usd") if limit is not None else None,
+        prepaid_credit_usd=_decimal(raw.get("prepaid_credit_usd", 0), f"{where}.prepaid_credit_usd"),
+    )

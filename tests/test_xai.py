@@ -1,0 +1,755 @@
+"""xAI billing source: pure parsing, the request it builds, and fetches through a real local server."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from conftest import load_fixture
+
+from config import SecretResolver, XAIAccount
+from errors import Cause, ProviderError, SecretError
+from models import UTC, BillingPeriod, CostReport, DailyCost, Headroom
+from providers import Deps, build_source
+from providers._http import Deadline
+from providers.xai import (
+    INVOICE_PREVIEW,
+    READ_CALLS,
+    SPENDING_LIMITS,
+    TRUNCATED,
+    USAGE,
+    InvoicePreview,
+    SpendingLimits,
+    Usage,
+    UsagePoint,
+    XAIBilling,
+    _call,
+    cents_to_usd,
+    headroom,
+    month_to_date,
+    parse_invoice_preview,
+    parse_spending_limits,
+    parse_usage,
+    usage_request,
+)
+from simulator import Simulator
+
+NOW = dt.datetime(2026, 11, 3, 18, 0, tzinfo=UTC)
+PERIOD = BillingPeriod.containing(NOW)
+TEAM = "0f5c3a52-5d1e-4a5b-9a57-0d3c2b1e7f10"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return load_fixture("xai", name)
+
+
+# --- usage: dollars, days, breakdown -----------------------------------------------------------
+
+
+def test_usage_values_are_dollars_summed_per_utc_day() -> None:
+    """`usd` values are dollars: every value of every series is summed into its UTC day, no /100."""
+    mtd = month_to_date(PERIOD, parse_usage(fixture("usage")))
+    assert mtd.total == Decimal("4.75973725")
+    assert mtd.daily == (
+        DailyCost(dt.date(2026, 11, 1), Decimal("0.95973725")),
+        DailyCost(dt.date(2026, 11, 2), Decimal("1.2")),
+        DailyCost(dt.date(2026, 11, 3), Decimal("2.6")),
+    )
+    assert mtd.partial_reason is None
+    assert mtd.notes == ()
+
+
+def test_usage_breakdown_is_by_model_from_group_labels() -> None:
+    """Each series becomes a "model" breakdown line named by its groupLabels, largest first."""
+    mtd = month_to_date(PERIOD, parse_usage(fixture("usage")))
+    assert [(b.dimension, b.key, b.amount) for b in mtd.breakdown] == [
+        ("model", "API grok-4-fast", Decimal("2.7")),
+        ("model", "API grok-4.3", Decimal("2.05973725")),
+    ]
+
+
+def test_usage_group_values_name_the_line_when_labels_are_absent() -> None:
+    """Without groupLabels the raw group values name the line; with neither the series is ungrouped."""
+    doc = {"timeSeries": [
+        {"group": ["grok-3"], "dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [1.5]}]},
+        {"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [0.5]}]},
+    ], "limitReached": False}
+    usage = parse_usage(doc)
+    assert [p.group for p in usage.points] == ["grok-3", None]
+
+
+def test_usage_sums_every_value_of_a_point() -> None:
+    """A data point with several values contributes all of them."""
+    doc = {"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [0.25, 0.5]}]}]}
+    assert month_to_date(PERIOD, parse_usage(doc)).total == Decimal("0.75")
+
+
+def test_usage_timestamp_with_offset_lands_on_its_utc_day() -> None:
+    """A timestamp with an offset is converted to UTC before it is filed under a day."""
+    doc = {"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-02T23:30:00-02:00", "values": [1.0]}]}]}
+    assert parse_usage(doc).points[0].day == dt.date(2026, 11, 3)
+
+
+def test_empty_time_series_is_a_real_zero() -> None:
+    """`timeSeries: []` is a legitimate $0 month-to-date with a zero for every day so far."""
+    mtd = month_to_date(PERIOD, parse_usage(fixture("usage_empty")))
+    assert mtd.total == Decimal(0)
+    assert [d.amount for d in mtd.daily] == [Decimal(0)] * 3
+    assert mtd.breakdown == ()
+    assert mtd.partial_reason is None
+
+
+def test_absent_limit_reached_means_not_truncated() -> None:
+    """proto3 JSON omits false booleans: a missing limitReached is a complete answer."""
+    assert parse_usage({"timeSeries": []}).limit_reached is False
+
+
+def test_missing_time_series_is_bad_response() -> None:
+    """A body without `timeSeries` is a drifted shape, never $0."""
+    with pytest.raises(ProviderError) as info:
+        parse_usage({"limitReached": False})
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        fixture("usage_error"),
+        {"error": {"code": "PERMISSION_DENIED", "message": "no billing ACL"}},
+        {"error": "team not found"},
+        {"error": {"message": "x"}, "timeSeries": []},
+    ],
+    ids=["grpc-status", "error-object", "error-string", "error-beside-data"],
+)
+def test_usage_error_envelope_is_bad_response(doc: dict[str, Any]) -> None:
+    """An error body that arrived with HTTP 200 is a failure, not an empty month."""
+    with pytest.raises(ProviderError) as info:
+        parse_usage(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+def _point(**changes: Any) -> dict[str, Any]:
+    point: dict[str, Any] = {"timestamp": "2026-11-02T00:00:00Z", "values": [1.0]}
+    point.update(changes)
+    return {"timeSeries": [{"groupLabels": ["m"], "dataPoints": [point]}], "limitReached": False}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"timeSeries": {}},
+        {"timeSeries": None},
+        {"timeSeries": [], "limitReached": "false"},
+        {"timeSeries": [], "limitReached": 0},
+        {"timeSeries": ["series"]},
+        {"timeSeries": [{"groupLabels": ["m"]}]},
+        {"timeSeries": [{"dataPoints": {}}]},
+        {"timeSeries": [{"groupLabels": "m", "dataPoints": []}]},
+        {"timeSeries": [{"group": [{"k": "v"}], "dataPoints": []}]},
+        {"timeSeries": [{"dataPoints": ["1.0"]}]},
+        _point(values=1.0),
+        _point(values=None),
+        _point(timestamp=1793577600),
+        _point(timestamp="2026-11-02 00:00:00"),
+        _point(timestamp="yesterday"),
+        _point(timestamp=None),
+    ],
+    ids=[
+        "series-object", "series-null", "limit-string", "limit-int", "series-not-object", "no-datapoints",
+        "datapoints-object", "labels-string", "group-objects", "point-not-object", "values-scalar",
+        "values-null", "timestamp-epoch", "timestamp-naive", "timestamp-garbage", "timestamp-null",
+    ],
+)
+def test_drifted_usage_shape_is_bad_response(doc: dict[str, Any]) -> None:
+    """Any departure from the documented usage shape raises BAD_RESPONSE instead of guessing."""
+    with pytest.raises(ProviderError) as info:
+        parse_usage(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, None, "0.5", "1413", {"val": "1"}, [1.0], float("nan"), float("inf"), float("-inf")],
+    ids=["true", "false", "null", "string", "cents-string", "wrapped", "list", "nan", "inf", "-inf"],
+)
+def test_usage_value_must_be_a_finite_number_of_dollars(value: Any) -> None:
+    """Booleans, strings (unit unknown), null and non-finite numbers are rejected, never summed."""
+    with pytest.raises(ProviderError) as info:
+        parse_usage(_point(values=[value]))
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+def test_usage_nan_literal_in_json_is_rejected() -> None:
+    """A `NaN` literal that Python's json accepts still fails as a non-finite amount."""
+    doc = json.loads('{"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [NaN]}]}]}')
+    with pytest.raises(ProviderError) as info:
+        parse_usage(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+def test_usage_float_is_read_by_its_shortest_repr() -> None:
+    """0.1 + 0.2 dollars is exactly 0.3 in Decimal (floats go through str, not binary expansion)."""
+    doc = {"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [0.1, 0.2]}]}]}
+    assert month_to_date(PERIOD, parse_usage(doc)).total == Decimal("0.3")
+
+
+def test_usage_outside_the_month_is_ignored() -> None:
+    """A point from the previous month (a server that ignored the window) does not count."""
+    doc = {"timeSeries": [{"dataPoints": [
+        {"timestamp": "2026-10-31T00:00:00Z", "values": [9.0]},
+        {"timestamp": "2026-11-01T00:00:00Z", "values": [1.0]},
+    ]}]}
+    assert month_to_date(PERIOD, parse_usage(doc)).total == Decimal("1.0")
+
+
+def test_negative_usage_is_noted() -> None:
+    """A negative dollar amount (refund or unit error) is summed and flagged in the notes."""
+    doc = {"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-01T00:00:00Z", "values": [-1.0, 3.0]}]}]}
+    mtd = month_to_date(PERIOD, parse_usage(doc))
+    assert mtd.total == Decimal("2.0")
+    assert any("negative" in n for n in mtd.notes)
+
+
+# --- limitReached ------------------------------------------------------------------------------
+
+
+def test_complete_grouped_answer_needs_no_ungrouped_query() -> None:
+    """When the grouped answer is complete it is both the total and the breakdown."""
+    grouped = parse_usage(fixture("usage"))
+    assert month_to_date(PERIOD, grouped) == month_to_date(PERIOD, grouped, None)
+    assert month_to_date(PERIOD, grouped).partial_reason is None
+
+
+def test_cut_grouped_answer_takes_its_total_from_the_ungrouped_one() -> None:
+    """limitReached on the grouped call: total and days from the ungrouped call, complete, with a note."""
+    mtd = month_to_date(PERIOD, parse_usage(fixture("usage_limit_reached")), parse_usage(fixture("usage_ungrouped")))
+    assert mtd.total == Decimal("4.75973725")
+    assert [d.amount for d in mtd.daily] == [Decimal("0.95973725"), Decimal("1.2"), Decimal("2.6")]
+    assert mtd.partial_reason is None
+    assert [(b.key, b.amount) for b in mtd.breakdown] == [("API grok-4.3", Decimal("2.05973725"))]
+    assert any("breakdown is incomplete" in n for n in mtd.notes)
+
+
+def test_cut_ungrouped_answer_makes_the_report_partial() -> None:
+    """limitReached on the ungrouped call too: the total is marked truncated, never passed off as complete."""
+    ungrouped = parse_usage(fixture("usage_ungrouped"))
+    cut = Usage(ungrouped.points, limit_reached=True)
+    mtd = month_to_date(PERIOD, parse_usage(fixture("usage_limit_reached")), cut)
+    assert mtd.partial_reason == TRUNCATED
+    assert mtd.total == Decimal("4.75973725")
+
+
+def test_cut_grouped_answer_alone_is_partial() -> None:
+    """Without an ungrouped answer, a cut grouped answer is partial."""
+    mtd = month_to_date(PERIOD, parse_usage(fixture("usage_limit_reached")))
+    assert mtd.partial_reason == TRUNCATED
+
+
+# --- the usage request -------------------------------------------------------------------------
+
+
+def test_usage_request_body_matches_the_documented_shape() -> None:
+    """The body is the documented analyticsRequest: daily usd sum, Etc/GMT, grouped by description."""
+    period = BillingPeriod.containing(dt.datetime(2026, 11, 28, 18, 0, 0, 123456, tzinfo=UTC))
+    assert usage_request(period) == {
+        "analyticsRequest": {
+            "timeRange": {"startTime": "2026-11-01 00:00:00", "endTime": "2026-11-28 18:00:00", "timezone": "Etc/GMT"},
+            "timeUnit": "TIME_UNIT_DAY",
+            "values": [{"name": "usd", "aggregation": "AGGREGATION_SUM"}],
+            "groupBy": ["description"],
+            "filters": [],
+        }
+    }
+
+
+def test_ungrouped_usage_request_has_empty_group_by() -> None:
+    """The fallback request for a complete total groups by nothing."""
+    assert usage_request(PERIOD, ())["analyticsRequest"]["groupBy"] == []
+
+
+@pytest.mark.parametrize(
+    ("now", "start", "end"),
+    [
+        (dt.datetime(2026, 12, 1, 0, 5, tzinfo=UTC), "2026-12-01 00:00:00", "2026-12-01 00:05:00"),
+        (dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), "2026-12-01 00:00:00", "2026-12-31 23:59:59"),
+        (dt.datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC), "2027-01-01 00:00:00", "2027-01-01 00:00:30"),
+        (dt.datetime(2026, 12, 31, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+         "2027-01-01 00:00:00", "2027-01-01 01:00:00"),
+        (dt.datetime(2028, 2, 29, 12, 0, tzinfo=UTC), "2028-02-01 00:00:00", "2028-02-29 12:00:00"),
+    ],
+    ids=["first-00:05", "dec-31-23:59:59", "jan-1-after-dec", "offset-now-is-utc-jan", "leap-day"],
+)
+def test_usage_window_runs_from_the_utc_first_to_now(now: dt.datetime, start: str, end: str) -> None:
+    """The window is the 1st 00:00:00 UTC to now in UTC, `YYYY-MM-DD HH:MM:SS`, timezone Etc/GMT."""
+    source = XAIBilling(XAIAccount(team_id=TEAM), _deps("http://127.0.0.1:9"))
+    time_range = usage_request(source.billing_period(now))["analyticsRequest"]["timeRange"]
+    assert time_range == {"startTime": start, "endTime": end, "timezone": "Etc/GMT"}
+
+
+def test_billing_period_is_the_utc_calendar_month() -> None:
+    """On Dec 31 20:00 at UTC-5 it is already January in UTC, so that is the period."""
+    source = XAIBilling(XAIAccount(team_id=TEAM), _deps("http://127.0.0.1:9"))
+    period = source.billing_period(dt.datetime(2026, 12, 31, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))))
+    assert (period.year, period.month, period.tz_name) == (2027, 1, "UTC")
+    assert period.start == dt.datetime(2027, 1, 1, tzinfo=UTC)
+
+
+# --- cents, invoice preview, spending limits, headroom -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "usd"),
+    [("1413", "14.13"), ({"val": "1413"}, "14.13"), ("-5000", "-50"), ({"val": "0"}, "0"), (" 12.5 ", "0.125")],
+    ids=["bare", "wrapped", "negative", "wrapped-zero", "fractional"],
+)
+def test_cents_bare_or_wrapped_become_dollars(value: Any, usd: str) -> None:
+    """Cent strings, bare or `{"val": …}`, are divided by 100 exactly."""
+    assert cents_to_usd(value, what="x") == Decimal(usd)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1413, 14.13, True, None, [], "NaN", "Infinity", "twelve", "", {"value": "1"}, {"val": 1413},
+     {"val": {"val": "1"}}, {"val": "1", "currency": "USD"}, {}],
+    ids=["int", "float", "bool", "null", "list", "nan", "inf", "word", "empty", "wrong-key", "wrapped-int",
+         "double-wrapped", "extra-key", "empty-object"],
+)
+def test_cents_in_any_other_shape_are_bad_response(value: Any) -> None:
+    """Anything but a finite cent string, bare or wrapped, is a classified bad response."""
+    with pytest.raises(ProviderError) as info:
+        cents_to_usd(value, what="x")
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+def test_invoice_preview_uses_total_with_corrections() -> None:
+    """The documented preview: used = totalWithCorr, limit = effectiveSpendingLimit, both cents → USD."""
+    assert parse_invoice_preview(fixture("postpaid_invoice_preview")) == InvoicePreview(
+        used_usd=Decimal("14.13"), used_field="totalWithCorr", limit_usd=Decimal(100), cycle=(2026, 11)
+    )
+
+
+def test_invoice_preview_with_bare_strings_everywhere() -> None:
+    """Bare cent strings parse the same way as wrapped ones."""
+    preview = parse_invoice_preview(fixture("postpaid_invoice_preview_unwrapped"))
+    assert (preview.used_usd, preview.used_field, preview.limit_usd) == (Decimal(15), "totalWithCorr", Decimal(100))
+
+
+def test_invoice_preview_without_total_with_corrections_uses_amount_after_vat() -> None:
+    """No totalWithCorr: used = amountAfterVat (here wrapped, as is the limit)."""
+    preview = parse_invoice_preview(fixture("postpaid_invoice_preview_wrapped"))
+    assert (preview.used_usd, preview.used_field) == (Decimal("20.5"), "amountAfterVat")
+    assert preview.limit_usd == Decimal(250)
+
+
+def _preview(**changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(fixture("postpaid_invoice_preview"))
+    for key, value in changes.items():
+        if key.startswith("core_"):
+            doc["coreInvoice"][key.removeprefix("core_")] = value
+        else:
+            doc[key] = value
+    return doc
+
+
+def _without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        doc["coreInvoice"].pop(key)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"effectiveSpendingLimit": "10000"},
+        _preview(coreInvoice="1413"),
+        _without(_preview(), "totalWithCorr", "amountAfterVat"),
+        _preview(core_totalWithCorr=1413),
+        _preview(core_totalWithCorr={"val": 14.13}),
+        _preview(effectiveSpendingLimit=10000),
+        _preview(billingCycle="2026-11"),
+        _preview(billingCycle={"year": "2026", "month": 11}),
+        _preview(billingCycle={"year": 2026, "month": True}),
+        _preview(error={"message": "denied"}),
+    ],
+    ids=["no-core", "core-string", "no-amount", "amount-int", "wrapped-float", "limit-int", "cycle-string",
+         "cycle-year-string", "cycle-month-bool", "error-envelope"],
+)
+def test_drifted_invoice_preview_is_bad_response(doc: dict[str, Any]) -> None:
+    """A preview that lost its shape or changed units raises BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_invoice_preview(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+@pytest.mark.parametrize("name", ["postpaid_spending_limits", "postpaid_spending_limits_unwrapped"])
+def test_spending_limits_wrapped_or_bare(name: str) -> None:
+    """effectiveSl reads the same whether wrapped as {"val": …} or bare."""
+    assert parse_spending_limits(fixture(name)) == SpendingLimits(effective_usd=Decimal(100))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {},
+        {"spendingLimits": []},
+        {"spendingLimits": {"effectiveSl": 10000}},
+        {"spendingLimits": {"effectiveSl": {"val": True}}},
+        {"error": "denied"},
+    ],
+    ids=["empty", "list", "int", "wrapped-bool", "error-envelope"],
+)
+def test_drifted_spending_limits_are_bad_response(doc: dict[str, Any]) -> None:
+    """A spending-limits answer without its object or with non-cent values raises BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_spending_limits(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+def test_headroom_is_limit_minus_postpaid_used() -> None:
+    """Headroom = effective spending limit − invoice total, in dollars."""
+    preview = parse_invoice_preview(fixture("postpaid_invoice_preview"))
+    room, notes = headroom(PERIOD, preview, parse_spending_limits(fixture("postpaid_spending_limits")))
+    assert room == Headroom(Decimal(100), Decimal("14.13"), Decimal("85.87"), "xAI effective spending limit")
+    assert notes == ()
+
+
+def test_headroom_falls_back_to_effective_sl_without_preview() -> None:
+    """With only the spending limits the limit is known and the amount used is not."""
+    room, _ = headroom(PERIOD, None, SpendingLimits(Decimal(100)))
+    assert room == Headroom(Decimal(100), None, None, "xAI effective spending limit")
+
+
+def test_headroom_prefers_the_preview_limit_and_notes_a_disagreement() -> None:
+    """When the two limit fields differ the invoice preview's wins and the difference is visible."""
+    preview = InvoicePreview(Decimal(10), "totalWithCorr", Decimal(100), (2026, 11))
+    room, notes = headroom(PERIOD, preview, SpendingLimits(Decimal(200)))
+    assert room is not None and room.limit_usd == Decimal(100) and room.remaining_usd == Decimal(90)
+    assert notes == (
+        "xAI spending limits disagree: invoice preview $100.00, spending-limits $200.00; using the invoice preview's",
+    )
+
+
+def test_headroom_ignores_an_invoice_of_another_cycle() -> None:
+    """A preview still on last month (e.g. the 1st at 00:05) gives the limit but not the amount used."""
+    preview = InvoicePreview(Decimal(90), "totalWithCorr", Decimal(100), (2026, 10))
+    room, notes = headroom(PERIOD, preview, None)
+    assert room == Headroom(Decimal(100), None, None, "xAI effective spending limit")
+    assert notes == ("xAI invoice preview is for 2026-10, not 2026-11: amount used unknown",)
+
+
+def test_no_limit_anywhere_means_no_headroom() -> None:
+    """Neither endpoint names a limit: no headroom, and a note says so."""
+    preview = InvoicePreview(Decimal(1), "amountAfterVat", None, None)
+    note = "xAI reported no effective spending limit: headroom unknown"
+    assert headroom(PERIOD, preview, SpendingLimits(None)) == (None, (note,))
+    assert headroom(PERIOD, None, None) == (None, ())
+
+
+def test_zero_limit_is_prepaid_only_not_negative_headroom() -> None:
+    """A $0 effective limit (prepaid-only team) gives no headroom instead of a negative remainder."""
+    preview = InvoicePreview(Decimal(12), "totalWithCorr", Decimal(0), (2026, 11))
+    room, notes = headroom(PERIOD, preview, SpendingLimits(Decimal(0)))
+    assert room is None
+    assert notes == ("xAI postpaid spending limit is $0 (prepaid only?): no postpaid headroom",)
+
+
+# --- read-only by construction ----------------------------------------------------------------
+
+
+def test_read_calls_are_exactly_the_three_reads() -> None:
+    """The only POST is the usage analytics query; no prepaid, top-up or other mutating path is allowed."""
+    assert {USAGE, INVOICE_PREVIEW, SPENDING_LIMITS} == READ_CALLS
+    assert {(m, p) for m, p in READ_CALLS if m != "GET"} == {("POST", "/v1/billing/teams/{team}/usage")}
+    assert not any("prepaid" in p or "top-up" in p for _, p in READ_CALLS)
+
+
+def test_a_call_outside_read_calls_is_refused_before_sending() -> None:
+    """`_call` refuses prepaid/top-up without making a request."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    with (
+        httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ValueError, match="not a read call"),
+    ):
+        _call(client, ("POST", "/v1/billing/teams/{team}/prepaid/top-up"), TEAM, deadline=Deadline(5), counter=[0])
+    assert sent == []
+
+
+def test_team_id_cannot_change_the_path() -> None:
+    """A team id with slashes is percent-encoded, so it cannot steer the request to another endpoint."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(200, json={"spendingLimits": {}})
+
+    with httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client:
+        _call(client, SPENDING_LIMITS, "t/../../prepaid/top-up", deadline=Deadline(5), counter=[0])
+    assert seen == ["/v1/billing/teams/t%2F..%2F..%2Fprepaid%2Ftop-up/postpaid/spending-limits"]
+
+
+def test_usage_points_carry_day_dollars_and_group() -> None:
+    """A parsed point keeps its UTC day, its dollars as Decimal and its group label."""
+    first = parse_usage(fixture("usage")).points[0]
+    assert first == UsagePoint(dt.date(2026, 11, 1), Decimal("0.75973725"), "API grok-4.3")
+
+
+# --- fetches through the simulator -----------------------------------------------------------
+
+SIM_KEY = "xai-mgmt-sim-test-4Rk9"
+SIM_TEAM = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+SIM_CLOCK = "2026-11-28T18:30:00Z"
+SIM_SCENARIO: dict[str, Any] = {
+    "name": "xai-tests",
+    "accounts": [
+        {
+            "provider": "xai",
+            "label": "core",
+            "key": SIM_KEY,
+            "team_id": SIM_TEAM,
+            "spending_limit_usd": "1000",
+            "prepaid_credit_usd": "200",
+            "spend": {"base_daily_usd": "25", "daily_growth_pct": "2", "jitter_pct": "15"},
+            "breakdown": {
+                "description": [
+                    {"id": "grok-4.3 input tokens", "weight": 34},
+                    {"id": "grok-4.3 output tokens", "weight": 46},
+                    {"id": "grok-4-fast input tokens", "weight": 8},
+                    {"id": "grok-4-fast output tokens", "weight": 12},
+                ]
+            },
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[Simulator]:
+    with Simulator.start(SIM_SCENARIO, clock=SIM_CLOCK) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(_server: Simulator) -> Simulator:
+    _server.reset()
+    return _server
+
+
+def _deps(base_url: str, key: str = SIM_KEY) -> Deps:
+    return Deps(secrets=SecretResolver(env={"XAI_MANAGEMENT_KEY": key}), base_urls={"xai": base_url})
+
+
+def _source(sim: Simulator, *, key: str = SIM_KEY, team: str = SIM_TEAM) -> XAIBilling:
+    return XAIBilling(XAIAccount(label="core", team_id=team), _deps(sim.url, key))
+
+
+def _fetch(sim: Simulator, *, key: str = SIM_KEY, team: str = SIM_TEAM, seconds: float = 30) -> CostReport:
+    source = _source(sim, key=key, team=team)
+    return source.fetch(source.billing_period(sim.now()), Deadline(seconds))
+
+
+def _template(path: str) -> str:
+    return path.replace(SIM_TEAM, "{team}", 1)
+
+
+def _calls(sim: Simulator) -> list[tuple[str, str]]:
+    return [(r["method"], _template(r["path"])) for r in sim.requests()]
+
+
+@pytest.mark.parametrize(
+    "clock",
+    ["2026-11-28T18:30:00Z", "2026-11-30T23:59:59Z", "2026-12-01T00:05:00Z", "2026-12-01T07:00:00Z",
+     "2027-01-01T00:05:00Z", "2027-01-02T12:00:00Z"],
+    ids=["late-month", "last-second", "first-00:05", "first-07:00", "jan-1-00:05", "jan-2"],
+)
+def test_month_to_date_equals_the_simulator_exactly(sim: Simulator, clock: str) -> None:
+    """Total, days and per-model lines equal the simulator's expected values to the last digit."""
+    sim.set_clock(clock)
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert {d.day: d.amount for d in report.daily} == sim.expected_daily(SIM_KEY)
+    expected_lines = sim.expected_breakdown(SIM_KEY).get("description", {})
+    assert {b.key: b.amount for b in report.breakdown} == {k: v for k, v in expected_lines.items() if v}
+    assert {b.dimension for b in report.breakdown} <= {"model"}
+    assert report.partial_reason is None
+    assert report.freshness.as_of == sim.now()
+    assert report.requests == 3
+
+
+def test_fetch_sends_the_documented_usage_body(sim: Simulator) -> None:
+    """The request on the wire is the documented analyticsRequest for the 1st 00:00 to the clock."""
+    _fetch(sim)
+    usage = [r for r in sim.requests() if r["path"].endswith("/usage")]
+    assert [u["body"]["analyticsRequest"]["timeRange"] for u in usage] == [
+        {"startTime": "2026-11-01 00:00:00", "endTime": "2026-11-28 18:30:00", "timezone": "Etc/GMT"}
+    ]
+
+
+def test_headroom_from_the_simulated_spending_limit(sim: Simulator) -> None:
+    """Limit $1,000 (cents strings), used = the invoice's totalWithCorr, remaining = limit − used."""
+    report = _fetch(sim)
+    room = report.headroom
+    assert room is not None
+    assert room.limit_usd == Decimal(1000)
+    assert room.used_usd is not None and abs(room.used_usd - report.mtd_usd) < Decimal("0.05")
+    assert room.used_usd == room.used_usd.quantize(Decimal("0.01"))
+    assert room.remaining_usd == Decimal(1000) - room.used_usd
+    assert report.notes == ()
+
+
+def test_grouped_limit_reached_falls_back_to_one_ungrouped_call(sim: Simulator) -> None:
+    """A cut grouped answer is followed by one ungrouped call whose complete total is reported."""
+    sim.add_fault("xai", "limit_reached", count=1)
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert report.partial_reason is None
+    assert any("breakdown is incomplete" in n for n in report.notes)
+    usage = [r["body"]["analyticsRequest"]["groupBy"] for r in sim.requests() if r["path"].endswith("/usage")]
+    assert usage == [["description"], []]
+    assert report.requests == 4
+
+
+def test_limit_reached_on_both_calls_is_partial(sim: Simulator) -> None:
+    """When the ungrouped answer is cut too, the report says the total is truncated."""
+    sim.add_fault("xai", "limit_reached")
+    report = _fetch(sim)
+    assert report.partial_reason == "xAI analytics hit its result limit: the total is truncated"
+    assert report.mtd_usd < sim.expected_mtd(SIM_KEY)
+    assert report.requests == 4
+
+
+def test_every_request_is_a_read_call_even_with_retries(sim: Simulator) -> None:
+    """Across a whole fetch with retries and the fallback, the log holds only READ_CALLS, nothing mutating."""
+    sim.add_fault("xai", "http_500", count=1, endpoint="/usage")
+    sim.add_fault("xai", "limit_reached", count=1)
+    sim.add_fault("xai", "http_429", count=1, endpoint="/postpaid/invoice/preview")
+    sim.add_fault("xai", "reset", count=1, endpoint="/postpaid/spending-limits")
+    sim.add_fault("xai", "http_503", count=1, endpoint="/postpaid/spending-limits")
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert report.headroom is not None and report.headroom.used_usd is not None
+    assert not any("context unavailable" in n for n in report.notes)
+    log = sim.requests()
+    assert len(log) == report.requests == 8  # usage 2 + 1 ungrouped, invoice preview 2, spending limits 3
+    assert {(m, p) for m, p in _calls(sim)} <= READ_CALLS
+    assert not any(r["mutating"] for r in log)
+    assert not any("prepaid" in r["path"] or "top-up" in r["path"] for r in log)
+    assert [m for m, p in _calls(sim) if m != "GET"] == ["POST"] * 3
+    assert {r["provider"] for r in log} == {"xai"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "cause", "requests"),
+    [
+        ("http_401", Cause.AUTH, 1),
+        ("http_403", Cause.PERMISSION, 1),
+        ("http_404", Cause.NOT_FOUND, 1),
+        ("http_500", Cause.SERVER_ERROR, 3),
+        ("http_502", Cause.SERVER_ERROR, 3),
+        ("http_429", Cause.RATE_LIMIT, 3),
+        ("http_429_no_retry_after", Cause.RATE_LIMIT, 3),
+        ("reset", Cause.CONNECTION, 3),
+        ("html_200", Cause.BAD_RESPONSE, 1),
+        ("error_envelope_200", Cause.BAD_RESPONSE, 1),
+        ("drift_missing_data", Cause.BAD_RESPONSE, 1),
+        ("drift_amount_type", Cause.BAD_RESPONSE, 1),
+        ("truncated_json", Cause.BAD_RESPONSE, 1),
+        ("huge", Cause.BAD_RESPONSE, 1),
+    ],
+)
+def test_usage_faults_fail_the_account_with_their_cause(sim: Simulator, mode: str, cause: Cause, requests: int) -> None:
+    """A failing usage call fails the account with a classified cause (never $0) and skips the context."""
+    sim.add_fault("xai", mode, endpoint="/usage")
+    with pytest.raises(ProviderError) as info:
+        _fetch(sim)
+    assert info.value.cause is cause
+    assert _calls(sim) == [USAGE] * requests
+
+
+def test_usage_timeout_is_a_timeout(sim: Simulator) -> None:
+    """A usage call that never answers fails as TIMEOUT within the check's deadline."""
+    sim.add_fault("xai", "timeout", endpoint="/usage", seconds=5)
+    with pytest.raises(ProviderError) as info:
+        _fetch(sim, seconds=1.0)
+    assert info.value.cause is Cause.TIMEOUT
+
+
+def test_unknown_key_is_auth(sim: Simulator) -> None:
+    """An inference key or a revoked management key is 401 → AUTH, not $0."""
+    with pytest.raises(ProviderError) as info:
+        _fetch(sim, key="xai-inference-key-not-management")
+    assert info.value.cause is Cause.AUTH
+
+
+def test_other_team_is_permission(sim: Simulator) -> None:
+    """A key used for a team it cannot see is 403 → PERMISSION."""
+    with pytest.raises(ProviderError) as info:
+        _fetch(sim, team="00000000-0000-0000-0000-000000000000")
+    assert info.value.cause is Cause.PERMISSION
+
+
+def test_missing_key_names_the_variable(sim: Simulator) -> None:
+    """No management key configured: a SecretError naming XAI_MANAGEMENT_KEY, before any request."""
+    source = XAIBilling(XAIAccount(label="core", team_id=SIM_TEAM),
+                        Deps(secrets=SecretResolver(env={}), base_urls={"xai": sim.url}))
+    with pytest.raises(SecretError, match="XAI_MANAGEMENT_KEY"):
+        source.fetch(source.billing_period(sim.now()), Deadline(5))
+    assert sim.requests() == []
+
+
+def test_failed_invoice_preview_leaves_a_note_and_the_limit(sim: Simulator) -> None:
+    """A 403 on the invoice preview keeps the month-to-date; headroom has the limit only, and a note says why."""
+    sim.add_fault("xai", "http_403", endpoint="/postpaid/invoice/preview")
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert report.headroom == Headroom(Decimal(1000), None, None, "xAI effective spending limit")
+    assert report.notes == ("spending-limit context unavailable: invoice preview: key lacks billing/admin permission",)
+
+
+def test_failed_context_calls_never_fail_the_account(sim: Simulator) -> None:
+    """Both context endpoints down (after retries): month-to-date OK, no headroom, two visible notes."""
+    sim.add_fault("xai", "http_500", endpoint="/postpaid/")
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert report.headroom is None
+    assert report.notes == (
+        "spending-limit context unavailable: invoice preview: provider server error",
+        "spending-limit context unavailable: spending limits: provider server error",
+    )
+    assert report.requests == 1 + 3 + 3
+
+
+def test_drifted_context_is_a_note_not_a_failure(sim: Simulator) -> None:
+    """Spending limits with a drifted amount type: noted as a bad response, the preview's limit still used."""
+    sim.add_fault("xai", "drift_amount_type", endpoint="/postpaid/spending-limits")
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert report.headroom is not None and report.headroom.limit_usd == Decimal(1000)
+    assert report.notes == ("spending-limit context unavailable: spending limits: unexpected response shape",)
+
+
+def test_first_second_of_the_month_skips_the_empty_usage_window(sim: Simulator) -> None:
+    """At the 1st 00:00:00 the window is empty: $0 without a usage call (the API may refuse start == end)."""
+    sim.set_clock("2026-12-01T00:00:00Z")
+    report = _fetch(sim)
+    assert report.mtd_usd == Decimal(0)
+    assert [d.day for d in report.daily] == [dt.date(2026, 12, 1)]
+    assert USAGE not in _calls(sim)
+    assert report.requests == 2
+
+
+def test_registry_builds_the_xai_source() -> None:
+    """`build_source("xai", …)` returns this module's source, which meets the CostSource shape."""
+    source = build_source("xai", XAIAccount(team_id=TEAM), _deps("http://127.0.0.1:9"))
+    assert isinstance(source, XAIBilling)
+    assert source.provider == "xai"
