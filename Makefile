@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 setup: $(STAMP) ## create .venv with the pinned runtime and dev dependencies
 
 emulators: $(STAMP) ## create .venv-emulators (BigQuery emulator, fake GCS) if needed
-	$(PY) -m devservers ensure
+	$(PY) -m devservers venv
 
 test: setup emulators lint typecheck fmt-check checkov ## everything CI runs: lint, types, terraform checks, the whole test suite
 	$(PY) -m pytest -q

@@ -65,6 +65,16 @@ class OpenAICosts:
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
         key = admin_key(self.deps, "openai", self.account, "OpenAI admin key")
         acc = CostAccumulator(period)
+        if int(period.now.timestamp()) <= int(period.start.timestamp()):
+            # The first second of a month: an empty window (the API refuses end_time <= start_time).
+            return CostReport(
+                period=period,
+                mtd_usd=acc.total(),
+                daily=acc.daily(),
+                breakdown=(),
+                freshness=Freshness(period.now, "the month has just begun"),
+                requests=0,
+            )
         counter = [0]
         base: list[tuple[str, str | int]] = [
             ("start_time", int(period.start.timestamp())),

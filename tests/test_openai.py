@@ -166,3 +166,15 @@ def test_failures_are_classified(status: int, body: Any, ctype: str, cause: Caus
         _fetch(handler)
     assert exc.value.cause is cause
     assert "sk-admin-unit-test-key" not in str(exc.value)
+
+
+def test_first_second_of_the_month_makes_no_request() -> None:
+    """At exactly 00:00:00 on the 1st the window is empty: $0 without a request the API would refuse."""
+    calls: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req)
+        return httpx.Response(400, json={"error": {"message": "'end_time' must be greater than 'start_time'."}})
+
+    rep = _fetch(handler, dt.datetime(2026, 12, 1, tzinfo=UTC))
+    assert rep.mtd_usd == 0 and rep.requests == 0 and calls == []

@@ -1,0 +1,150 @@
+"""`make demo`: the real check, end to end, against local servers that speak the real APIs.
+
+1. starts the provider simulator (OpenAI, Anthropic, xAI), a Slack webhook receiver, a Secret Manager
+   fake (the Slack webhook URL and one admin key are read from it, as in the cloud) and the BigQuery
+   emulator with a Cloud Billing export table (Gemini / Vertex AI rows, credits, a non-USD account);
+2. runs `python main.py check` at 2026-11-28 18:00 UTC: thresholds are crossed and one Slack
+   message arrives, shown as Slack would render it;
+3. runs it again an hour later: nothing new is posted;
+4. replays Nov 28 → Dec 2 hour by hour with fresh state (`python main.py replay`): each alert
+   fires once, the month rolls over on Dec 1 (Google's invoice month 8 hours later);
+5. stops everything it started, also on failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devservers import bigquery_client, bigquery_server  # noqa: E402
+from simulator import SecretManagerFake, Simulator, SlackReceiver, render_terminal  # noqa: E402
+from simulator import billing_export  # noqa: E402
+
+NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
+PROJECT = "demo-project"
+TABLE = f"{PROJECT}.billing_export.gcp_billing_export_v1_01DEMO_234567_89ABCD"
+XAI_TEAM = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+KEYS = {
+    "DEMO_OPENAI_PROD_KEY": "sk-admin-sim-prod-7Qm2vXc9LpA4",
+    "DEMO_OPENAI_RESEARCH_KEY": "sk-admin-sim-research-Hn3kT8wZ2rJe",
+    "DEMO_XAI_KEY": "xai-mgmt-sim-core-Zt5nW2eK8uLs",
+}
+ANTHROPIC_SECRET = "projects/demo-project/secrets/anthropic-main-admin-key"
+SLACK_SECRET = "projects/demo-project/secrets/slack-webhook"
+
+
+def budgets() -> dict[str, object]:
+    return {
+        "total_budget_usd": 20000,
+        "thresholds_pct": [50, 80, 100],
+        "providers": {
+            "openai": {"budget_usd": 9000, "accounts": [
+                {"label": "prod", "budget_usd": 7500, "key_env": "DEMO_OPENAI_PROD_KEY"},
+                {"label": "research", "key_env": "DEMO_OPENAI_RESEARCH_KEY"}]},
+            "anthropic": {"budget_usd": 5000, "accounts": [
+                {"label": "main", "key_secret": f"{ANTHROPIC_SECRET}/versions/latest"}]},
+            "xai": {"budget_usd": 1000, "accounts": [
+                {"label": "core", "team_id": XAI_TEAM, "key_env": "DEMO_XAI_KEY"}]},
+            "gemini": {"budget_usd": 2000, "accounts": [{"label": "billing", "billing_export_table": TABLE}]},
+        },
+        "digest": {"enabled": False},
+    }
+
+
+def banner(text: str) -> None:
+    print(f"\n\033[1m== {text} ==\033[0m", flush=True)
+
+
+def run(args: list[str], env: dict[str, str]) -> int:
+    print(f"$ python {' '.join(args)}", flush=True)
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=900, check=False)
+    print(proc.stdout, end="", flush=True)
+    errors = [line for line in proc.stderr.splitlines() if '"severity": "ERROR"' in line]
+    for line in errors[:5]:
+        print(f"  log: {line}")
+    return proc.returncode
+
+
+def main() -> int:
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="llm-budget-demo-") as tmp:
+        banner("1. starting local servers (simulator, Slack receiver, Secret Manager fake, BigQuery emulator)")
+        sim = stack.enter_context(Simulator.start(clock=NOW))
+        slack = stack.enter_context(SlackReceiver.start())
+        secrets = stack.enter_context(SecretManagerFake.start(secrets={
+            ANTHROPIC_SECRET: "sk-ant-admin01-sim-main-Vb6yP1qRz0Wd",
+            SLACK_SECRET: slack.hook_url,
+        }))
+        bq = stack.enter_context(bigquery_server(project=PROJECT))
+        client = bigquery_client(bq, PROJECT)
+        billing_export.create_export_table(client, TABLE, replace=True)
+        rows = billing_export.scenario_rows("2026-11") + billing_export.scenario_rows(
+            "2026-12", currency="EUR", conversion_rate="0.92", billing_account_id="01EURO-000000-000000")
+        billing_export.load(client, TABLE, rows)
+        print(f"simulator {sim.url} · slack {slack.url} · secret manager {secrets.url} · bigquery {bq.url}")
+        print(f"billing export {TABLE}: {len(rows)} rows (Nov USD account, Dec EUR account, credits, other services)")
+
+        budget_file = Path(tmp) / "budgets.json"
+        budget_file.write_text(json.dumps(budgets(), indent=2))
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "XAI_"))},
+            **sim.env(), **KEYS,
+            "BUDGET_CONFIG_FILE": str(budget_file),
+            "SLACK_WEBHOOK_SECRET": f"{SLACK_SECRET}/versions/latest",
+            "SECRET_MANAGER_EMULATOR_HOST": secrets.url,
+            "BIGQUERY_EMULATOR_HOST": bq.url,
+            "BIGQUERY_JOB_PROJECT": PROJECT,
+            "STATE_FILE": str(Path(tmp) / "state.json"),
+            "LOG_LEVEL": "WARNING",
+        }
+        env.pop("SLACK_WEBHOOK_URL", None)
+
+        banner(f"2. one check at {NOW:%Y-%m-%d %H:%M} UTC: thresholds crossed, one Slack message")
+        if run(["main.py", "check", "--now", NOW.isoformat()], env) != 0:
+            return 1
+        messages = slack.messages()
+        if len(messages) != 1:
+            print(f"expected one Slack message, got {len(messages)}")
+            return 1
+        banner("what Slack received")
+        print(render_terminal(messages[0], width=100))
+        expected = sum((sim.expected_mtd(s) for s in ("openai/prod", "openai/research", "anthropic/main",
+                                                      "xai/core")), Decimal(0))
+        gemini = billing_export.expected_net_usd(rows, "202611", ("AEFD-7695-64FA", "C7E2-9256-1C43"), NOW)
+        print(f"\nsimulator scenario total at that instant: ${expected + gemini:,.2f} "
+              f"(HTTP providers ${expected:,.2f} + Gemini ${gemini:,.2f})")
+
+        later = NOW + dt.timedelta(hours=1)
+        sim.set_clock(later)
+        banner(f"3. the next hourly check ({later:%H:%M} UTC): nothing new, nothing posted")
+        if run(["main.py", "check", "--now", later.isoformat()], env) != 0:
+            return 1
+        if len(slack.messages()) != 1:
+            print("a repeat was posted: that is a bug")
+            return 1
+        print(f"Slack messages so far: {len(slack.messages())} (unchanged)")
+
+        banner("4. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
+        env["STATE_FILE"] = str(Path(tmp) / "replay-state.json")
+        before = len(slack.messages())
+        if run(["main.py", "replay", "--from", "2026-11-28T00:00:00Z", "--to", "2026-12-02T00:00:00Z",
+                "--step", "1h", "--simulator", sim.url], env) != 0:
+            return 1
+        print(f"Slack messages posted by the replay: {len(slack.messages()) - before}")
+        banner("5. stopping every server")
+    print("done: all servers stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
