@@ -118,3 +118,25 @@ def budgets(**overrides: Any) -> Any:
     doc = {"total_budget_usd": 1000, "providers": {"openai": {"budget_usd": 500}, "anthropic": {"budget_usd": 400}}}
     doc.update(overrides)
     return parse_budget_config(json.dumps(doc), origin="test")
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[Any]:
+    """The real fake-gcs-server (enforces if_generation_match), for the whole session."""
+    from devservers import gcs_server
+
+    with gcs_server() as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the GCS emulator, with STORAGE_EMULATOR_HOST pointing at it."""
+    import uuid
+
+    from devservers import create_bucket
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.url)
+    name = f"state-{uuid.uuid4().hex[:12]}"
+    create_bucket(gcs_emulator, name)
+    return name
