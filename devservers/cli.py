@@ -1,6 +1,6 @@
 """Command line for the Makefile demo and ``.ci/run``.
 
-    python -m devservers venv   [--force]                 build/update .venv-emulators only
+    python -m devservers venv   [--force] [--python PY]   build/update .venv-emulators only
     python -m devservers start  [gcs] [bigquery] [--state-dir .run] [--project demo-project]
                                 [--gcs-port N] [--bigquery-port N] [--bucket NAME ...]
     python -m devservers env    [--state-dir .run]        `export ...` lines for a shell: eval "$(...)"
@@ -145,7 +145,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_venv(args: argparse.Namespace) -> int:
-    print(ensure_emulator_venv(force=args.force))
+    print(ensure_emulator_venv(python=args.python, force=args.force))
     return 0
 
 
@@ -171,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     with_state(sub.add_parser("status", help="JSON status of recorded servers")).set_defaults(func=_cmd_status)
     venv = sub.add_parser("venv", help="create/update .venv-emulators")
     venv.add_argument("--force", action="store_true", help="rebuild from scratch")
+    venv.add_argument("--python", default=None, help="interpreter to build it with (>= 3.11; default: this one)")
     venv.set_defaults(func=_cmd_venv)
     return parser
 

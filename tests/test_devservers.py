@@ -257,6 +257,20 @@ def test_bigquery_missing_table_raises(bq: Server) -> None:
         client.query(f"SELECT SUM(cost) FROM `{PROJECT}.billing.no_such_table`").result()
 
 
+def test_bigquery_streaming_insert_after_ddl_query(bq: Server) -> None:
+    """insert_rows_json right after a CREATE TABLE query job works (broken with duckdb 2.0: HTTP 500)."""
+    from google.api_core.retry import Retry
+
+    client = devservers.bigquery_client(bq)
+    client.create_dataset("ddl", exists_ok=True)
+    client.query(f"CREATE TABLE `{PROJECT}.ddl.costs` (usage_start_time TIMESTAMP, cost FLOAT64)").result()
+    no_long_retry = Retry(timeout=5.0)  # the client's default retries a 500 for 600 s
+    rows = [{"usage_start_time": "2026-11-02T00:00:00Z", "cost": 1.25}]
+    assert client.insert_rows_json(f"{PROJECT}.ddl.costs", rows, retry=no_long_retry) == []
+    total = [row["total"] for row in client.query(f"SELECT SUM(cost) AS total FROM `{PROJECT}.ddl.costs`").result()]
+    assert total == [1.25]
+
+
 def test_bigquery_emulator_host_env_is_the_endpoint(bq: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """google-cloud-bigquery takes BIGQUERY_EMULATOR_HOST as its endpoint (credentials still needed)."""
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bq.url)
