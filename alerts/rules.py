@@ -208,7 +208,8 @@ def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
         pct = s.pct
         if pct is None or s.budget_usd is None or s.mtd_usd is None:
             continue
-        crossed = [t for t in config.thresholds_pct if pct >= t]
+        # Compare exact amounts: the displayed percentage is rounded (49.99999% shows as 50.0%).
+        crossed = [t for t in config.thresholds_pct if s.mtd_usd * 100 >= t * s.budget_usd]
         if crossed:
             top = max(crossed)
             for t in crossed:
@@ -229,7 +230,8 @@ def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
         fc = s.forecast
         if fc is not None:
             for t in config.forecast_thresholds_pct:
-                if fc.projected_usd * 100 >= t * s.budget_usd:
+                # Only a warning ahead of time: once spend itself is past t%, the forecast adds nothing.
+                if s.mtd_usd * 100 < t * s.budget_usd and fc.projected_usd * 100 >= t * s.budget_usd:
                     when = f", reaching it on {fc.crossing_day:%b %d}" if fc.crossing_day else ""
                     events.append(
                         Event(

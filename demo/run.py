@@ -27,8 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devservers import bigquery_client, bigquery_server  # noqa: E402
-from simulator import SecretManagerFake, Simulator, SlackReceiver, render_terminal  # noqa: E402
-from simulator import billing_export  # noqa: E402
+from simulator import (  # noqa: E402
+    SecretManagerFake,
+    Simulator,
+    SlackReceiver,
+    billing_export,
+    render_terminal,
+)
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
 PROJECT = "demo-project"
@@ -67,8 +72,8 @@ def banner(text: str) -> None:
 
 def run(args: list[str], env: dict[str, str]) -> int:
     print(f"$ python {' '.join(args)}", flush=True)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=900, check=False)
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
     print(proc.stdout, end="", flush=True)
     errors = [line for line in proc.stderr.splitlines() if '"severity": "ERROR"' in line]
     for line in errors[:5]:

@@ -136,3 +136,12 @@ def test_small_or_steady_days_are_not_spikes() -> None:
 def test_money_formatting() -> None:
     """Two decimals, half up, thousands separators."""
     assert rules.money(Decimal("1234.565")) == "$1,234.57" and rules.money(Decimal("-2")) == "-$2.00"
+
+
+def test_threshold_compares_exact_amounts_not_the_rounded_percentage() -> None:
+    """$1,499.9999991 of $3,000 displays as 50.0% but has not crossed 50%."""
+    cfg = budgets(providers={"openai": {"budget_usd": 3000}}, total_budget_usd=100000)
+    results = [report_for("openai", "default", NOW, ["1499.9999991"])]
+    scopes = rules.evaluate(cfg, results, NOW)
+    assert next(s for s in scopes if s.name == "openai").pct == Decimal("50.0")
+    assert rules.budget_events(cfg, scopes) == []
