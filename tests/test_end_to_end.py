@@ -250,3 +250,23 @@ def test_anthropic_complete_days_only_on_the_first(env: dict[str, Any], capsys: 
     acc = json.loads(out)["providers"]["anthropic"]["accounts"][0]
     assert acc["status"] == "ok" and acc["mtd_usd"] == "0"
     assert "complete days" in acc["freshness"]["note"]
+
+
+def test_daily_digest_once_a_day_and_can_be_turned_off(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the digest hour one summary is posted (even with nothing new); once per day; off means never."""
+    monkeypatch.setenv("BUDGET_CONFIG", json.dumps({**BUDGETS, "digest": {"enabled": True, "hour_utc": 18}}))
+    first = _json_check(env, capsys)
+    assert "digest:2026-11-28" in first["alerts"]["delivered"] and len(env["slack"].messages()) == 1
+    again = _json_check(env, capsys, "--now", (NOW + dt.timedelta(minutes=30)).isoformat())
+    assert again["alerts"]["delivered"] == []
+    next_day = NOW + dt.timedelta(days=1)
+    env["sim"].set_clock(next_day)
+    doc = _json_check(env, capsys, "--now", next_day.isoformat())
+    assert [k for k in doc["alerts"]["delivered"] if k.startswith("digest")] == ["digest:2026-11-29"]
+    assert "digest" in env["slack"].messages()[-1]["blocks"][0]["text"]["text"]
+    monkeypatch.setenv("BUDGET_CONFIG", json.dumps({**BUDGETS, "digest": {"enabled": False, "hour_utc": 18}}))
+    day3 = NOW + dt.timedelta(days=2)
+    env["sim"].set_clock(day3)
+    assert _json_check(env, capsys, "--now", day3.isoformat())["alerts"]["delivered"] == []
