@@ -140,3 +140,12 @@ def gcs_bucket(gcs_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"state-{uuid.uuid4().hex[:12]}"
     create_bucket(gcs_emulator, name)
     return name
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator() -> Iterator[Any]:
+    """The BigQuery emulator (bqemulator on DuckDB), for the whole session."""
+    from devservers import bigquery_server
+
+    with bigquery_server(project="demo-project") as server:
+        yield server
