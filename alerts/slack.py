@@ -157,6 +157,18 @@ def _forecast_line(s: Scope) -> str | None:
     return f"forecast {money(fc.projected_usd)} at {money(fc.daily_rate_usd)}/day{when}"
 
 
+def _scope_summary(s: Scope, *, show_today: bool) -> list[str]:
+    """Figure, bar, forecast and sparkline of one scope."""
+    lines = [_scope_line(s)]
+    fc = _forecast_line(s)
+    if fc:
+        lines.append(fc)
+    if s.daily:
+        today = f"  (today {money(s.daily[-1].amount)})" if show_today else ""
+        lines.append(f"daily {sparkline([d.amount for d in s.daily])}{today}")
+    return lines
+
+
 def _account_line(r: SourceResult, scope: Scope | None) -> str:
     if r.report is None:
         cause = r.cause.describe if r.cause else "failed"
@@ -204,12 +216,7 @@ def _provider_blocks(
 
     pscope = next(s for s in scopes if s.name == provider)
     rs = [r for r in results if r.account.provider == provider]
-    lines = [_scope_line(pscope)]
-    fc = _forecast_line(pscope)
-    if fc:
-        lines.append(fc)
-    if pscope.daily:
-        lines.append(f"daily {sparkline([d.amount for d in pscope.daily])}  (today {money(pscope.daily[-1].amount)})")
+    lines = _scope_summary(pscope, show_today=True)
     lines.extend(_top_lines(rs))
     if len(rs) > 1 or any(r.report is None or r.report.headroom or r.report.partial_reason for r in rs):
         acc_scopes = {s.name: s for s in scopes if s.level == "account"}
@@ -269,13 +276,7 @@ def render(msg: MessageInput) -> dict[str, Any]:
     blocks.append(DividerBlock())
 
     total = next(s for s in msg.scopes if s.level == "total")
-    tlines = [_scope_line(total)]
-    fc = _forecast_line(total)
-    if fc:
-        tlines.append(fc)
-    if total.daily:
-        tlines.append(f"daily {sparkline([d.amount for d in total.daily])}")
-    blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(tlines))))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(_scope_summary(total, show_today=False)))))
 
     providers = [s.name for s in msg.scopes if s.level == "provider"]
     budget_for_providers = MAX_BLOCKS - len(blocks) - 1
