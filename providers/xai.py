@@ -34,6 +34,7 @@ The alerter only reads: `READ_CALLS` is every request this module can send. Noth
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
@@ -203,8 +204,10 @@ def month_to_date(period: BillingPeriod, grouped: Usage, ungrouped: Usage | None
             days.add(p.day, p.usd)
         notes = []
         if grouped.limit_reached:
-            notes.append("xAI analytics hit its result limit for the per-model breakdown: the total comes "
-                         "from an ungrouped query and the breakdown is incomplete")
+            notes.append(
+                "xAI analytics hit its result limit for the per-model breakdown: the total comes "
+                "from an ungrouped query and the breakdown is incomplete"
+            )
     return MonthToDate(
         total=days.total(),
         daily=days.daily(),
@@ -285,8 +288,10 @@ def headroom(
     limit = preview.limit_usd if preview is not None else None
     fallback = limits.effective_usd if limits is not None else None
     if limit is not None and fallback is not None and limit != fallback:
-        notes.append(f"xAI spending limits disagree: invoice preview ${limit:,.2f}, "
-                     f"spending-limits ${fallback:,.2f}; using the invoice preview's")
+        notes.append(
+            f"xAI spending limits disagree: invoice preview ${limit:,.2f}, "
+            f"spending-limits ${fallback:,.2f}; using the invoice preview's"
+        )
     if limit is None:
         limit = fallback
     if limit is None:
@@ -343,18 +348,25 @@ class XAIBilling:
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
         key = admin_key(self.deps, "xai", self.account, "xAI management key")
         team = self.account.team_id
-        counter = [0]
-        with self.deps.http_factory(self.deps.base_urls["xai"], headers={"Authorization": f"Bearer {key}"}) as client:
+        counters = {"usage": [0], "preview": [0], "limits": [0]}
+        with (
+            self.deps.http_factory(self.deps.base_urls["xai"], headers={"Authorization": f"Bearer {key}"}) as client,
+            concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="xai-context") as pool,
+        ):
+            # The context calls do not depend on the usage answer: send them alongside it, so the
+            # account costs one round trip, not three.
+            preview = pool.submit(_call, client, INVOICE_PREVIEW, team, deadline=deadline, counter=counters["preview"])
+            limits = pool.submit(_call, client, SPENDING_LIMITS, team, deadline=deadline, counter=counters["limits"])
 
             def usage(group_by: Sequence[str]) -> Usage:
                 if _empty_window(period):
                     return Usage((), limit_reached=False)  # nothing can have been spent yet
                 body = usage_request(period, group_by)
-                return parse_usage(_call(client, USAGE, team, body=body, deadline=deadline, counter=counter))
+                return parse_usage(_call(client, USAGE, team, body=body, deadline=deadline, counter=counters["usage"]))
 
             grouped = usage(GROUP_BY)
             mtd = month_to_date(period, grouped, usage(()) if grouped.limit_reached else None)
-            room, context_notes = self._context(client, period, deadline, counter)
+            room, context_notes = _context(period, preview, limits)
         return CostReport(
             period=period,
             mtd_usd=mtd.total,
@@ -364,27 +376,29 @@ class XAIBilling:
             partial_reason=mtd.partial_reason,
             headroom=room,
             notes=(*mtd.notes, *context_notes),
-            requests=counter[0],
+            requests=sum(c[0] for c in counters.values()),
         )
 
-    def _context(
-        self, client: httpx.Client, period: BillingPeriod, deadline: Deadline, counter: list[int]
-    ) -> tuple[Headroom | None, tuple[str, ...]]:
-        """Headroom from the two context endpoints. Their failures become notes, never a failed account."""
-        team = self.account.team_id
-        notes: list[str] = []
-        preview: InvoicePreview | None = None
-        limits: SpendingLimits | None = None
-        try:
-            preview = parse_invoice_preview(_call(client, INVOICE_PREVIEW, team, deadline=deadline, counter=counter))
-        except ProviderError as exc:
-            notes.append(f"spending-limit context unavailable: invoice preview: {exc.cause.describe}")
-        try:
-            limits = parse_spending_limits(_call(client, SPENDING_LIMITS, team, deadline=deadline, counter=counter))
-        except ProviderError as exc:
-            notes.append(f"spending-limit context unavailable: spending limits: {exc.cause.describe}")
-        room, more = headroom(period, preview, limits)
-        return room, (*notes, *more)
+
+def _context(
+    period: BillingPeriod,
+    preview_call: concurrent.futures.Future[dict[str, Any]],
+    limits_call: concurrent.futures.Future[dict[str, Any]],
+) -> tuple[Headroom | None, tuple[str, ...]]:
+    """Headroom from the two context endpoints. Their failures become notes, never a failed account."""
+    notes: list[str] = []
+    preview: InvoicePreview | None = None
+    limits: SpendingLimits | None = None
+    try:
+        preview = parse_invoice_preview(preview_call.result())
+    except ProviderError as exc:
+        notes.append(f"spending-limit context unavailable: invoice preview: {exc.cause.describe}")
+    try:
+        limits = parse_spending_limits(limits_call.result())
+    except ProviderError as exc:
+        notes.append(f"spending-limit context unavailable: spending limits: {exc.cause.describe}")
+    room, more = headroom(period, preview, limits)
+    return room, (*notes, *more)
 
 
 def from_config(account: Any, deps: Deps) -> XAIBilling:

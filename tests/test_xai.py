@@ -609,7 +609,7 @@ def test_headroom_from_the_simulated_spending_limit(sim: Simulator) -> None:
 
 def test_grouped_limit_reached_falls_back_to_one_ungrouped_call(sim: Simulator) -> None:
     """A cut grouped answer is followed by one ungrouped call whose complete total is reported."""
-    sim.add_fault("xai", "limit_reached", count=1)
+    sim.add_fault("xai", "limit_reached", count=1, endpoint="/usage")
     report = _fetch(sim)
     assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
     assert report.partial_reason is None
@@ -621,7 +621,7 @@ def test_grouped_limit_reached_falls_back_to_one_ungrouped_call(sim: Simulator) 
 
 def test_limit_reached_on_both_calls_is_partial(sim: Simulator) -> None:
     """When the ungrouped answer is cut too, the report says the total is truncated."""
-    sim.add_fault("xai", "limit_reached")
+    sim.add_fault("xai", "limit_reached", endpoint="/usage")
     report = _fetch(sim)
     assert report.partial_reason == "xAI analytics hit its result limit: the total is truncated"
     assert report.mtd_usd < sim.expected_mtd(SIM_KEY)
@@ -631,7 +631,7 @@ def test_limit_reached_on_both_calls_is_partial(sim: Simulator) -> None:
 def test_every_request_is_a_read_call_even_with_retries(sim: Simulator) -> None:
     """Across a whole fetch with retries and the fallback, the log holds only READ_CALLS, nothing mutating."""
     sim.add_fault("xai", "http_500", count=1, endpoint="/usage")
-    sim.add_fault("xai", "limit_reached", count=1)
+    sim.add_fault("xai", "limit_reached", count=1, endpoint="/usage")
     sim.add_fault("xai", "http_429", count=1, endpoint="/postpaid/invoice/preview")
     sim.add_fault("xai", "reset", count=1, endpoint="/postpaid/spending-limits")
     sim.add_fault("xai", "http_503", count=1, endpoint="/postpaid/spending-limits")
@@ -668,12 +668,14 @@ def test_every_request_is_a_read_call_even_with_retries(sim: Simulator) -> None:
     ],
 )
 def test_usage_faults_fail_the_account_with_their_cause(sim: Simulator, mode: str, cause: Cause, requests: int) -> None:
-    """A failing usage call fails the account with a classified cause (never $0) and skips the context."""
+    """A failing usage call fails the account with a classified cause (never $0); context calls stay reads."""
     sim.add_fault("xai", mode, endpoint="/usage")
     with pytest.raises(ProviderError) as info:
         _fetch(sim)
     assert info.value.cause is cause
-    assert _calls(sim) == [USAGE] * requests
+    calls = _calls(sim)
+    assert [c for c in calls if c == USAGE] == [USAGE] * requests
+    assert set(calls) <= READ_CALLS  # the two context reads went out alongside the usage call
 
 
 def test_usage_timeout_is_a_timeout(sim: Simulator) -> None:
