@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from errors import Cause, ProviderError
 from models import ZERO, BillingPeriod, BreakdownLine, DailyCost
+from providers._http import ResponseTooLarge, pages
 
 ABSURD_DAILY_USD = Decimal(1_000_000)
 
@@ -81,3 +84,31 @@ class CostAccumulator:
         if any(v > ABSURD_DAILY_USD for v in self._daily.values()):
             notes.append("a day above $1,000,000: possible unit error in the provider data (still alerted)")
         return tuple(notes)
+
+
+def _with_limit(fetch_page: PageFetch, limit: int, cursor: str | None) -> dict[str, Any]:
+    return fetch_page(cursor, limit)
+
+
+PageFetch = Callable[[str | None, int], dict[str, Any]]
+PageParse = Callable[[dict[str, Any], "CostAccumulator"], None]
+
+
+def sum_pages(
+    period: BillingPeriod, fetch_page: PageFetch, parse: PageParse, limits: Sequence[int] = (31, 1)
+) -> CostAccumulator:
+    """Fetch and aggregate every page, asking for `limits[0]` buckets per page.
+
+    A whole month is normally one page. If that page is too large for the response cap (a month of
+    very heavy grouping), start over with `limits[1]` buckets per page: more requests, each small.
+    """
+    for i, limit in enumerate(limits):
+        acc = CostAccumulator(period)
+        try:
+            for page in pages(functools.partial(_with_limit, fetch_page, limit)):
+                parse(page, acc)
+            return acc
+        except ResponseTooLarge:
+            if i == len(limits) - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -112,18 +112,23 @@ def _error_detail(resp: httpx.Response, body: bytes) -> str:
     return body[:120].decode("utf-8", "replace").strip() or "empty body"
 
 
+class ResponseTooLarge(ProviderError):
+    """A response over `MAX_BODY_BYTES`: a fault, or a month too heavily grouped for one page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Cause.BAD_RESPONSE, message)
+
+
 def _read_body(resp: httpx.Response) -> bytes:
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ProviderError(
-            Cause.BAD_RESPONSE, f"response of {int(declared)} bytes exceeds the {MAX_BODY_BYTES} byte cap"
-        )
+        raise ResponseTooLarge(f"response of {int(declared)} bytes exceeds the {MAX_BODY_BYTES} byte cap")
     chunks: list[bytes] = []
     size = 0
     for chunk in resp.iter_bytes():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ProviderError(Cause.BAD_RESPONSE, f"response larger than the {MAX_BODY_BYTES} byte cap")
+            raise ResponseTooLarge(f"response larger than the {MAX_BODY_BYTES} byte cap")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -18,8 +18,8 @@ from config import AnthropicAccount
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Freshness
 from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, to_decimal
-from providers._http import Deadline, pages, request_json
+from providers._aggregate import CostAccumulator, sum_pages, to_decimal
+from providers._http import Deadline, request_json
 
 PATH = "/v1/organizations/cost_report"
 API_VERSION = "2023-06-01"
@@ -89,7 +89,6 @@ class AnthropicCosts:
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
         key = admin_key(self.deps, "anthropic", self.account, "Anthropic admin key")
-        acc = CostAccumulator(period)
         counter = [0]
         tomorrow = dt.datetime.combine(period.today + dt.timedelta(days=1), dt.time(), UTC)
         base: list[tuple[str, str | int]] = [
@@ -98,18 +97,16 @@ class AnthropicCosts:
             ("bucket_width", "1d"),
             ("group_by[]", "description"),
             ("group_by[]", "workspace_id"),
-            ("limit", PAGE_LIMIT),
         ]
         headers = {"x-api-key": key, "anthropic-version": API_VERSION}
         with self.deps.http_factory(self.deps.base_urls["anthropic"], headers=headers) as client:
 
-            def fetch_page(cursor: str | None) -> dict[str, Any]:
-                params = base + ([("page", cursor)] if cursor else [])
+            def fetch_page(cursor: str | None, limit: int) -> dict[str, Any]:
+                params = [*base, ("limit", limit)] + ([("page", cursor)] if cursor else [])
                 return request_json(client, "GET", PATH, params=params, deadline=deadline, counter=counter)
 
             try:
-                for page in pages(fetch_page):
-                    parse_cost_report_page(page, acc)
+                acc = sum_pages(period, fetch_page, parse_cost_report_page, (PAGE_LIMIT, 1))
             except ProviderError as exc:
                 if exc.status == 400 and period.now - period.start < dt.timedelta(days=1):
                     return self._first_day(period, counter[0])

@@ -16,8 +16,8 @@ from config import OpenAIAccount
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Freshness
 from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, to_decimal
-from providers._http import Deadline, pages, request_json
+from providers._aggregate import CostAccumulator, sum_pages, to_decimal
+from providers._http import Deadline, request_json
 
 PATH = "/v1/organization/costs"
 PAGE_LIMIT = 31
@@ -82,18 +82,15 @@ class OpenAICosts:
             ("bucket_width", "1d"),
             ("group_by", "line_item"),
             ("group_by", "project_id"),
-            ("limit", PAGE_LIMIT),
         ]
-        with self.deps.http_factory(
-            self.deps.base_urls["openai"], headers={"Authorization": f"Bearer {key}"}
-        ) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        with self.deps.http_factory(self.deps.base_urls["openai"], headers=headers) as client:
 
-            def fetch_page(cursor: str | None) -> dict[str, Any]:
-                params = base + ([("page", cursor)] if cursor else [])
+            def fetch_page(cursor: str | None, limit: int) -> dict[str, Any]:
+                params = [*base, ("limit", limit)] + ([("page", cursor)] if cursor else [])
                 return request_json(client, "GET", PATH, params=params, deadline=deadline, counter=counter)
 
-            for page in pages(fetch_page):
-                parse_costs_page(page, acc)
+            acc = sum_pages(period, fetch_page, parse_costs_page, (PAGE_LIMIT, 1))
         return CostReport(
             period=period,
             mtd_usd=acc.total(),

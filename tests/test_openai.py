@@ -178,3 +178,36 @@ def test_first_second_of_the_month_makes_no_request() -> None:
 
     rep = _fetch(handler, dt.datetime(2026, 12, 1, tzinfo=UTC))
     assert rep.mtd_usd == 0 and rep.requests == 0 and calls == []
+
+
+def test_a_month_too_large_for_one_page_is_fetched_a_day_per_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the one-page month exceeds the response cap, it is fetched again with limit=1 and summed once."""
+    import providers._http as http
+
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 2000)
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        if req.url.params["limit"] == "31":
+            return httpx.Response(200, json={**_page(1, 1.0, None), "padding": "x" * 5000})
+        day = {None: 1, "d2": 2, "d3": 3}[req.url.params.get("page")]
+        return httpx.Response(200, json=_page(day, 0.25, {1: "d2", 2: "d3", 3: None}[day]))
+
+    rep = _fetch(handler)
+    assert rep.mtd_usd == Decimal("0.75")
+    assert [r.url.params["limit"] for r in seen] == ["31", "1", "1", "1"] and rep.requests == 4
+
+
+def test_a_single_day_over_the_cap_still_fails_classified(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When even one day is over the cap the account fails as a bad response, not $0."""
+    import providers._http as http
+
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 2000)
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**_page(1, 1.0, None), "padding": "x" * 5000})
+
+    with pytest.raises(ProviderError) as exc:
+        _fetch(handler)
+    assert exc.value.cause is Cause.BAD_RESPONSE
