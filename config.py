@@ -323,6 +323,14 @@ class Settings:
     deadline_s: float
     log_level: str
 
+    def require_slack(self) -> None:
+        """A run that may post needs a webhook; say so up front rather than keep alerts pending forever."""
+        if not (self.slack_webhook_url or self.slack_webhook_secret):
+            raise ConfigError(
+                "no Slack webhook configured: set SLACK_WEBHOOK_SECRET to its Secret Manager version name "
+                "(cloud) or SLACK_WEBHOOK_URL (local), or use --dry-run"
+            )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

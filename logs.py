@@ -47,6 +47,7 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             doc["error_type"] = record.exc_info[0].__name__
+            doc["traceback"] = self.formatException(record.exc_info)
         return redact(json.dumps(doc, default=str, ensure_ascii=False))
 
 

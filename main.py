@@ -59,6 +59,7 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     headers = {"Content-Type": "application/json"}
     try:
         settings = Settings.from_env()
+        settings.require_slack()
     except ConfigError as exc:
         _setup_logging("INFO")
         logs.event(log, logging.ERROR, "configuration error", error=str(exc))
@@ -144,6 +145,8 @@ def cli(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if not getattr(args, "dry_run", False):
+            settings.require_slack()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -97,3 +97,10 @@ def test_env_secret_missing_names_the_variable() -> None:
     """A missing key names the variable to set, never a value."""
     with pytest.raises(SecretError, match="OPENAI_ADMIN_KEY is not set"):
         SecretResolver(env={}).get(secret=None, env_name="OPENAI_ADMIN_KEY", what="OpenAI admin key")
+
+
+def test_a_run_that_posts_needs_a_webhook() -> None:
+    """Without SLACK_WEBHOOK_SECRET or SLACK_WEBHOOK_URL a posting run is a configuration error."""
+    with pytest.raises(ConfigError, match="SLACK_WEBHOOK_SECRET"):
+        Settings.from_env(_env()).require_slack()
+    Settings.from_env(_env(SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T/B/x")).require_slack()
