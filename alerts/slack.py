@@ -27,7 +27,7 @@ MAX_TEXT = 3000
 TOP_LINES = 3
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 10
-POST_TIMEOUT_S = 10
+POST_TIMEOUT_S = 8  # with one connection retry and one short 429 retry: < 30 s worst case
 MAX_RETRY_AFTER_S = 5
 
 CONSOLES = {
@@ -322,7 +322,7 @@ def _capped_rate_limit_handler() -> Any:
                         return False
             return True
 
-    return CappedRateLimit(max_retry_count=2)
+    return CappedRateLimit(max_retry_count=1)
 
 
 _SLACK_ERRORS = {
