@@ -248,7 +248,7 @@ def run_check(
         if dry_run:
             outcome.pending = sorted(owned)
         else:
-            _deliver(outcome, ledger, owned, settings, deps, webhook_url)
+            _deliver(outcome, ledger, owned, settings, deps, webhook_url, started)
     outcome.elapsed_s = time.monotonic() - started
     logs.event(
         log,
@@ -274,6 +274,7 @@ def _deliver(
     settings: Settings,
     deps: Deps,
     webhook_url: str | None,
+    started: float,
 ) -> None:
     assert outcome.payload is not None
     try:
@@ -282,7 +283,8 @@ def _deliver(
             env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
             what="Slack webhook URL",
         )
-        slack.post(url, outcome.payload)
+        left = settings.deadline_s - (time.monotonic() - started)
+        slack.post(url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)))
     except (NotifyError, SecretError) as exc:
         cause = exc.cause.value if isinstance(exc, NotifyError) else Cause.SECRET.value
         outcome.notify_error = str(exc)

@@ -84,6 +84,7 @@ VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
 SECRET_NAME_RE = re.compile(r"^projects/[^/\s]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[0-9]+)$")
 EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+SECRET_TIMEOUT_S = 5.0  # one secret read, retries included
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -91,8 +92,8 @@ ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def _positive(v: Decimal) -> Decimal:
-    if not v.is_finite() or v <= 0:
-        raise ValueError('must be a positive amount of US dollars, e.g. 500 or "1250.00"')
+    if not v.is_finite() or not (Decimal("0.01") <= v <= Decimal("1e12")):
+        raise ValueError('must be a positive amount of US dollars from 0.01 to 1000000000000, e.g. 500 or "1250.00"')
     return v
 
 
@@ -208,8 +209,8 @@ class ProviderBudget(_Strict, Generic[A]):
 
 
 class Spike(_Strict):
-    factor: Decimal = Field(default=Decimal(2), gt=1)
-    min_usd: Decimal = Field(default=Decimal(10), ge=0)
+    factor: Decimal = Field(default=Decimal(2), gt=1, le=1000)
+    min_usd: Decimal = Field(default=Decimal(10), ge=0, le=Decimal("1e12"))
     baseline_days: int = Field(default=7, ge=3, le=28)
 
 
@@ -283,16 +284,24 @@ def parse_budget_config(raw: str, *, origin: str) -> BudgetConfig:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise ConfigError(f"{origin}: not valid JSON: a number has more than 4300 digits") from None
     try:
         return BudgetConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: invalid budget configuration:\n{_explain(exc)}") from None
 
 
+def _segment(p: object) -> str:
+    """A path segment as written, quoted when it is not a plain name or index (so an empty key shows as "")."""
+    s = str(p)
+    return s if re.fullmatch(r"[A-Za-z0-9_]+", s) else json.dumps(s)
+
+
 def _explain(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
-        path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        path = ".".join(_segment(p) for p in err["loc"] if not str(p).startswith("function-after"))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "is required"
@@ -420,16 +429,20 @@ class SecretResolver:
         self._emulator_host = emulator_host
         self._cache: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
         self._client: Any = None
         self.fetches = 0  # Secret Manager calls made (benchmarks read it)
 
     def get(self, *, secret: str | None, env_name: str | None, what: str) -> str:
         """The value of `secret` (a Secret Manager version name) or of the variable `env_name`."""
         if secret:
-            with self._lock:
+            with self._lock:  # held only to find the secret's own lock: one slow secret blocks no other
+                one = self._locks.setdefault(secret, threading.Lock())
+            with one:
                 if secret not in self._cache:
-                    self._cache[secret] = self._access(secret, what)
-                    logs.register_secret(self._cache[secret])
+                    value = self._access(secret, what)
+                    logs.register_secret(value)
+                    self._cache[secret] = value
                 return self._cache[secret]
         if env_name:
             value = self._env.get(env_name, "").strip()
@@ -441,11 +454,17 @@ class SecretResolver:
 
     def _access(self, name: str, what: str) -> str:
         from google.api_core import exceptions as gexc  # heavy: only on the Secret Manager path
+        from google.api_core import retry as gretry
+        from requests import exceptions as req_exc
 
         client = self._secret_client()
         self.fetches += 1
         try:
-            resp = client.access_secret_version(request={"name": name}, timeout=10)
+            resp = client.access_secret_version(
+                request={"name": name},
+                timeout=SECRET_TIMEOUT_S,
+                retry=gretry.Retry(initial=0.25, maximum=2.0, timeout=SECRET_TIMEOUT_S),
+            )
         except gexc.NotFound:
             raise SecretError(
                 f"{what}: secret {name} not found (add a version with gcloud secrets versions add)"
@@ -454,7 +473,7 @@ class SecretResolver:
             raise SecretError(
                 f"{what}: permission denied on {name} (grant roles/secretmanager.secretAccessor on that secret)"
             ) from None
-        except gexc.GoogleAPIError as exc:
+        except (gexc.GoogleAPIError, req_exc.RequestException) as exc:
             raise SecretError(f"{what}: could not read {name}: {type(exc).__name__}") from None
         value: str = resp.payload.data.decode("utf-8").strip()
         if not value:

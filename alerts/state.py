@@ -295,6 +295,15 @@ class FileStore:
             return new
 
 
+STATE_RETRY_S = 5.0  # one GCS call, retries included
+
+
+def _retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(STATE_RETRY_S)
+
+
 class GCSStore:
     """One object in a GCS bucket, written with `if_generation_match` (0 = must not exist yet)."""
 
@@ -316,14 +325,14 @@ class GCSStore:
 
         blob = self._blob()
         try:
-            blob.reload(timeout=10)
-            data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=10)
+            blob.reload(timeout=10, retry=_retry())
+            data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=10, retry=_retry())
             return data, int(blob.generation)
         except gexc.NotFound:
             return None, 0
         except gexc.PreconditionFailed:
             raise StateConflict(f"{self.location} changed while being read") from None
-        except gexc.GoogleAPICallError as exc:
+        except gexc.GoogleAPIError as exc:
             raise StateError(f"alert state at {self.location}: read failed ({type(exc).__name__})") from None
 
     def write(self, data: bytes, *, if_generation: int) -> int:
@@ -332,10 +341,10 @@ class GCSStore:
         blob = self._blob()
         try:
             blob.upload_from_string(
-                data, content_type="application/json", if_generation_match=if_generation, timeout=10
+                data, content_type="application/json", if_generation_match=if_generation, timeout=10, retry=_retry()
             )
         except gexc.PreconditionFailed:
             raise StateConflict(f"{self.location} changed since it was read") from None
-        except gexc.GoogleAPICallError as exc:
+        except gexc.GoogleAPIError as exc:
             raise StateError(f"alert state at {self.location}: write failed ({type(exc).__name__})") from None
         return int(blob.generation)

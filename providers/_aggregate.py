@@ -14,6 +14,7 @@ from models import ZERO, BillingPeriod, BreakdownLine, DailyCost
 from providers._http import ResponseTooLarge, pages
 
 ABSURD_DAILY_USD = Decimal(1_000_000)
+MAX_DIGITS = 15  # |value| >= 1e15: beyond this a value is a unit/shape fault (and would overflow Decimal sums)
 
 
 def to_decimal(value: Any, *, what: str) -> Decimal:
@@ -36,6 +37,8 @@ def to_decimal(value: Any, *, what: str) -> Decimal:
         raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {text[:40]!r} is not a number") from None
     if not d.is_finite():
         raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {text[:40]!r} is not a finite number")
+    if d.adjusted() >= MAX_DIGITS:  # no context arithmetic: abs() itself would overflow on 1e999999999
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {text[:40]!r} is out of any plausible range")
     return d
 
 

@@ -33,11 +33,11 @@ def _instant(v: Any, what: str) -> dt.datetime:
         raise ProviderError(Cause.BAD_RESPONSE, f"{what} is not an RFC 3339 string")
     try:
         t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            raise ProviderError(Cause.BAD_RESPONSE, f"{what} has no UTC offset")
+        return t.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ProviderError(Cause.BAD_RESPONSE, f"{what} {v[:40]!r} is not RFC 3339") from None
-    if t.tzinfo is None:
-        raise ProviderError(Cause.BAD_RESPONSE, f"{what} has no UTC offset")
-    return t.astimezone(UTC)
 
 
 def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:

@@ -283,6 +283,8 @@ def classify(exc: BaseException, table: str) -> ProviderError:
     from google.auth import exceptions as auth_exc
     from requests import exceptions as req_exc
 
+    if isinstance(exc, gexc.RetryError) and exc.cause is not None:
+        exc = exc.cause  # the retry gave up: classify what it was retrying
     status: int | None = None
     reason: str | None = None
     detail = type(exc).__name__
@@ -387,7 +389,7 @@ class GeminiBilling:
         try:
             client = self._bigquery()
             from google.cloud import bigquery
-            from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+            from google.cloud.bigquery.retry import DEFAULT_RETRY
 
             job_config = bigquery.QueryJobConfig(
                 query_parameters=params.to_bigquery(),
@@ -399,7 +401,7 @@ class GeminiBilling:
                 job_config=job_config,
                 timeout=left,
                 retry=DEFAULT_RETRY.with_timeout(left),
-                job_retry=DEFAULT_JOB_RETRY.with_timeout(left),
+                job_retry=None,  # else the library wraps jobs.insert in its own 10-minute retry
             )
             result = job.result(
                 timeout=max(deadline.remaining(), 0.1),

@@ -37,7 +37,10 @@ def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
         start = bucket.get("start_time")
         if not isinstance(start, int) or isinstance(start, bool):
             raise ProviderError(Cause.BAD_RESPONSE, "bucket start_time is not a unix timestamp")
-        day = dt.datetime.fromtimestamp(start, UTC).date()
+        try:
+            day = dt.datetime.fromtimestamp(start, UTC).date()
+        except (OverflowError, OSError, ValueError):
+            raise ProviderError(Cause.BAD_RESPONSE, f"bucket start_time {start} is out of range") from None
         for row in bucket["results"]:
             if not isinstance(row, dict) or not isinstance(row.get("amount"), dict):
                 raise ProviderError(Cause.BAD_RESPONSE, "cost result without an amount object")

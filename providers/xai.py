@@ -123,11 +123,11 @@ def _day(value: Any) -> dt.date:
         raise _bad("usage: dataPoint timestamp is not an RFC 3339 string")
     try:
         instant = dt.datetime.fromisoformat(value)
-    except ValueError:
+        if instant.tzinfo is None:
+            raise _bad(f"usage: dataPoint timestamp {value[:40]!r} has no UTC offset")
+        return instant.astimezone(UTC).date()
+    except (ValueError, OverflowError):
         raise _bad(f"usage: dataPoint timestamp {value[:40]!r} is not RFC 3339") from None
-    if instant.tzinfo is None:
-        raise _bad(f"usage: dataPoint timestamp {value[:40]!r} has no UTC offset")
-    return instant.astimezone(UTC).date()
 
 
 def _group_label(series: dict[str, Any]) -> str | None:
