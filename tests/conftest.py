@@ -149,3 +149,37 @@ def bigquery_emulator() -> Iterator[Any]:
 
     with bigquery_server(project="demo-project") as server:
         yield server
+
+
+# --- the fault table: tests/test_faults.py adds one row per fault case, printed after the run -------
+
+FAULT_ROWS: list[tuple[str, str, str]] = []
+SENTINEL_SCANS: list[tuple[int, int]] = []  # (outputs scanned, leaks found), one per final scan
+
+
+def record_fault(fault: str, expected: str, observed: str) -> None:
+    """One row of the fault table: what was injected, what a user expects, what was observed."""
+    FAULT_ROWS.append((fault, expected, observed))
+
+
+def record_sentinel_scan(outputs: int, leaks: int) -> None:
+    SENTINEL_SCANS.append((outputs, leaks))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the fault table (fault → expected → observed), the survival count and the sentinel scan."""
+    if not FAULT_ROWS:
+        return
+    tr = terminalreporter
+    fw = max(len(f) for f, _, _ in FAULT_ROWS)
+    ew = max(len(e) for _, e, _ in FAULT_ROWS)
+    tr.section("fault injection: fault → expected → observed")
+    tr.write_line(f"  {'fault':<{fw}}  {'expected':<{ew}}  observed")
+    for fault, expected, observed in FAULT_ROWS:
+        mark = " " if observed == expected else "✗"
+        tr.write_line(f"{mark} {fault:<{fw}}  {expected:<{ew}}  {observed}")
+    survived = sum(expected == observed for _, expected, observed in FAULT_ROWS)
+    tr.write_line(f"faults tried {len(FAULT_ROWS)} / survived {survived}")
+    for outputs, leaks in SENTINEL_SCANS:
+        tr.write_line(f"sentinel secrets: {outputs} outputs scanned (logs, HTTP/CLI answers, Slack payloads, errors), "
+                      f"{leaks} leak(s)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -185,9 +186,12 @@ def test_http_function_answers_json(env: dict[str, Any], monkeypatch: pytest.Mon
     """The functions-framework app answers 200 with the check document, even with a failed provider."""
     import functions_framework
 
-    monkeypatch.setattr(main, "_now", lambda: NOW)
     env["sim"].add_fault("anthropic", "http_403")
-    client = functions_framework.create_app(target="budget_check", source=str(Path(main.__file__))).test_client()
+    app = functions_framework.create_app(target="budget_check", source=str(Path(main.__file__)))
+    loaded = sys.modules["main"]  # the framework loads main.py afresh: pin that module's clock
+    monkeypatch.setattr(loaded, "_now", lambda: NOW)
+    monkeypatch.setattr(loaded, "_LOGGING_READY", True)
+    client = app.test_client()
     resp = client.post("/")
     body = resp.get_data(as_text=True)
     env["outputs"].append(body)
@@ -198,7 +202,7 @@ def test_http_function_answers_json(env: dict[str, Any], monkeypatch: pytest.Mon
     assert Decimal(doc["providers"]["openai"]["mtd_usd"]) == sum(
         (env["sim"].expected_mtd(s) for s in ("openai/prod", "openai/research")), Decimal(0)
     )
-    assert doc["slack"]["posted"] is True
+    assert doc["slack"]["posted"] is True and doc["checked_at"] == NOW.isoformat()
 
 
 def test_http_function_config_error_is_500_without_secrets(

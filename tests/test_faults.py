@@ -1,0 +1,1152 @@
+"""Fault injection: the real check against every fault the local servers can produce.
+
+Each case arms one fault, runs the real check (`run_check`, the CLI or the HTTP function) against the
+simulator (OpenAI, Anthropic, xAI), the BigQuery emulator (Gemini), the Secret Manager fake (every key
+but one, and the Slack webhook), the Slack receiver and fake-gcs-server, and holds it to what an
+operator expects: the check ends within its time budget; the faulty source is *failed* with a
+classified cause, never $0, and labelled FAILED in Slack; the other sources still report; the failure
+is logged at ERROR (a clean run logs nothing at ERROR); the next check neither repeats nor loses an
+alert. Each case adds a row "fault → expected → observed" to the table printed after the run. Both
+columns use the same words; the observed one is rendered from what actually happened.
+
+Faults no local server produces, and how they are made instead:
+
+* GCS 503: `Gcs503Proxy`, a small HTTP proxy in front of fake-gcs-server, answers 503 itself; the
+  real storage client sees the 503 (and applies its own retry policy to it).
+* GCS precondition conflict: `InterleavingStore` wraps the real `GCSStore` and runs a whole second
+  check between the ledger's read and its conditional write, as an overlapping invocation would.
+* BigQuery permission denied and the bytes-billed cap: a spec'd fake `bigquery.Client` at the
+  `Deps.bigquery_factory` seam (the emulator has neither IAM nor byte metering).
+
+Time budgets: most cases run with CHECK_DEADLINE_SECONDS=20 (the sources get 5 s of it, the rest is
+kept for state and Slack); a provider or a webhook that never answers runs with 5 s, the least allowed
+(the sources get 1 s), so a timeout costs a second. Faults under which a Google client library retries
+on its own (Secret Manager unavailable or silent, BigQuery silent or refusing connections, GCS 503 for
+good) run the CLI as `python main.py check` subprocesses, started half a second apart and killed once
+they outlive their budget: a library that retries for minutes shows up as a failed row, not as a
+stalled suite.
+
+Keys, Secret Manager values and the webhook path are sentinels: no log line, HTTP or CLI answer,
+Slack payload or error message produced by this module may contain one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import http.client
+import http.server
+import importlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import ROOT, record_fault, record_sentinel_scan
+from google.api_core import exceptions as gexc
+from google.cloud import bigquery
+from google.cloud.bigquery.job.base import _error_result_to_exception
+
+import devservers
+import logs
+from alerts.state import Doc, FileStore, GCSStore, Store, decode
+from check import default_deps, run_check, to_json
+from config import BASE_URL_ENV, CLOUD_ENV_VARS, LOCAL_ENV_VARS, SecretResolver, Settings
+from errors import StateConflict
+from providers import Deps
+from simulator import Scenario, SecretManagerFake, Simulator, SlackReceiver
+from simulator import billing_export as export
+
+pytestmark = pytest.mark.emulator  # every check includes Gemini, read from the BigQuery emulator
+
+NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+PROJECT = "llm-faults"
+TABLE = f"{PROJECT}.billing.gcp_billing_export_v1_01ABCD_234567_89ABCD"
+MISSING_TABLE = f"{PROJECT}.billing.gcp_billing_export_v1_0NO000_SUCH00_TABLE0"
+STATE_OBJECT = "llm-budget-alert/state.json"
+XAI_TEAM = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+DEADLINE_S = 20  # CHECK_DEADLINE_SECONDS of most cases (sources get 5 s of it: 15 s are kept for state and Slack)
+TIGHT_DEADLINE_S = 5  # ... of in-process cases where something never answers: the least allowed (sources get 1 s)
+MARGIN_S = 2.0  # a check may end this much after its deadline
+KILL_AFTER_S = DEADLINE_S + MARGIN_S + 2.0  # a subprocess check still running then is killed
+LAB_STAGGER_S = 0.5  # subprocess checks start this far apart, so cold starts do not starve each other
+
+KEYS = {
+    "openai/prod": "sk-admin-SENTINEL-faults-prod-3f9a1c77d2e4",
+    "openai/research": "sk-admin-SENTINEL-faults-research-8b1e6d05",
+    "anthropic/main": "sk-ant-admin01-SENTINEL-faults-main-c4e2a9f1",
+    "xai/core": "xai-mgmt-SENTINEL-faults-core-7d5b0f1e",
+}
+SECRETS = {  # Secret Manager secret (no version) of every key read from there, and of the webhook
+    "openai/prod": "projects/llm-faults/secrets/openai-prod-admin-key",
+    "anthropic/main": "projects/llm-faults/secrets/anthropic-main-admin-key",
+    "xai/core": "projects/llm-faults/secrets/xai-core-management-key",
+    "slack": "projects/llm-faults/secrets/slack-webhook",
+}
+MISSING_SECRET = "projects/llm-faults/secrets/anthropic-key-never-added"
+HOOK_PATH = "/services/T0SENTINEL/B0SENTINEL/hookSENTINELpath9d2f"
+SENTINELS = (*KEYS.values(), HOOK_PATH, "SENTINEL")
+ACCOUNTS = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "gemini/billing")
+
+OUTPUTS: list[str] = []  # everything the module produced, scanned for sentinels by the last test
+
+
+# --- the world: scenario, budgets, servers ---------------------------------------------------------
+
+
+def _scenario() -> Scenario:
+    doc = json.loads((ROOT / "simulator/scenarios/demo.json").read_text())
+    for account in doc["accounts"]:
+        account["key"] = KEYS[f"{account['provider']}/{account['label']}"]
+    return Scenario.from_dict(doc)
+
+
+def _version(secret: str) -> str:
+    return f"{secret}/versions/latest"
+
+
+def _budgets(*, anthropic_secret: str = SECRETS["anthropic/main"], gemini_table: str = TABLE) -> str:
+    """Budgets every source exceeds by Nov 28, so any check posts threshold alerts even with one source down."""
+    return json.dumps(
+        {
+            "total_budget_usd": 8000,
+            "digest": {"enabled": False},
+            "providers": {
+                "openai": {
+                    "budget_usd": 4000,
+                    "accounts": [
+                        {"label": "prod", "budget_usd": 3000, "key_secret": _version(SECRETS["openai/prod"])},
+                        {"label": "research", "key_env": "FAULTS_OPENAI_RESEARCH_KEY"},
+                    ],
+                },
+                "anthropic": {
+                    "budget_usd": 2000,
+                    "accounts": [{"label": "main", "key_secret": _version(anthropic_secret)}],
+                },
+                "xai": {
+                    "budget_usd": 400,
+                    "accounts": [{"label": "core", "team_id": XAI_TEAM, "key_secret": _version(SECRETS["xai/core"])}],
+                },
+                "gemini": {
+                    "budget_usd": 1000,
+                    "accounts": [{"label": "billing", "billing_export_table": gemini_table}],
+                },
+            },
+        }
+    )
+
+
+def _secret_values(slack: SlackReceiver) -> dict[str, str]:
+    return {
+        SECRETS["openai/prod"]: KEYS["openai/prod"],
+        SECRETS["anthropic/main"]: KEYS["anthropic/main"],
+        SECRETS["xai/core"]: KEYS["xai/core"],
+        SECRETS["slack"]: slack.url + HOOK_PATH,
+    }
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers: an endpoint that hangs."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._conns.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+        for conn in self._conns:
+            conn.close()
+
+
+class Gcs503Proxy:
+    """An HTTP proxy in front of fake-gcs-server that answers 503 itself when told to (fake-gcs cannot)."""
+
+    BODY = json.dumps(
+        {"error": {"code": 503, "message": "Service Unavailable", "errors": [{"reason": "backendError"}]}}
+    ).encode()
+
+    def __init__(self, upstream: str) -> None:
+        up = urlsplit(upstream)
+        self._upstream = (up.hostname or "127.0.0.1", up.port or 80)
+        self._lock = threading.Lock()
+        self._failing: int | None = 0  # requests still to refuse; None = all of them
+        self.refused = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if proxy._take():
+                    self._answer(503, [("Content-Type", "application/json")], proxy.BODY)
+                    return
+                conn = http.client.HTTPConnection(*proxy._upstream, timeout=10)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    skip = ("content-length", "transfer-encoding", "connection")
+                    self._answer(resp.status, [(k, v) for k, v in resp.getheaders() if k.lower() not in skip], data)
+                finally:
+                    conn.close()
+
+            def _answer(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _take(self) -> bool:
+        with self._lock:
+            if self._failing == 0:
+                return False
+            if self._failing is not None:
+                self._failing -= 1
+            self.refused += 1
+            return True
+
+    def fail(self, count: int | None) -> None:
+        """Answer 503 to the next `count` requests (None: to every request until healed)."""
+        with self._lock:
+            self._failing, self.refused = count, 0
+
+    def heal(self) -> None:
+        with self._lock:
+            self._failing = 0
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class InterleavingStore:
+    """The real `GCSStore`, except that before its first write `interloper` (a whole other check) runs.
+
+    That is an overlapping invocation landing between this check's read and its conditional write:
+    the write must then fail with a precondition conflict, and the ledger must re-read and re-decide.
+    """
+
+    def __init__(self, inner: GCSStore, interloper: Callable[[], None]) -> None:
+        self.inner = inner
+        self.location = inner.location
+        self._interloper: Callable[[], None] | None = interloper
+        self.conflicts = 0
+
+    def read(self) -> tuple[bytes | None, int]:
+        return self.inner.read()
+
+    def write(self, data: bytes, *, if_generation: int) -> int:
+        if self._interloper is not None:
+            interloper, self._interloper = self._interloper, None
+            interloper()
+        try:
+            return self.inner.write(data, if_generation=if_generation)
+        except StateConflict:
+            self.conflicts += 1
+            raise
+
+
+@dataclasses.dataclass
+class Servers:
+    sim: Simulator
+    slack: SlackReceiver
+    sm: SecretManagerFake
+    bq_url: str
+    silent: SilentServer
+    closed_url: str  # a port nothing listens on
+
+
+@dataclasses.dataclass
+class Run:
+    """One check as seen from outside: its JSON document, time, exit/HTTP code, log lines and posts."""
+
+    doc: dict[str, Any] | None  # None: the process was killed or crashed before answering
+    seconds: float | None  # the check's wall time
+    code: int | None  # HTTP status or exit code (None for run_check)
+    logs: list[dict[str, Any]]
+    posts: list[dict[str, Any]]
+    killed: bool = False
+
+    def _alerts(self, key: str) -> set[str]:
+        return set(self.doc["alerts"][key]) if self.doc else set()
+
+    @property
+    def delivered(self) -> set[str]:
+        return self._alerts("delivered")
+
+    @property
+    def pending(self) -> set[str]:
+        return self._alerts("pending")
+
+    @property
+    def holding(self) -> set[str]:
+        return self._alerts("holding")
+
+
+def _log_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "severity" in doc:
+            lines.append(doc)
+    return lines
+
+
+class World:
+    """One test's use of the servers: its environment, alert state, log capture and outputs to scan."""
+
+    def __init__(self, servers: Servers, state_dir: Path, mp: pytest.MonkeyPatch) -> None:
+        self.servers = servers
+        self.sim, self.slack, self.sm = servers.sim, servers.slack, servers.sm
+        self.mp = mp
+        self.state_file = state_dir / "alert-state.json"
+        self.state_env: dict[str, str] = {}
+        self.log = io.StringIO()
+        self.outputs: list[str] = []
+        self._secrets: SecretResolver | None = None
+
+    def capture_logs(self) -> None:
+        logs.setup("DEBUG", stream=self.log)
+
+    def env(self, deadline: float = DEADLINE_S) -> dict[str, str]:
+        return {
+            **self.sim.env(),
+            "BUDGET_CONFIG": _budgets(),
+            "FAULTS_OPENAI_RESEARCH_KEY": KEYS["openai/research"],
+            "SLACK_WEBHOOK_SECRET": _version(SECRETS["slack"]),
+            "SECRET_MANAGER_EMULATOR_HOST": self.sm.url,
+            "BIGQUERY_EMULATOR_HOST": self.servers.bq_url,
+            "BIGQUERY_JOB_PROJECT": PROJECT,
+            "STATE_FILE": str(self.state_file),
+            "CHECK_DEADLINE_SECONDS": str(deadline),
+            "LOG_LEVEL": "DEBUG",
+            **self.state_env,
+        }
+
+    @property
+    def secrets(self) -> SecretResolver:
+        """One resolver for the test, as a warm instance keeps one per process."""
+        if self._secrets is None:
+            self._secrets = SecretResolver(env=self.env(), emulator_host=self.sm.url)
+        return self._secrets
+
+    def use_gcs(self, bucket: str, endpoint: str) -> None:
+        self.state_env = {
+            "STATE_BACKEND": "gcs",
+            "STATE_BUCKET": bucket,
+            "STATE_OBJECT": STATE_OBJECT,
+            "STORAGE_EMULATOR_HOST": endpoint,
+        }
+        self.mp.setenv("STORAGE_EMULATOR_HOST", endpoint)
+
+    def store(self) -> Store:
+        if self.state_env:
+            return GCSStore(self.state_env["STATE_BUCKET"], STATE_OBJECT)
+        return FileStore(self.state_file)
+
+    def state(self) -> Doc:
+        store = self.store()
+        return decode(store.read()[0], location=store.location)
+
+    def heal(self) -> None:
+        self.sim.clear_faults()
+        self.slack.clear_faults()
+        self.sm.clear_faults()
+
+    def run(
+        self,
+        now: dt.datetime = NOW,
+        *,
+        via: str = "run_check",
+        deadline: float = DEADLINE_S,
+        env: dict[str, str] | None = None,
+        deps_hook: Callable[[Deps], None] | None = None,
+        store: Store | None = None,
+    ) -> Run:
+        """Run one check through `via` (run_check, cli or http) and collect what it produced."""
+        full_env = {**self.env(deadline), **(env or {})}
+        mark, posted = len(self.log.getvalue()), len(self.slack.messages())
+        started = time.monotonic()
+        if via == "run_check":
+            settings = Settings.from_env(full_env)
+            deps = default_deps(settings, self.secrets)
+            if deps_hook is not None:
+                deps_hook(deps)
+            doc, code = to_json(run_check(settings, deps, now, store=store)), None
+        elif via == "cli":
+            doc, code = self._cli(full_env, now)
+        elif via == "http":
+            doc, code = self._http(full_env, now)
+        else:
+            raise ValueError(via)
+        seconds = time.monotonic() - started
+        self.outputs.append(json.dumps(doc))
+        return Run(doc, seconds, code, _log_lines(self.log.getvalue()[mark:]), self.slack.messages()[posted:])
+
+    def _export(self, env: dict[str, str]) -> None:
+        for name in (*CLOUD_ENV_VARS, *LOCAL_ENV_VARS, "FAULTS_OPENAI_RESEARCH_KEY", "STORAGE_EMULATOR_HOST"):
+            self.mp.delenv(name, raising=False)
+        for name, value in env.items():
+            self.mp.setenv(name, value)
+
+    def _cli(self, env: dict[str, str], now: dt.datetime) -> tuple[dict[str, Any], int]:
+        self._export(env)
+        main = importlib.import_module("main")
+        self.mp.setattr(main, "_LOGGING_READY", True)
+        self.mp.setattr(main, "_SECRETS", None)  # a fresh process
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main.cli(["check", "--json", "--now", now.isoformat()])
+        self.outputs += [out.getvalue(), err.getvalue()]
+        doc: dict[str, Any] = json.loads(out.getvalue())
+        return doc, code
+
+    def _http(self, env: dict[str, str], now: dt.datetime) -> tuple[dict[str, Any], int]:
+        import functions_framework
+
+        self._export(env)
+        self.mp.setitem(sys.modules, "main", importlib.import_module("main"))  # create_app replaces it
+        app = functions_framework.create_app(target="budget_check", source=str(ROOT / "main.py"))
+        function_module = sys.modules["main"]  # a fresh instance: no secrets cached, logging not set up
+        self.mp.setattr(function_module, "_now", lambda: now)
+        self.mp.setattr(function_module, "_LOGGING_READY", True)
+        resp = app.test_client().post("/")
+        body = resp.get_data(as_text=True)
+        self.outputs.append(body)
+        doc: dict[str, Any] = json.loads(body)
+        return doc, resp.status_code
+
+    def scan_outputs(self) -> list[str]:
+        """Every output this world produced (for the sentinel check)."""
+        return [*self.outputs, self.log.getvalue(), json.dumps(self.slack.messages())]
+
+
+def _leaks(outputs: list[str]) -> list[str]:
+    return [s for out in outputs for s in SENTINELS if s in out]
+
+
+# --- the words of the table: each turns one fact about a run into a short phrase -------------------
+
+
+def _budget(deadline: float, seconds: float | None) -> str:
+    if seconds is None:
+        return f"killed at {KILL_AFTER_S:.0f}s"
+    return f"≤{deadline:g}s" if seconds <= deadline + MARGIN_S else f"took {seconds:.1f}s>{deadline:g}s"
+
+
+def _accounts(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{p}/{a['label']}": a for p, v in doc["providers"].items() for a in v["accounts"]}
+
+
+def _account_state(doc: dict[str, Any] | None, scopes: tuple[str, ...]) -> str:
+    """failed:<cause> (with no figure), or reported, for the accounts the fault hits."""
+    if doc is None:
+        return "no result"
+    accounts = _accounts(doc)
+    states = []
+    for scope in scopes:
+        a = accounts[scope]
+        if a["status"] == "failed":
+            states.append(f"failed:{a['cause']}" + ("" if a["mtd_usd"] is None else f" yet ${a['mtd_usd']}"))
+        else:
+            states.append("reported" if a["mtd_usd"] is not None else "ok without a figure")
+    if len(set(states)) == 1:
+        return states[0]
+    return ", ".join(f"{scope}={state}" for scope, state in zip(scopes, states, strict=True))
+
+
+def _others(doc: dict[str, Any] | None, targets: tuple[str, ...]) -> str:
+    if doc is None:
+        return "no result"
+    bad = [
+        f"{scope}={a.get('cause')}"
+        for scope, a in _accounts(doc).items()
+        if scope not in targets and (a["status"] != "ok" or a["mtd_usd"] is None)
+    ]
+    return "others ok" if not bad else "others failed: " + ", ".join(bad)
+
+
+def _failed_label(posts: list[dict[str, Any]], targets: tuple[str, ...]) -> str:
+    """The Slack message shows each failed account as FAILED (not $0) and its text says it failed."""
+    if len(posts) != 1:
+        return f"{len(posts)} posts"
+    blocks, text = json.dumps(posts[0]["blocks"]), posts[0]["text"]
+    shown = all(f"*{t.split('/')[1]}* FAILED" in blocks and t in text for t in targets) and "failed" in text
+    return "FAILED shown" if shown else "FAILED missing"
+
+
+def _note(posts: list[dict[str, Any]], note: str) -> str:
+    if len(posts) != 1:
+        return f"{len(posts)} posts"
+    return "note shown" if note in json.dumps(posts[0]) else "note missing"
+
+
+def _alerted(run: Run, prefix: str) -> str:
+    return "alerted" if any(k.startswith(prefix) for k in run.delivered) else f"no {prefix}* alert"
+
+
+def _where(line: dict[str, Any]) -> str:
+    if line.get("scope"):
+        return str(line["scope"])
+    message = str(line.get("message", ""))
+    if "Slack" in message:
+        return "slack"
+    if "state" in message:
+        return "state"
+    return message[:40]
+
+
+def _errors(lines: list[dict[str, Any]], expected: set[tuple[str, str]]) -> str:
+    """ERROR when exactly the expected (where, cause) lines are at ERROR; no ERROR when none is."""
+    got = {
+        (_where(line), str(line.get("cause") or line.get("error_type") or "-"))
+        for line in lines
+        if line.get("severity") == "ERROR"
+    }
+    if not got:
+        return "no ERROR"
+    if got == expected:
+        return "ERROR"
+    return "ERROR[" + ", ".join(f"{w}:{c}" for w, c in sorted(got)) + "]"
+
+
+def _unsettled(state: Doc) -> list[str]:
+    return sorted(k for entries in state["events"].values() for k, e in entries.items() if e["status"] != "sent")
+
+
+def _once(first: Run, second: Run, state: Doc) -> str:
+    """The next check repeats nothing the first delivered, loses nothing that holds, leaves nothing pending."""
+    problems = []
+    if repeated := first.delivered & second.delivered:
+        problems.append(f"repeated {sorted(repeated)}")
+    if lost := second.holding - first.delivered - second.delivered:
+        problems.append(f"lost {sorted(lost)}")
+    if unsettled := _unsettled(state):
+        problems.append(f"unsettled {unsettled}")
+    posts = (len(first.posts), len(second.posts))
+    if posts != (int(bool(first.delivered)), int(bool(second.delivered))):
+        problems.append(f"posts {posts[0]}+{posts[1]}")
+    return "; ".join(problems) or "once"
+
+
+def _recovered(failed: Run, second: Run, third: Run, state: Doc) -> str:
+    """What a failed post (or state) held back is posted exactly once by the next checks."""
+    if len(second.posts) == 1 and failed.pending <= second.delivered and not third.posts and not _unsettled(state):
+        return "1 post after recovery"
+    return f"after recovery {len(second.posts)}+{len(third.posts)} posts, unsettled {_unsettled(state)}"
+
+
+def _row(fault: str, expected: list[str], observed: list[str]) -> None:
+    """Add the case to the fault table, then hold observed to expected."""
+    exp, obs = " · ".join(expected), " · ".join(observed)
+    record_fault(fault, exp, obs)
+    assert obs == exp, f"{fault}\n  expected {exp}\n  observed {obs}"
+
+
+# --- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    with (
+        devservers.bigquery_server(project=PROJECT) as bq,
+        Simulator.start(_scenario(), clock=NOW) as sim,
+        SlackReceiver.start() as slack,
+        SecretManagerFake.start() as sm,
+    ):
+        client = devservers.bigquery_client(bq)
+        export.create_export_table(client, TABLE)
+        export.load(client, TABLE, export.scenario_rows("2026-11"))
+        for name, value in _secret_values(slack).items():
+            sm.set_secret(name, value)
+        silent = SilentServer()
+        try:
+            yield Servers(sim, slack, sm, bq.url, silent, f"http://127.0.0.1:{devservers.free_port()}")
+        finally:
+            silent.close()
+
+
+@pytest.fixture
+def world(servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    servers.sim.reset()
+    servers.sim.set_clock(NOW)
+    servers.slack.reset()
+    servers.sm.clear_faults()
+    w = World(servers, tmp_path, monkeypatch)
+    w.capture_logs()
+    yield w
+    servers.sim.clear_faults()  # a timed-out case may leave a hung handler; nothing else may be armed
+    outputs = w.scan_outputs()
+    OUTPUTS.extend(outputs)
+    assert not _leaks(outputs), "a sentinel secret reached a log line, an answer, a Slack payload or an error"
+
+
+@pytest.fixture(scope="module")
+def gcs_proxy(gcs_emulator: Any) -> Iterator[Gcs503Proxy]:
+    proxy = Gcs503Proxy(gcs_emulator.url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+# --- a clean run --------------------------------------------------------------------------------------
+
+
+def test_clean_run_reports_everything_and_logs_nothing_at_error(world: World) -> None:
+    """Without faults every account reports, nothing is at ERROR, and the next check repeats nothing."""
+    first = world.run(NOW)
+    second = world.run(NOW + HOUR)
+    states = {_account_state(first.doc, (scope,)) for scope in ACCOUNTS}
+    _row(
+        "(none: baseline)",
+        [f"≤{DEADLINE_S}s", "all reported", "no ERROR", "once"],
+        [
+            _budget(DEADLINE_S, first.seconds),
+            "all reported" if states == {"reported"} else ", ".join(sorted(states)),
+            _errors(first.logs + second.logs, set()),
+            _once(first, second, world.state()),
+        ],
+    )
+
+
+# --- one source fails: providers, Gemini, Secret Manager ------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFault:
+    """A fault that hits some accounts: they fail with `cause` (or, with `note`, report and are flagged)."""
+
+    name: str
+    targets: tuple[str, ...]
+    arm: Callable[[World], dict[str, Any]]  # arms the fault; returns extra arguments for the faulty run
+    cause: str | None = None
+    note: str | None = None  # the unit-error note the Slack message must carry
+    alert_prefix: str = "threshold:"  # an alert that must still fire when the amounts look wrong
+    deadline: float = DEADLINE_S
+    via: str = "run_check"
+
+
+def _sim(
+    provider: str, mode: str, account: str | None, seconds: float | None = None
+) -> Callable[[World], dict[str, Any]]:
+    def arm(w: World) -> dict[str, Any]:
+        w.sim.add_fault(provider, mode, account=account, seconds=seconds)
+        return {}
+
+    return arm
+
+
+def _env(**values: str) -> Callable[[World], dict[str, Any]]:
+    return lambda w: {"env": dict(values)}
+
+
+def _refused(provider: str) -> Callable[[World], dict[str, Any]]:
+    return lambda w: {"env": {BASE_URL_ENV[provider]: w.servers.closed_url}}
+
+
+def _bigquery_fails(at: str, error: BaseException) -> Callable[[World], dict[str, Any]]:
+    """A spec'd BigQuery client whose query() or job result() raises `error`, as the real one would."""
+
+    def hook(deps: Deps) -> None:
+        fake = mock.create_autospec(bigquery.Client, instance=True)
+        job = mock.create_autospec(bigquery.QueryJob, instance=True)
+        fake.query.return_value = job
+        (fake.query if at == "query" else job.result).side_effect = error
+        deps.bigquery_factory = lambda project: fake
+
+    return lambda w: {"deps_hook": hook}
+
+
+def _secret_fault(mode: str) -> Callable[[World], dict[str, Any]]:
+    def arm(w: World) -> dict[str, Any]:
+        w.sm.add_fault(mode, secret=SECRETS["anthropic/main"])
+        return {}
+
+    return arm
+
+
+FAILING_MODES: dict[str, tuple[str, str]] = {  # simulator mode: (what the table says, expected cause)
+    "timeout": ("no answer (timeout)", "timeout"),
+    "http_429": ("HTTP 429 with Retry-After", "rate_limit"),
+    "http_429_no_retry_after": ("HTTP 429 without Retry-After", "rate_limit"),
+    "http_500": ("HTTP 500", "server_error"),
+    "http_502": ("HTTP 502", "server_error"),
+    "http_503": ("HTTP 503", "server_error"),
+    "http_529": ("HTTP 529 overloaded", "server_error"),
+    "http_401": ("HTTP 401 key rejected", "auth"),
+    "http_403": ("HTTP 403 key under-privileged", "permission"),
+    "html": ("HTML error page, HTTP 502", "server_error"),
+    "html_200": ("HTML page with HTTP 200", "bad_response"),
+    "error_envelope_200": ("error envelope in HTTP 200", "bad_response"),
+    "drift_missing_data": ("drifted shape: data missing", "bad_response"),
+    "drift_amount_type": ("drifted shape: amount of another type", "bad_response"),
+    "truncated_json": ("truncated JSON", "bad_response"),
+    "pagination_loop": ("pagination loop (same next_page)", "bad_response"),
+    "endless_has_more": ("endless has_more", "bad_response"),
+    "huge": ("huge response (32 MB)", "bad_response"),
+}
+VIA = {"http_401": "http", "http_403": "http", "html": "cli", "html_200": "cli"}  # the rest: run_check
+VIA_LABEL = {"run_check": "", "cli": " [CLI]", "http": " [HTTP fn]"}
+FAULTED = {"openai": ("prod", ("openai/prod",)), "anthropic": (None, ("anthropic/main",)), "xai": (None, ("xai/core",))}
+NEGATIVE_NOTE = "negative amount(s) in the provider data: possible refund or unit error"
+ABSURD_NOTE = "a day above $1,000,000: possible unit error in the provider data (still alerted)"
+
+
+def _source_faults() -> Iterator[Any]:
+    for provider, (account, targets) in FAULTED.items():
+        who = targets[0]
+        for mode, (what, cause) in FAILING_MODES.items():
+            if (mode in ("pagination_loop", "endless_has_more") and provider == "xai") or (
+                mode == "http_529" and provider != "anthropic"
+            ):
+                continue
+            timeout = mode == "timeout"
+            via = VIA.get(mode, "run_check")
+            yield pytest.param(
+                SourceFault(
+                    f"{who}: {what}{VIA_LABEL[via]}",
+                    targets,
+                    _sim(provider, mode, account, seconds=3 if timeout else None),
+                    cause=cause,
+                    deadline=TIGHT_DEADLINE_S if timeout else DEADLINE_S,
+                    via=via,
+                ),
+                id=f"{provider}-{mode}",
+            )
+        every = tuple(a for a in ACCOUNTS if a.startswith(provider))
+        yield pytest.param(
+            SourceFault(f"{provider}/*: connection refused", every, _refused(provider), cause="connection"),
+            id=f"{provider}-refused",
+        )
+        yield pytest.param(
+            SourceFault(
+                f"{who}: negative amounts", targets, _sim(provider, "negative_amounts", account), note=NEGATIVE_NOTE
+            ),
+            id=f"{provider}-negative",
+        )
+        yield pytest.param(
+            SourceFault(
+                f"{who}: absurd amounts ($1e9)",
+                targets,
+                _sim(provider, "absurd_amounts", account),
+                note=ABSURD_NOTE,
+                alert_prefix=f"threshold:2026-11:{provider}:",
+            ),
+            id=f"{provider}-absurd",
+        )
+    gemini = ("gemini/billing",)
+    yield pytest.param(
+        SourceFault(
+            "gemini/billing: export table missing",
+            gemini,
+            _env(BUDGET_CONFIG=_budgets(gemini_table=MISSING_TABLE)),
+            cause="not_found",
+        ),
+        id="gemini-missing-table",
+    )
+    denied = gexc.Forbidden(
+        "Access Denied: Table llm-faults:billing.gcp_billing_export_v1: User does not have permission",
+        errors=[{"reason": "accessDenied", "message": "Access Denied"}],
+    )
+    yield pytest.param(
+        SourceFault(
+            "gemini/billing: permission denied [spec'd client]",
+            gemini,
+            _bigquery_fails("query", denied),
+            cause="permission",
+        ),
+        id="gemini-permission",
+    )
+    capped = _error_result_to_exception(
+        {"reason": "bytesBilledLimitExceeded", "message": "Query exceeded limit for bytes billed: 5368709120."}
+    )
+    yield pytest.param(
+        SourceFault(
+            "gemini/billing: bytes-billed cap hit [spec'd client]",
+            gemini,
+            _bigquery_fails("result", capped),
+            cause="quota",
+        ),
+        id="gemini-bytes-billed",
+    )
+    anthropic = ("anthropic/main",)
+    yield pytest.param(
+        SourceFault(
+            "anthropic/main: Secret Manager secret not found",
+            anthropic,
+            _env(BUDGET_CONFIG=_budgets(anthropic_secret=MISSING_SECRET)),
+            cause="secret",
+        ),
+        id="secret-not-found",
+    )
+    yield pytest.param(
+        SourceFault(
+            "anthropic/main: Secret Manager permission denied", anthropic, _secret_fault("http_403"), cause="secret"
+        ),
+        id="secret-permission-denied",
+    )
+
+
+@pytest.mark.parametrize("case", list(_source_faults()))
+def test_source_fault(world: World, case: SourceFault) -> None:
+    """A faulty source fails classified and labelled (or reports, flagged); the rest report; alerts once."""
+    first = world.run(NOW, via=case.via, deadline=case.deadline, **case.arm(world))
+    world.heal()
+    second = world.run(NOW + HOUR)
+    state = world.state()
+    expected = [f"≤{case.deadline:g}s"]
+    observed = [_budget(case.deadline, first.seconds)]
+    if case.cause is not None:
+        expected += [f"failed:{case.cause}", "others ok", "FAILED shown", "ERROR", "once"]
+        observed += [
+            _account_state(first.doc, case.targets),
+            _others(first.doc, case.targets),
+            _failed_label(first.posts, case.targets),
+            _errors(first.logs, {(t, case.cause) for t in case.targets}),
+            _once(first, second, state),
+        ]
+    else:
+        assert case.note is not None
+        expected += ["reported", "others ok", "note shown", "alerted", "no ERROR", "once"]
+        observed += [
+            _account_state(first.doc, case.targets),
+            _others(first.doc, case.targets),
+            _note(first.posts, case.note),
+            _alerted(first, case.alert_prefix),
+            _errors(first.logs, set()),
+            _once(first, second, state),
+        ]
+    _row(case.name, expected, observed)
+
+
+# --- Slack refuses or fails the post ------------------------------------------------------------------
+
+
+SLACK_FAULTS = [  # mode, how many posts it spoils, expected cause, deadline, what the table says
+    pytest.param("http_429", 3, "rate_limit", DEADLINE_S, "Slack: HTTP 429 rate_limited (after its retries)", id="429"),
+    pytest.param("http_500", 1, "server_error", DEADLINE_S, "Slack: HTTP 500 rollup_error", id="500"),
+    pytest.param("timeout", 1, "timeout", TIGHT_DEADLINE_S, "Slack: webhook never answers (timeout)", id="timeout"),
+    pytest.param("invalid_payload", 1, "client_error", DEADLINE_S, "Slack: HTTP 400 invalid_payload", id="invalid"),
+    pytest.param("no_service", 1, "auth", DEADLINE_S, "Slack: webhook revoked, HTTP 404 no_service", id="no-service"),
+    pytest.param("http_410", 1, "auth", DEADLINE_S, "Slack: channel archived, HTTP 410", id="410"),
+]
+
+
+@pytest.mark.parametrize(("mode", "count", "cause", "deadline", "name"), SLACK_FAULTS)
+def test_slack_fault(world: World, mode: str, count: int, cause: str, deadline: int, name: str) -> None:
+    """A refused post keeps its alerts pending; the first check after recovery posts them exactly once."""
+    world.slack.add_fault(mode, count=count, seconds=30 if mode == "timeout" else None)
+    first = world.run(NOW, via="http", deadline=deadline)
+    pending_state = {e["status"] for k, e in world.state()["events"]["2026-11"].items() if k in first.pending}
+    world.heal()
+    second = world.run(NOW + HOUR)
+    third = world.run(NOW + 2 * HOUR)
+    assert first.doc is not None
+    _row(
+        f"{name} [HTTP fn]",
+        [f"≤{deadline}s", "HTTP 200", f"not posted:{cause}", "pending kept", "ERROR", "1 post after recovery"],
+        [
+            _budget(deadline, first.seconds),
+            f"HTTP {first.code}",
+            _slack_outcome(first),
+            "pending kept" if first.pending and pending_state == {"pending"} else f"state {sorted(pending_state)}",
+            _errors(first.logs, {("slack", cause)}),
+            _recovered(first, second, third, world.state()),
+        ],
+    )
+
+
+def _slack_outcome(run: Run) -> str:
+    if run.doc is None:
+        return "no result"
+    if run.doc["slack"]["posted"]:
+        return "posted"
+    causes = [line.get("cause") for line in run.logs if line.get("severity") == "ERROR" and _where(line) == "slack"]
+    return f"not posted:{causes[0] if causes else '?'}"
+
+
+# --- alert state in GCS -------------------------------------------------------------------------------
+
+
+def test_gcs_precondition_conflict(world: World, gcs_bucket: str, gcs_emulator: Any) -> None:
+    """A check whose conditional write loses to an overlapping check re-reads and posts nothing twice."""
+    world.use_gcs(gcs_bucket, gcs_emulator.url)
+    overlapping: list[Run] = []
+    store = InterleavingStore(GCSStore(gcs_bucket, STATE_OBJECT), lambda: overlapping.append(world.run(NOW)))
+    late = world.run(NOW, store=store)
+    posts = len(world.slack.messages())
+    second = world.run(NOW + HOUR)
+    (early,) = overlapping
+    twice = early.delivered & late.delivered
+    _row(
+        "state: GCS precondition conflict (overlapping check)",
+        [f"≤{DEADLINE_S}s", "lost the race, re-read", "each alert once", "no ERROR", "once"],
+        [
+            _budget(DEADLINE_S, late.seconds),
+            "lost the race, re-read" if store.conflicts else "no conflict",
+            "each alert once"
+            if posts == 1 and early.delivered and not twice
+            else f"{posts} posts, twice {sorted(twice)}",
+            _errors(late.logs, set()),
+            _once(early, second, world.state()),
+        ],
+    )
+
+
+def test_gcs_corrupted_object(world: World, gcs_bucket: str, gcs_emulator: Any) -> None:
+    """A corrupted state object: exit 3 naming it, nothing posted, the object left as it was, no flood later."""
+    world.use_gcs(gcs_bucket, gcs_emulator.url)
+    garbage = b'{"version": 1, "events": {"2026-11": '
+    GCSStore(gcs_bucket, STATE_OBJECT).write(garbage, if_generation=0)
+    first = world.run(NOW, via="cli")
+    second = world.run(NOW + HOUR, via="cli")
+    assert first.doc is not None
+    _row(
+        "state: GCS object corrupted [CLI]",
+        [f"≤{DEADLINE_S}s", "exit 3", "state error named", "nothing posted", "object untouched", "ERROR", "no flood"],
+        [
+            _budget(DEADLINE_S, first.seconds),
+            f"exit {first.code}",
+            "state error named" if "corrupted" in (first.doc["state_error"] or "") else "state error unnamed",
+            "nothing posted" if world.slack.attempts() == 0 else f"{world.slack.attempts()} posts",
+            "object untouched" if GCSStore(gcs_bucket, STATE_OBJECT).read()[0] == garbage else "object changed",
+            _errors(first.logs, {("state", "-")}),
+            "no flood"
+            if second.code == 3 and not second.posts
+            else f"rerun exit {second.code}, {len(second.posts)} posts",
+        ],
+    )
+
+
+def test_gcs_transient_503(world: World, gcs_bucket: str, gcs_proxy: Gcs503Proxy) -> None:
+    """A passing GCS 503 is retried by the storage client: the check posts once, nothing at ERROR."""
+    world.use_gcs(gcs_bucket, gcs_proxy.url)
+    gcs_proxy.fail(1)
+    try:
+        first = world.run(NOW, via="http")
+    finally:
+        gcs_proxy.heal()
+    second = world.run(NOW + HOUR)
+    _row(
+        "state: GCS 503 once [HTTP fn, via 503 proxy]",
+        [f"≤{DEADLINE_S}s", "HTTP 200", "503 retried", "no ERROR", "once"],
+        [
+            _budget(DEADLINE_S, first.seconds),
+            f"HTTP {first.code}",
+            "503 retried" if gcs_proxy.refused == 1 and first.delivered else f"{gcs_proxy.refused} refused",
+            _errors(first.logs, set()),
+            _once(first, second, world.state()),
+        ],
+    )
+
+
+# --- faults a Google client library retries on its own: subprocess checks, killed if they overrun ---
+
+
+@dataclasses.dataclass(frozen=True)
+class HangFault:
+    name: str
+    targets: tuple[str, ...] = ()  # accounts that must fail with `cause`; none: alert state is unusable
+    cause: str | None = None
+
+
+HANG_FAULTS = {
+    "gemini-silent": HangFault("gemini/billing: BigQuery never answers", ("gemini/billing",), "timeout"),
+    "gemini-refused": HangFault("gemini/billing: BigQuery connection refused", ("gemini/billing",), "connection"),
+    "secret-unavailable": HangFault(
+        "anthropic/main: Secret Manager 503 UNAVAILABLE, sustained", ("anthropic/main",), "secret"
+    ),
+    "secret-silent": HangFault("anthropic/main: Secret Manager never answers", ("anthropic/main",), "secret"),
+    "gcs-503": HangFault("state: GCS 503, sustained [503 proxy]"),
+}
+
+
+@dataclasses.dataclass
+class LabCase:
+    """One subprocess check with servers of its own (Slack, Secret Manager, state), so faults stay apart."""
+
+    servers: Servers
+    state_dir: Path
+    proc: subprocess.Popen[bytes]
+    started: float
+    proxy: Gcs503Proxy | None = None
+    bucket: str | None = None
+
+
+def _arm_lab(key: str, servers: Servers, env: dict[str, str], gcs: Any, stack: contextlib.ExitStack) -> Any:
+    """Arm `key`'s fault on the case's own servers; returns its 503 proxy and bucket for GCS."""
+    if key == "gemini-silent":
+        env["BIGQUERY_EMULATOR_HOST"] = servers.silent.url
+    elif key == "gemini-refused":
+        env["BIGQUERY_EMULATOR_HOST"] = servers.closed_url
+    elif key == "secret-unavailable":
+        servers.sm.add_fault("http_503", secret=SECRETS["anthropic/main"])
+    elif key == "secret-silent":
+        servers.sm.add_fault("timeout", secret=SECRETS["anthropic/main"], seconds=120)
+    elif key == "gcs-503":
+        proxy = Gcs503Proxy(gcs.url)
+        stack.callback(proxy.close)
+        bucket = f"lab-gcs-503-{os.getpid()}"
+        devservers.create_bucket(gcs, bucket)
+        proxy.fail(None)
+        env.update(STATE_BACKEND="gcs", STATE_BUCKET=bucket, STATE_OBJECT=STATE_OBJECT, STORAGE_EMULATOR_HOST=proxy.url)
+        return proxy, bucket
+    return None, None
+
+
+@pytest.fixture(scope="module")
+def lab(servers: Servers, gcs_emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LabCase]]:
+    """Every hang case's `python main.py check`, started a little apart, each with its own Slack, SM and state."""
+    cases: dict[str, LabCase] = {}
+    with contextlib.ExitStack() as stack:
+        for key in HANG_FAULTS:
+            slack = stack.enter_context(SlackReceiver.start())
+            sm = stack.enter_context(SecretManagerFake.start(_secret_values(slack)))
+            own = dataclasses.replace(servers, slack=slack, sm=sm)
+            state_dir = tmp_path_factory.mktemp(key)
+            env = World(own, state_dir, pytest.MonkeyPatch()).env()
+            proxy, bucket = _arm_lab(key, own, env, gcs_emulator, stack)
+            with (state_dir / "stdout").open("wb") as out, (state_dir / "stderr").open("wb") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, str(ROOT / "main.py"), "check", "--json", "--now", NOW.isoformat()],
+                    cwd=ROOT,
+                    env={"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **env},
+                    stdout=out,
+                    stderr=err,
+                )
+            cases[key] = LabCase(own, state_dir, proc, time.monotonic(), proxy, bucket)
+            time.sleep(LAB_STAGGER_S)
+        try:
+            yield cases
+        finally:
+            for case in cases.values():
+                if case.proc.poll() is None:
+                    case.proc.kill()
+                case.proc.wait()
+
+
+def _finish(case: LabCase) -> Run:
+    """Wait for the subprocess check until its kill time; kill it if it is still running then."""
+    killed = False
+    try:
+        case.proc.wait(timeout=max(0.0, case.started + KILL_AFTER_S - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        case.proc.kill()
+        case.proc.wait()
+        killed = True
+    out, err = (case.state_dir / "stdout").read_text(), (case.state_dir / "stderr").read_text()
+    OUTPUTS.extend([out, err])
+    try:
+        doc: dict[str, Any] | None = json.loads(out)
+    except ValueError:
+        doc = None
+    seconds = doc["elapsed_s"] if doc is not None else None
+    code = None if killed else case.proc.returncode
+    return Run(doc, seconds, code, _log_lines(err), case.servers.slack.messages(), killed)
+
+
+def _lab_budget(run: Run) -> str:
+    if run.killed:
+        return "check ended, process hung at exit" if run.doc else f"killed at {KILL_AFTER_S:.0f}s"
+    if run.doc is None:
+        return f"crashed (exit {run.code})"
+    return _budget(DEADLINE_S, run.seconds)
+
+
+@pytest.mark.parametrize("key", list(HANG_FAULTS))
+def test_fault_a_client_library_retries(key: str, lab: dict[str, LabCase], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A silent or failing Google endpoint cannot hold the check past its budget, and nothing is lost."""
+    fault, case = HANG_FAULTS[key], lab[key]
+    first = _finish(case)
+    world = World(case.servers, case.state_dir, monkeypatch)
+    world.capture_logs()
+    world.heal()
+    if case.proxy is not None and case.bucket is not None:
+        case.proxy.heal()
+        world.use_gcs(case.bucket, case.proxy.url)
+    second = world.run(NOW + HOUR)
+    if fault.cause is not None:
+        expected = [f"≤{DEADLINE_S}s", f"failed:{fault.cause}", "others ok", "FAILED shown", "ERROR", "once"]
+        observed = [
+            _lab_budget(first),
+            _account_state(first.doc, fault.targets),
+            _others(first.doc, fault.targets),
+            _failed_label(first.posts, fault.targets),
+            _errors(first.logs, {(t, fault.cause) for t in fault.targets}),
+            _once(first, second, world.state()),
+        ]
+    else:
+        third = world.run(NOW + 2 * HOUR)
+        expected = [f"≤{DEADLINE_S}s", "exit 3", "nothing posted", "ERROR", "1 post after recovery"]
+        observed = [
+            _lab_budget(first),
+            "killed" if first.killed else f"exit {first.code}",
+            "nothing posted" if not first.posts else f"{len(first.posts)} posts",
+            _errors(first.logs, {("state", "-")}),
+            _recovered(first, second, third, world.state()),
+        ]
+    OUTPUTS.extend(world.scan_outputs())
+    _row(f"{fault.name} [CLI subprocess]", expected, observed)
+
+
+# --- secrets ----------------------------------------------------------------------------------------
+
+
+def test_no_sentinel_in_anything_the_suite_produced() -> None:
+    """No key, Secret Manager value or webhook path appears in any output of this module (runs last)."""
+    leaks = _leaks(OUTPUTS)
+    record_sentinel_scan(len(OUTPUTS), len(leaks))
+    assert OUTPUTS, "the fault cases produced no output to scan"
+    assert not leaks, f"{len(leaks)} sentinel leak(s) in the suite's outputs"
