@@ -132,7 +132,8 @@ def _summary(doc: dict[str, Any]) -> str:
             f"{p.get('pct') or '-':>7}"
         )
         for a in p["accounts"]:
-            fresh = (a.get("freshness") or {}).get("as_of") or ""
+            as_of = (a.get("freshness") or {}).get("as_of")
+            fresh = f"as of {dt.datetime.fromisoformat(as_of):%Y-%m-%d %H:%M}Z" if as_of else ""
             value = a.get("mtd_usd_rounded") or f"FAILED ({a.get('cause')})"
             rows.append(
                 f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>10} {'':>7}  "
