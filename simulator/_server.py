@@ -86,6 +86,24 @@ def iso_z(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class LatencyKnob:
+    """Per-request latency injected by a simulated server (state classes set `_lock`, `_latency_s`)."""
+
+    _lock: threading.Lock
+    _latency_s: float
+
+    @property
+    def latency_s(self) -> float:
+        with self._lock:
+            return self._latency_s
+
+    def set_latency(self, ms: float) -> None:
+        if ms < 0:
+            raise ValueError("latency ms must be >= 0")
+        with self._lock:
+            self._latency_s = ms / 1000
+
+
 class LocalServer(ThreadingHTTPServer):
     """A `ThreadingHTTPServer` on 127.0.0.1 whose `stop()` wakes sleeping handlers and drops connections."""
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from simulator import _anthropic, _openai, _xai
 from simulator._server import (
     Handler,
+    LatencyKnob,
     LocalServer,
     Recorder,
     Reply,
@@ -108,7 +109,7 @@ def _as_instant(value: dt.datetime | str) -> dt.datetime:
     return value.astimezone(UTC)
 
 
-class SimState:
+class SimState(LatencyKnob):
     """Everything the control API changes, shared by all handler threads."""
 
     def __init__(self, scenario: Scenario, clock: dt.datetime | None = None, latency_ms: float = 0) -> None:
@@ -139,17 +140,6 @@ class SimState:
         with self._lock:
             self._clock = (self._clock or dt.datetime.now(UTC)) + delta
             return self._clock
-
-    @property
-    def latency_s(self) -> float:
-        with self._lock:
-            return self._latency_s
-
-    def set_latency(self, ms: float) -> None:
-        if ms < 0:
-            raise ValueError("latency ms must be >= 0")
-        with self._lock:
-            self._latency_s = ms / 1000
 
     def lag(self, provider: str) -> dt.timedelta:
         with self._lock:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from simulator._server import (
     Handler,
+    LatencyKnob,
     LocalServer,
     Recorder,
     Reply,
@@ -91,7 +92,7 @@ def block_problems(payload: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-class SlackState:
+class SlackState(LatencyKnob):
     def __init__(self, *, print_messages: bool, strict_blocks: bool, out: TextIO | None) -> None:
         self.messages = Recorder()
         self.faults = FaultBook()
@@ -110,17 +111,6 @@ class SlackState:
     def attempts(self) -> int:
         with self._lock:
             return self._attempts
-
-    @property
-    def latency_s(self) -> float:
-        with self._lock:
-            return self._latency_s
-
-    def set_latency(self, ms: float) -> None:
-        if ms < 0:
-            raise ValueError("latency ms must be >= 0")
-        with self._lock:
-            self._latency_s = ms / 1000
 
     def add_fault(self, mode: str, count: int | None = None, seconds: float | None = None) -> None:
         if mode not in SLACK_FAULT_MODES:
