@@ -382,6 +382,7 @@ def _scope_json(s: Scope) -> dict[str, Any]:
         "billing_month": s.month,
         "partial": s.partial,
         "failed": list(s.failed_parts),
+        "note": s.note,
         "forecast_usd": _usd(s.forecast.projected_usd) if s.forecast else None,
         "forecast_crossing_day": s.forecast.crossing_day.isoformat()
         if s.forecast and s.forecast.crossing_day

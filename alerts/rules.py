@@ -51,6 +51,7 @@ class Scope:
     failed_parts: tuple[str, ...]  # account scopes that failed
     forecast: Forecast | None
     days_in_month: int
+    note: str | None = None  # shown under the scope's figure
 
     @property
     def pct(self) -> Decimal | None:
@@ -114,13 +115,26 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
                 period=period,
             )
         )
-    total = _scope_of(
-        name="total",
-        level="total",
-        title="Total",
-        parts=list(results),
-        budget=config.total_budget_usd,
-        period=utc_month,
+    # The total is a UTC-month budget. A source still on another billing month (Google's Pacific
+    # invoice month in the first hours of a UTC month) has spent nothing in this one yet: leave it
+    # out rather than count last month's spend against this month's total.
+    same_month = [r for r in results if r.period.key == utc_month.key]
+    other = sorted({r.account.provider for r in results if r.period.key != utc_month.key})
+    total = dataclasses.replace(
+        _scope_of(
+            name="total",
+            level="total",
+            title="Total",
+            parts=same_month,
+            budget=config.total_budget_usd,
+            period=utc_month,
+        ),
+        note=(
+            f"{', '.join(PROVIDER_TITLES[p] for p in other)} not included yet: still on its "
+            f"{', '.join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))} billing month"
+            if other
+            else None
+        ),
     )
     out = [total]
     for ps in provider_scopes:

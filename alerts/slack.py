@@ -160,6 +160,8 @@ def _forecast_line(s: Scope) -> str | None:
 def _scope_summary(s: Scope, *, show_today: bool) -> list[str]:
     """Figure, bar, forecast and sparkline of one scope."""
     lines = [_scope_line(s)]
+    if s.note:
+        lines.append(f"_{s.note}_")
     fc = _forecast_line(s)
     if fc:
         lines.append(fc)

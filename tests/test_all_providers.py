@@ -154,3 +154,9 @@ def test_pacific_invoice_month_differs_in_the_first_utc_hours(run: Any, world: d
         world["usd"], "202611", SERVICES, dec
     ).quantize(Decimal("0.01"))
     assert "billing months differ" in json.dumps(doc["message"])
+    december = sum(
+        (Decimal(accounts[s]["mtd_usd"]) for s in ("openai/prod", "openai/research", "anthropic/main", "xai/core")),
+        Decimal(0),
+    )
+    assert Decimal(doc["total"]["mtd_usd"]) == december, "November's Gemini spend is not December's total"
+    assert "Gemini / Vertex AI not included yet" in doc["total"]["note"]

@@ -145,3 +145,27 @@ def test_threshold_compares_exact_amounts_not_the_rounded_percentage() -> None:
     scopes = rules.evaluate(cfg, results, NOW)
     assert next(s for s in scopes if s.name == "openai").pct == Decimal("50.0")
     assert rules.budget_events(cfg, scopes) == []
+
+
+def test_total_leaves_out_a_source_still_on_last_month() -> None:
+    """At Dec 1 03:00 UTC Gemini is still on November (Pacific): its spend does not count against December."""
+    from models import PACIFIC
+
+    now = dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    cfg = budgets(
+        providers={
+            "openai": {"budget_usd": 500},
+            "gemini": {
+                "budget_usd": 2000,
+                "accounts": [{"label": "b", "billing_export_table": "proj-1.billing.gcp_billing_export_v1_X"}],
+            },
+        }
+    )
+    results = [report_for("openai", "default", now, ["10"]), report_for("gemini", "b", now, ["70"] * 30, tz=PACIFIC)]
+    scopes = {s.name: s for s in rules.evaluate(cfg, results, now)}
+    assert scopes["total"].mtd_usd == Decimal(10) and scopes["total"].month == "2026-12"
+    assert scopes["total"].note and "Gemini / Vertex AI not included yet" in scopes["total"].note
+    assert scopes["gemini"].mtd_usd == Decimal(2100) and scopes["gemini"].month == "2026-11"
+    keys = {e.key for e in rules.budget_events(cfg, list(scopes.values()))}
+    assert "threshold:2026-11:gemini:100" in keys
+    assert not any(k.startswith("threshold:2026-12:total") for k in keys)
