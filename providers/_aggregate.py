@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import httpx
+
 from errors import Cause, ProviderError
-from models import ZERO, BillingPeriod, BreakdownLine, DailyCost
-from providers._http import ResponseTooLarge, pages
+from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness
+from providers._http import Deadline, ResponseTooLarge, pages, request_json
 
 ABSURD_DAILY_USD = Decimal(1_000_000)
 MAX_DIGITS = 15  # |value| >= 1e15: beyond this a value is a unit/shape fault (and would overflow Decimal sums)
@@ -80,6 +81,18 @@ class CostAccumulator:
         lines.sort(key=lambda line: (line.dimension, -line.amount, line.key))
         return tuple(lines)
 
+    def report(self, freshness: Freshness, *, requests: int) -> CostReport:
+        """The month-to-date report of what was added (an empty accumulator is a real $0)."""
+        return CostReport(
+            period=self.period,
+            mtd_usd=self.total(),
+            daily=self.daily(),
+            breakdown=self.breakdown(),
+            freshness=freshness,
+            notes=self.anomaly_notes(),
+            requests=requests,
+        )
+
     def anomaly_notes(self) -> tuple[str, ...]:
         notes = []
         if self.negative_rows:
@@ -89,26 +102,35 @@ class CostAccumulator:
         return tuple(notes)
 
 
-def _with_limit(fetch_page: PageFetch, limit: int, cursor: str | None) -> dict[str, Any]:
-    return fetch_page(cursor, limit)
-
-
-PageFetch = Callable[[str | None, int], dict[str, Any]]
 PageParse = Callable[[dict[str, Any], "CostAccumulator"], None]
 
 
-def sum_pages(
-    period: BillingPeriod, fetch_page: PageFetch, parse: PageParse, limits: Sequence[int] = (31, 1)
+def fetch_month(
+    client: httpx.Client,
+    path: str,
+    params: Sequence[tuple[str, str | int]],
+    parse: PageParse,
+    period: BillingPeriod,
+    *,
+    deadline: Deadline,
+    counter: list[int],
+    limits: Sequence[int] = (31, 1),
 ) -> CostAccumulator:
-    """Fetch and aggregate every page, asking for `limits[0]` buckets per page.
+    """GET every page of a bucketed cost listing (`limit` + `page` cursor) and aggregate it as it arrives.
 
-    A whole month is normally one page. If that page is too large for the response cap (a month of
-    very heavy grouping), start over with `limits[1]` buckets per page: more requests, each small.
+    A whole month is normally one page of `limits[0]` buckets. If that page is too large for the
+    response cap (a month of very heavy grouping), start over with `limits[1]` buckets per page:
+    more requests, each small.
     """
     for i, limit in enumerate(limits):
         acc = CostAccumulator(period)
+
+        def fetch_page(cursor: str | None, limit: int = limit) -> dict[str, Any]:
+            query = [*params, ("limit", limit)] + ([("page", cursor)] if cursor else [])
+            return request_json(client, "GET", path, params=query, deadline=deadline, counter=counter)
+
         try:
-            for page in pages(functools.partial(_with_limit, fetch_page, limit)):
+            for page in pages(fetch_page):
                 parse(page, acc)
             return acc
         except ResponseTooLarge:

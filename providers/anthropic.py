@@ -18,8 +18,8 @@ from config import AnthropicAccount
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Freshness
 from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, sum_pages, to_decimal
-from providers._http import Deadline, request_json
+from providers._aggregate import CostAccumulator, fetch_month, to_decimal
+from providers._http import Deadline
 
 PATH = "/v1/organizations/cost_report"
 API_VERSION = "2023-06-01"
@@ -91,7 +91,7 @@ class AnthropicCosts:
         key = admin_key(self.deps, "anthropic", self.account, "Anthropic admin key")
         counter = [0]
         tomorrow = dt.datetime.combine(period.today + dt.timedelta(days=1), dt.time(), UTC)
-        base: list[tuple[str, str | int]] = [
+        params: list[tuple[str, str | int]] = [
             ("starting_at", period.start.strftime("%Y-%m-%dT%H:%M:%SZ")),
             ("ending_at", tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")),
             ("bucket_width", "1d"),
@@ -100,38 +100,19 @@ class AnthropicCosts:
         ]
         headers = {"x-api-key": key, "anthropic-version": API_VERSION}
         with self.deps.http_factory(self.deps.base_urls["anthropic"], headers=headers) as client:
-
-            def fetch_page(cursor: str | None, limit: int) -> dict[str, Any]:
-                params = [*base, ("limit", limit)] + ([("page", cursor)] if cursor else [])
-                return request_json(client, "GET", PATH, params=params, deadline=deadline, counter=counter)
-
             try:
-                acc = sum_pages(period, fetch_page, parse_cost_report_page, (PAGE_LIMIT, 1))
+                acc = fetch_month(
+                    client, PATH, params, parse_cost_report_page, period,
+                    deadline=deadline, counter=counter, limits=(PAGE_LIMIT, 1),
+                )  # fmt: skip
             except ProviderError as exc:
                 if exc.status == 400 and period.now - period.start < dt.timedelta(days=1):
-                    return self._first_day(period, counter[0])
+                    note = "Anthropic reports complete days only: no complete day this month yet"
+                    return CostAccumulator(period).report(Freshness(period.start, note), requests=counter[0])
                 raise
         newest = max(period.start, period.now - DATA_LAG)
-        return CostReport(
-            period=period,
-            mtd_usd=acc.total(),
-            daily=acc.daily(),
-            breakdown=acc.breakdown(),
-            freshness=Freshness(newest, "usage appears within ~5 minutes; today's bucket is still growing"),
-            notes=acc.anomaly_notes(),
-            requests=counter[0],
-        )
-
-    def _first_day(self, period: BillingPeriod, requests: int) -> CostReport:
-        acc = CostAccumulator(period)
-        return CostReport(
-            period=period,
-            mtd_usd=acc.total(),
-            daily=acc.daily(),
-            breakdown=(),
-            freshness=Freshness(period.start, "Anthropic reports complete days only: no complete day this month yet"),
-            requests=requests,
-        )
+        note = "usage appears within ~5 minutes; today's bucket is still growing"
+        return acc.report(Freshness(newest, note), requests=counter[0])
 
 
 def from_config(account: Any, deps: Deps) -> AnthropicCosts:

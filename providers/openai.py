@@ -16,8 +16,8 @@ from config import OpenAIAccount
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Freshness
 from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, sum_pages, to_decimal
-from providers._http import Deadline, request_json
+from providers._aggregate import CostAccumulator, fetch_month, to_decimal
+from providers._http import Deadline
 
 PATH = "/v1/organization/costs"
 PAGE_LIMIT = 31
@@ -67,19 +67,11 @@ class OpenAICosts:
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
         key = admin_key(self.deps, "openai", self.account, "OpenAI admin key")
-        acc = CostAccumulator(period)
         if int(period.now.timestamp()) <= int(period.start.timestamp()):
             # The first second of a month: an empty window (the API refuses end_time <= start_time).
-            return CostReport(
-                period=period,
-                mtd_usd=acc.total(),
-                daily=acc.daily(),
-                breakdown=(),
-                freshness=Freshness(period.now, "the month has just begun"),
-                requests=0,
-            )
+            return CostAccumulator(period).report(Freshness(period.now, "the month has just begun"), requests=0)
         counter = [0]
-        base: list[tuple[str, str | int]] = [
+        params: list[tuple[str, str | int]] = [
             ("start_time", int(period.start.timestamp())),
             ("end_time", int(period.now.timestamp())),
             ("bucket_width", "1d"),
@@ -88,21 +80,11 @@ class OpenAICosts:
         ]
         headers = {"Authorization": f"Bearer {key}"}
         with self.deps.http_factory(self.deps.base_urls["openai"], headers=headers) as client:
-
-            def fetch_page(cursor: str | None, limit: int) -> dict[str, Any]:
-                params = [*base, ("limit", limit)] + ([("page", cursor)] if cursor else [])
-                return request_json(client, "GET", PATH, params=params, deadline=deadline, counter=counter)
-
-            acc = sum_pages(period, fetch_page, parse_costs_page, (PAGE_LIMIT, 1))
-        return CostReport(
-            period=period,
-            mtd_usd=acc.total(),
-            daily=acc.daily(),
-            breakdown=acc.breakdown(),
-            freshness=Freshness(period.now, "near real-time; today's bucket is still growing"),
-            notes=acc.anomaly_notes(),
-            requests=counter[0],
-        )
+            acc = fetch_month(
+                client, PATH, params, parse_costs_page, period,
+                deadline=deadline, counter=counter, limits=(PAGE_LIMIT, 1),
+            )  # fmt: skip
+        return acc.report(Freshness(period.now, "near real-time; today's bucket is still growing"), requests=counter[0])
 
 
 def from_config(account: Any, deps: Deps) -> OpenAICosts:
