@@ -16,7 +16,9 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import importlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -26,7 +28,7 @@ import logs
 from alerts import rules, slack
 from alerts.rules import Event, Scope
 from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Store
-from config import PROVIDER_NAMES, SecretResolver, Settings
+from config import PROVIDER_NAMES, SECRET_MANAGER_IMPORTS, KeyedAccount, SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, SourceResult, require_aware
 from providers import Deps, build_source
@@ -67,9 +69,42 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
             jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline)))
     if not jobs:
         return []
+    import_client_libraries(settings)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fn) for _, fn in jobs]
         return [f.result() for f in futures]
+
+
+def import_client_libraries(settings: Settings) -> tuple[str, ...]:
+    """Import, on this thread, the Google client libraries the fetch threads will need.
+
+    They are imported lazily so a cold start that needs neither pays nothing, but a first import
+    of google.cloud.secretmanager and google.cloud.bigquery from two fetch threads at once can
+    fail with importlib's `_DeadlockError` (both packages import google.api_core and google.auth,
+    which import each other). CI saw it once in 80 runs; two threads importing both reproduce it
+    about once in 40 fresh interpreters. An import that fails here is left for the fetch that needs
+    it to report as its own failure. Returns the modules it was asked to import.
+    """
+    from providers.gemini import BIGQUERY_IMPORTS
+
+    wanted: list[str] = []
+    configured = settings.budgets.configured()
+    keyed = [a for p in configured for a in settings.budgets.accounts(p) if isinstance(a, KeyedAccount)]
+    if settings.slack_webhook_secret or any(a.key_secret for a in keyed):
+        wanted += SECRET_MANAGER_IMPORTS
+    if "gemini" in configured:
+        wanted += BIGQUERY_IMPORTS
+    names = tuple(dict.fromkeys(wanted))
+    with _IMPORT_LOCK:  # two checks in one process (a threaded dev server) import one at a time too
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001  # the fetch that needs it reports it, classified
+                log.debug("could not import %s ahead of the fetch: %s", name, type(exc).__name__)
+    return names
+
+
+_IMPORT_LOCK = threading.Lock()
 
 
 def _fetch_one(

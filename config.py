@@ -415,6 +415,16 @@ def _load_budgets(env: Mapping[str, str]) -> BudgetConfig:
 
 # --- secrets ---------------------------------------------------------------------------------
 
+# What the Secret Manager path imports on first use (see `check.import_client_libraries`).
+SECRET_MANAGER_IMPORTS = (
+    "google.api_core.exceptions",
+    "google.api_core.retry",
+    "google.api_core.client_options",
+    "google.auth.credentials",
+    "google.cloud.secretmanager",
+    "requests.exceptions",
+)
+
 
 class SecretResolver:
     """Reads secrets once per process: Secret Manager for resource names, the environment otherwise.

@@ -332,6 +332,16 @@ def _handled_errors() -> tuple[type[BaseException], ...]:
 
 # --- the client ----------------------------------------------------------------------------------
 
+# What this module imports on first use (see `check.import_client_libraries`).
+BIGQUERY_IMPORTS = (
+    "google.cloud.bigquery",
+    "google.cloud.bigquery.retry",
+    "google.auth.credentials",
+    "google.auth.exceptions",
+    "google.api_core.exceptions",
+    "requests.exceptions",
+)
+
 _CLIENTS: dict[tuple[str | None, str | None], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
