@@ -31,7 +31,7 @@ from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Stor
 from config import PROVIDER_NAMES, SECRET_MANAGER_IMPORTS, KeyedAccount, SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, SourceResult, require_aware
-from providers import Deps, build_source
+from providers import Deps, build_source, registry
 from providers._http import Deadline
 
 log = logs.get("check")
@@ -69,6 +69,7 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
             jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline)))
     if not jobs:
         return []
+    registry()  # our provider modules, imported here rather than first by two fetch threads at once
     import_client_libraries(settings)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fn) for _, fn in jobs]

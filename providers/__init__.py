@@ -58,7 +58,9 @@ def admin_key(deps: Deps, provider: str, account: KeyedAccount, what: str) -> st
 Factory = Callable[[Account, Deps], CostSource]
 
 
-def _registry() -> dict[str, Factory]:
+def registry() -> dict[str, Factory]:
+    """Provider name → source factory. Imports the provider modules (light; `check` calls it on the
+    main thread before the fetch threads, so no two threads run a first import at once)."""
     from providers import anthropic, gemini, openai, xai
 
     return {
@@ -71,4 +73,4 @@ def _registry() -> dict[str, Factory]:
 
 def build_source(provider: str, account: Account, deps: Deps) -> CostSource:
     """The cost source for `account` of `provider` (a name from `config.PROVIDER_NAMES`)."""
-    return _registry()[provider](account, deps)
+    return registry()[provider](account, deps)
