@@ -17,10 +17,16 @@ How the peer reads month-to-date (llm_org_cost_monitor/providers.py, cli.py, dat
 
 Both tools run as fresh processes under the same wrapper (wall time, own peak RSS), interleaved,
 median of 7, with the same keys against the same simulator clock.
+
+Totals are compared twice. At the bench clock (23:00 UTC) the peer lags by the day so far, because
+it clamps Anthropic to finalised days; the gap is printed and recomputed. At 00:00 UTC both read
+the same buckets, and there they must agree: the only difference left must be the peer's rounding
+of each row to 6 decimals, recomputed from the same page (sub-cent).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 import shutil
@@ -32,12 +38,14 @@ from typing import Any
 from bench._common import (
     LATENCY_MS,
     NOW,
+    NOW_ISO,
     PEER_SCOPES,
     ROOT,
     Child,
     Figure,
     Section,
     SimServer,
+    call,
     child_env,
     demo_accounts,
     expected_mtd,
@@ -114,13 +122,20 @@ def ensure_peer(sec: Section) -> Path:
     return py
 
 
-def _peer_argv(py: Path, launcher: Path, sim: SimServer, *, importtime: bool = False) -> list[str]:
+def _peer_argv(
+    py: Path, launcher: Path, sim: SimServer, *, importtime: bool = False, now: dt.datetime = NOW
+) -> list[str]:
     x = ["-X", "importtime"] if importtime else []
-    first = NOW.date().replace(day=1)
+    first = now.date().replace(day=1)
     return [
-        str(py), *x, str(launcher), sim.url, NOW.date().isoformat(),
-        "summary", "--start", first.isoformat(), "--end", NOW.date().isoformat(), "--format", "json",
+        str(py), *x, str(launcher), sim.url, now.date().isoformat(),
+        "summary", "--start", first.isoformat(), "--end", now.date().isoformat(), "--format", "json",
     ]  # fmt: skip
+
+
+def _our_argv(now: dt.datetime) -> list[str]:
+    argv = argv_a()
+    return [*argv[:-1], f"{now:%Y-%m-%dT%H:%M:%SZ}"]
 
 
 def _peer_env(workdir: Path) -> dict[str, str]:
@@ -159,14 +174,14 @@ def _interleaved(
     return a, b
 
 
-def _anthropic_explained(sim: SimServer, peer_total: Decimal) -> dict[str, Any]:
+def _anthropic_explained(sim: SimServer, peer_total: Decimal, now: dt.datetime = NOW) -> dict[str, Any]:
     """Recompute the peer's Anthropic figure from the same page: which part is window, which is rounding."""
     import httpx
 
     key = demo_accounts()["anthropic/main"].key
     params: list[tuple[str, str | int | float | bool | None]] = [
-        ("starting_at", f"{NOW:%Y-%m-01}T00:00:00Z"),
-        ("ending_at", f"{NOW:%Y-%m-%d}T00:00:00Z"),
+        ("starting_at", f"{now:%Y-%m-01}T00:00:00Z"),
+        ("ending_at", f"{now:%Y-%m-%d}T00:00:00Z"),
         ("bucket_width", "1d"),
         ("limit", "31"),
         ("group_by[]", "workspace_id"),
@@ -178,13 +193,54 @@ def _anthropic_explained(sim: SimServer, peer_total: Decimal) -> dict[str, Any]:
     amounts = [Decimal(r["amount"]) for b in doc["data"] for r in b["results"]]
     exact = sum((a / 100 for a in amounts), Decimal(0))
     rounded = sum(((a / 100).quantize(Decimal("0.000001")) for a in amounts), Decimal(0))
-    midnight = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return {
         "complete_days_expected": expected_mtd("anthropic/main", midnight),
         "same_page_unrounded": exact,
         "same_page_rounded_like_peer": rounded,
         "reproduces_peer": rounded == peer_total,
         "rows": len(amounts),
+    }
+
+
+SAME_WINDOW_AT = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _same_window(
+    sim: SimServer, py: Path, launcher: Path, our_env: dict[str, str], peer_env: dict[str, str], peer_home: Path
+) -> dict[str, Any]:
+    """Both tools at 00:00 UTC, where the peer's finalised-days clamp and our month-to-date cover the
+    same buckets: the totals must agree, and what is left must be the peer's 6-decimal row rounding."""
+    at = SAME_WINDOW_AT
+    call("POST", f"{sim.url}/_sim/clock", {"now": f"{at:%Y-%m-%dT%H:%M:%SZ}"})
+    try:
+        ours = _our_totals(run_child(_our_argv(at), our_env, cwd=ROOT))
+        peer = _peer_totals(run_child(_peer_argv(py, launcher, sim, now=at), peer_env, cwd=peer_home))
+        explained = _anthropic_explained(sim, peer["anthropic"], at)
+    finally:
+        call("POST", f"{sim.url}/_sim/clock", {"now": NOW_ISO})
+    expected = {p: sum((expected_mtd(s, at) for s in PEER_SCOPES if s.startswith(p)), Decimal(0)) for p in ours}
+    total_ours, total_peer = sum(ours.values()), sum(peer.values())
+    residue = total_ours - total_peer
+    rounding = explained["same_page_unrounded"] - explained["same_page_rounded_like_peer"]
+    agree = (
+        all(ours[p] == expected[p] for p in expected)  # ours is the simulator's exact sum
+        and ours["openai"] == peer["openai"]  # dollars both: equal to the last digit
+        and explained["reproduces_peer"]  # the peer's Anthropic figure = same page, rounded per row
+        and residue == rounding  # so the whole difference is that rounding ...
+        and abs(residue) < Decimal("0.005")  # ... and it is under half a cent
+    )
+    return {
+        "at": at,
+        "expected": expected,
+        "ours": ours,
+        "peer": peer,
+        "total_ours": total_ours,
+        "total_peer": total_peer,
+        "residue": residue,
+        "rounding": rounding,
+        "rows": explained["rows"],
+        "agree": agree,
     }
 
 
@@ -248,6 +304,19 @@ def run(sim: SimServer, workdir: Path) -> Section:
             f"({ours_exact}); the peer's is a finalised-days total by design (its comment: Anthropic "
             "reports finalised days only). Units and pagination agree (cents / 100, one page each)."
         )
+    same = _same_window(sim, py, launcher, ours[1], peer[1], peer_home)
+    sec.say(
+        f"same window for both (clock {same['at']:%Y-%m-%dT%H:%MZ}: the peer's clamp to today 00:00 UTC and our "
+        "month-to-date read the same buckets):"
+    )
+    sec.say(f"{'provider':<10} {'simulator expected':>20} {'ours':>20} {'peer':>20}")
+    for p in ("openai", "anthropic"):
+        sec.say(f"{p:<10} {same['expected'][p]:>20} {same['ours'][p]:>20} {same['peer'][p]:>20}")
+    sec.say(f"{'total':<10} {sum(same['expected'].values()):>20} {same['total_ours']:>20} {same['total_peer']:>20}")
+    sec.say(
+        f"  difference ${same['residue']:.7f}; the peer's rounding of {same['rows']} rows to 6 decimals, recomputed "
+        f"from the same page: ${same['rounding']:.7f} -> {'agree' if same['agree'] else 'DO NOT agree'}"
+    )
     sec.say(f"requests, ours (concurrent): {'; '.join(our_reqs)}")
     sec.say(f"requests, peer (one after another): {'; '.join(peer_reqs)}")
 
@@ -284,6 +353,7 @@ def run(sim: SimServer, workdir: Path) -> Section:
         "ours": {k: str(v) for k, v in ours_tot.items()},
         "peer": {k: str(v) for k, v in peer_tot.items()},
         "anthropic_explained": {k: str(v) for k, v in explained.items()},
+        "same_window": {k: str(v) for k, v in same.items()},
         "requests_ours": our_reqs,
         "requests_peer": peer_reqs,
         "wall_s": {"ours": [c.wall_s for c in a], "peer": [c.wall_s for c in b]},
@@ -304,11 +374,17 @@ def run(sim: SimServer, workdir: Path) -> Section:
             ours_exact,
         ),
         Figure(
-            "peer: peer's total = ours",
-            f"${total_peer:.2f} vs ${total_ours:.2f}"
-            + ("" if agree else f" (Anthropic -${total_ours - total_peer:.2f}: finalised days only)"),
-            "agree (else explain)",
-            agree,
+            f"peer: totals, same window (to {same['at']:%b %d} 00:00 UTC)",
+            f"ours ${same['total_ours']:.7f}, peer ${same['total_peer']:.6f}: "
+            f"{'equal to the cent' if same['agree'] else 'DIFFER'} (residue ${same['residue']:.7f} "
+            f"= peer's row rounding)",
+            "agree",
+            same["agree"],
+        ),
+        Figure(
+            f"peer: totals at {NOW:%H:%M} UTC (info)",
+            f"peer ${total_peer:.2f} vs ours ${total_ours:.2f}"
+            + ("" if agree else f": peer lags ${total_ours - total_peer:.2f} (finalised Anthropic days only)"),
         ),
         Figure(
             "peer: wall ours/peer, config (a), 0 ms",
