@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import json
 import os
 import re
@@ -443,8 +445,38 @@ def replay_imports(modules: Sequence[str], env: Mapping[str, str], workdir: Path
     """Import `modules` again, in order, in one thread of a fresh process, under `-X importtime`."""
     listing = workdir / "replay-modules.txt"
     listing.write_text("\n".join(modules), encoding="utf-8")
-    child = run_child([sys.executable, "-X", "importtime", "-c", _REPLAY, str(ROOT), str(listing)], env, cwd=ROOT)
+    argv = [runtime_python(), "-X", "importtime", "-c", _REPLAY, str(ROOT), str(listing)]
+    child = run_child(argv, env, cwd=ROOT)
     return import_times(child.stderr)
+
+
+RUNTIME_VENV = ROOT / ".venv-runtime"
+_RUNTIME_MARKER = "requirements.sha256"
+
+
+@functools.cache
+def runtime_python() -> str:
+    """The interpreter of `.venv-runtime`: `requirements.txt` only, what Cloud Build installs.
+
+    Every `main.py` child whose time or memory is reported runs here, not in the dev venv: pytest,
+    mypy and hypothesis are never deployed, and they change what the check imports (with Pygments
+    installed, `import httpx` also loads its CLI's Pygments lexers, ~9 ms). Built with the running
+    interpreter when missing or when `requirements.txt` changed (a marker holds its SHA-256).
+    """
+    py = RUNTIME_VENV / "bin" / "python"
+    requirements = ROOT / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    marker = RUNTIME_VENV / _RUNTIME_MARKER
+    if py.exists() and marker.exists() and marker.read_text(encoding="utf-8").strip() == digest:
+        return str(py)
+    print(f"bench: building {RUNTIME_VENV.name}/ from {requirements.name} (once, about 20 s)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True, timeout=300)
+    pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)]
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install -r {requirements.name} into {RUNTIME_VENV.name} failed: {done.stderr[-800:]}")
+    marker.write_text(digest + "\n", encoding="utf-8")
+    return str(py)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@
     object, so every run does the same work. This is the representative one; a dry run would skip
     the Slack client and the GCS writes.
 
+Children run in `.venv-runtime` (requirements.txt only, as deployed), not in the dev venv.
 Each child is reaped with `os.wait4`, so its peak RSS is its own. One extra run per configuration
 under `python -X importtime` gives the import breakdown (not timed: importtime slows imports).
 """
@@ -15,7 +16,6 @@ under `python -X importtime` gives the import breakdown (not timed: importtime s
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from bench._common import (
     ms,
     replay_imports,
     run_child,
+    runtime_python,
     secrets_for,
 )
 
@@ -50,7 +51,7 @@ TOP_IMPORTS = 10
 
 def argv_a(*, importtime: bool = False) -> list[str]:
     x = ["-X", "importtime"] if importtime else []
-    return [sys.executable, *x, "main.py", "check", "--dry-run", "--json", "--now", NOW_ISO]
+    return [runtime_python(), *x, "main.py", "check", "--dry-run", "--json", "--now", NOW_ISO]
 
 
 def env_a(sim: SimServer, workdir: Path) -> dict[str, str]:
@@ -68,7 +69,7 @@ def env_a(sim: SimServer, workdir: Path) -> dict[str, str]:
 
 def _argv_b(*, importtime: bool = False) -> list[str]:
     x = ["-X", "importtime"] if importtime else []
-    return [sys.executable, *x, "main.py", "check", "--json", "--now", NOW_ISO]
+    return [runtime_python(), *x, "main.py", "check", "--json", "--now", NOW_ISO]
 
 
 def _env_b(sim: SimServer, workdir: Path, emu: Any, run: str) -> dict[str, str]:
@@ -138,6 +139,7 @@ def _say_imports(sec: Section, label: str, stderr: str, env: dict[str, str], wor
 
 def run(sim: SimServer, workdir: Path, emu: Any) -> Section:
     sec = Section("3. cold start (fresh process, one check)")
+    sec.say(f"interpreter: {Path(runtime_python()).relative_to(ROOT)} (requirements.txt only, as deployed)")
 
     # (a) ------------------------------------------------------------------------------------------
     ea = env_a(sim, workdir)

@@ -272,6 +272,7 @@ def run(sim: SimServer, workdir: Path) -> Section:
 
     expected = {p: sum((expected_mtd(s) for s in PEER_SCOPES if s.startswith(p)), Decimal(0)) for p in ours_tot}
     sec.say(f"clock {NOW:%Y-%m-%dT%H:%MZ}, accounts {', '.join(PEER_SCOPES)}, same keys for both tools")
+    sec.say("ours runs in .venv-runtime (requirements.txt only, as deployed); the peer in .venv-peer (its own deps)")
     sec.say(f"{'provider':<10} {'simulator expected':>20} {'ours':>20} {'peer':>20}")
     for p in ("openai", "anthropic"):
         sec.say(f"{p:<10} {expected[p]:>20} {ours_tot[p]:>20} {peer_tot[p]:>20}")
