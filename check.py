@@ -69,23 +69,27 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
             jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline)))
     if not jobs:
         return []
-    registry()  # our provider modules, imported here rather than first by two fetch threads at once
     import_client_libraries(settings)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fn) for _, fn in jobs]
         return [f.result() for f in futures]
 
 
-def import_client_libraries(settings: Settings) -> tuple[str, ...]:
-    """Import, on this thread, the Google client libraries the fetch threads will need.
+_IMPORT_LOCK = threading.Lock()
 
-    They are imported lazily so a cold start that needs neither pays nothing, but a first import
-    of google.cloud.secretmanager and google.cloud.bigquery from two fetch threads at once can
-    fail with importlib's `_DeadlockError` (both packages import google.api_core and google.auth,
-    which import each other). CI saw it once in 80 runs; two threads importing both reproduce it
-    about once in 40 fresh interpreters. An import that fails here is left for the fetch that needs
-    it to report as its own failure. Returns the modules it was asked to import.
+
+def import_client_libraries(settings: Settings) -> tuple[str, ...]:
+    """Import, on this thread, our provider modules and the Google client libraries the fetch
+    threads will need, so that no first import happens in two threads at once.
+
+    The Google clients are imported lazily so a cold start that needs neither pays nothing, but a
+    first import of google.cloud.secretmanager and google.cloud.bigquery from two fetch threads at
+    once can fail with importlib's `_DeadlockError` (both pull in google.api_core and google.auth).
+    CI hit it once; two threads importing both in a fresh interpreter failed 2 times in 160 here,
+    0 in 120 once this thread imported them first. An import that fails here is left for the fetch
+    that needs it to report as its own failure. Returns the Google modules it imported.
     """
+    registry()  # imports providers.openai, .anthropic, .xai, .gemini
     from providers.gemini import BIGQUERY_IMPORTS
 
     wanted: list[str] = []
@@ -103,9 +107,6 @@ def import_client_libraries(settings: Settings) -> tuple[str, ...]:
             except Exception as exc:  # noqa: BLE001  # the fetch that needs it reports it, classified
                 log.debug("could not import %s ahead of the fetch: %s", name, type(exc).__name__)
     return names
-
-
-_IMPORT_LOCK = threading.Lock()
 
 
 def _fetch_one(

@@ -59,8 +59,8 @@ Factory = Callable[[Account, Deps], CostSource]
 
 
 def registry() -> dict[str, Factory]:
-    """Provider name → source factory. Imports the provider modules (light; `check` calls it on the
-    main thread before the fetch threads, so no two threads run a first import at once)."""
+    """Provider name → source factory. Imports the provider modules (light); `check` calls it once
+    on the main thread before the fetch threads start."""
     from providers import anthropic, gemini, openai, xai
 
     return {

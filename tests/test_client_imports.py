@@ -23,6 +23,7 @@ import check
 from config import Settings
 
 WATCH = ("google.cloud.secretmanager", "google.cloud.bigquery", "google.cloud.bigquery.retry")
+OURS = ("providers.openai", "providers.anthropic", "providers.xai", "providers.gemini")
 seen = {"at_start": [m for m in WATCH if m in sys.modules]}
 
 class Stop(Exception):
@@ -31,6 +32,7 @@ class Stop(Exception):
 class Pool:
     def __init__(self, *args, **kwargs):
         seen["at_pool_start"] = [m for m in WATCH if m in sys.modules]
+        seen["ours_at_pool_start"] = [m for m in OURS if m in sys.modules]
         raise Stop
 
 concurrent.futures.ThreadPoolExecutor = Pool
@@ -74,6 +76,7 @@ def _run(budgets: dict[str, object]) -> dict[str, list[str]]:
 def test_secret_manager_and_bigquery_are_imported_before_the_fetch_threads() -> None:
     seen = _run(GEMINI_AND_SECRET)
     assert seen["at_start"] == [], "importing check must not import the Google clients"
+    assert len(seen["ours_at_pool_start"]) == 4, "the provider modules are imported before the threads too"
     assert seen["at_pool_start"] == [
         "google.cloud.secretmanager",
         "google.cloud.bigquery",
@@ -84,4 +87,4 @@ def test_secret_manager_and_bigquery_are_imported_before_the_fetch_threads() -> 
 def test_a_run_without_gemini_or_secret_manager_imports_neither() -> None:
     """The cold-start saving stays: env-var keys and no Gemini import no Google client."""
     seen = _run(ENV_KEYS_ONLY)
-    assert seen == {"at_start": [], "at_pool_start": []}
+    assert seen["at_start"] == seen["at_pool_start"] == []
