@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -37,9 +38,21 @@ class Deadline:
         return max(0.0, self._end - self._clock())
 
 
-@functools.cache
+_TLS_LOCK = threading.Lock()
+
+
 def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process: building one (loading the CA bundle) costs ~20 ms per client."""
+    """One TLS context per process: building one (loading the CA bundle) costs ~16 ms of CPU.
+
+    Behind a lock because the fetch threads ask for it at the same moment: `functools.cache` alone
+    let each of them miss and build its own (every cold check with two accounts built two).
+    """
+    with _TLS_LOCK:
+        return _build_tls_context()
+
+
+@functools.cache
+def _build_tls_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())

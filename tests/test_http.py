@@ -110,3 +110,40 @@ def test_pagination_loop_and_endless_has_more_stop() -> None:
         list(pages(lambda cur: {"has_more": True, "next_page": f"p{next(counter)}"}, max_pages=5))
     with pytest.raises(ProviderError, match="next_page is missing"):
         list(pages(lambda cur: {"has_more": True, "next_page": None}))
+
+
+def test_threads_asking_at_once_build_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight fetch threads creating clients at the same moment load the CA bundle once, not eight times."""
+    import ssl
+    import threading
+    import time
+
+    from providers import _http
+
+    built: list[str] = []
+    real = ssl.create_default_context
+
+    def slow_counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(threading.current_thread().name)
+        time.sleep(0.1)  # hold the first builder so the others arrive while it builds
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_http.ssl, "create_default_context", slow_counting)
+    _http._build_tls_context.cache_clear()
+    start = threading.Barrier(8)
+    contexts: list[ssl.SSLContext] = []
+
+    def make() -> None:
+        start.wait()
+        contexts.append(_http._tls_context())
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        _http._build_tls_context.cache_clear()
+    assert len(built) == 1
+    assert len(contexts) == 8 and all(c is contexts[0] for c in contexts)
