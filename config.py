@@ -441,6 +441,7 @@ class SecretResolver:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._client: Any = None
+        self._client_lock = threading.Lock()
         self.fetches = 0  # Secret Manager calls made (benchmarks read it)
 
     def get(self, *, secret: str | None, env_name: str | None, what: str) -> str:
@@ -491,18 +492,19 @@ class SecretResolver:
         return value
 
     def _secret_client(self) -> Any:
-        if self._client is None:
-            from google.cloud import secretmanager
+        with self._client_lock:  # fetch threads read their secrets at the same moment: build one client
+            if self._client is None:
+                from google.cloud import secretmanager
 
-            if self._emulator_host:
-                from google.api_core.client_options import ClientOptions
-                from google.auth.credentials import AnonymousCredentials
+                if self._emulator_host:
+                    from google.api_core.client_options import ClientOptions
+                    from google.auth.credentials import AnonymousCredentials
 
-                self._client = secretmanager.SecretManagerServiceClient(
-                    transport="rest",
-                    credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-                    client_options=ClientOptions(api_endpoint=self._emulator_host),
-                )
-            else:
-                self._client = secretmanager.SecretManagerServiceClient()
-        return self._client
+                    self._client = secretmanager.SecretManagerServiceClient(
+                        transport="rest",
+                        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                        client_options=ClientOptions(api_endpoint=self._emulator_host),
+                    )
+                else:
+                    self._client = secretmanager.SecretManagerServiceClient()
+            return self._client

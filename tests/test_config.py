@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT
@@ -104,3 +105,41 @@ def test_a_run_that_posts_needs_a_webhook() -> None:
     with pytest.raises(ConfigError, match="SLACK_WEBHOOK_SECRET"):
         Settings.from_env(_env()).require_slack()
     Settings.from_env(_env(SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T/B/x")).require_slack()
+
+
+def test_fetch_threads_reading_secrets_at_once_share_one_secret_manager_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five threads reading five secrets together build one Secret Manager client and read each secret once."""
+    import threading
+    import time
+
+    from google.cloud import secretmanager
+
+    from simulator import SecretManagerFake
+
+    built: list[str] = []
+    real_init = secretmanager.SecretManagerServiceClient.__init__
+
+    def slow_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(threading.current_thread().name)
+        time.sleep(0.1)  # a real client also resolves credentials here: the other threads arrive meanwhile
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(secretmanager.SecretManagerServiceClient, "__init__", slow_init)
+    values = {f"projects/p/secrets/key-{i}": f"sk-admin-value-{i}-0123456789" for i in range(5)}
+    with SecretManagerFake.start(values) as fake:
+        resolver = SecretResolver(env={}, emulator_host=fake.url)
+        start = threading.Barrier(5)
+        got: dict[str, str] = {}
+
+        def read(name: str) -> None:
+            start.wait()
+            got[name] = resolver.get(secret=f"{name}/versions/latest", env_name=None, what=name)
+
+        threads = [threading.Thread(target=read, args=(name,)) for name in values]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        requests = fake.request_count
+    assert len(built) == 1
+    assert got == values and resolver.fetches == 5 and requests == 5
