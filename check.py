@@ -78,7 +78,7 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
 _IMPORT_LOCK = threading.Lock()
 
 
-def import_client_libraries(settings: Settings) -> tuple[str, ...]:
+def import_client_libraries(settings: Settings) -> None:
     """Import, on this thread, our provider modules and the Google client libraries the fetch
     threads will need, so that no first import happens in two threads at once.
 
@@ -87,7 +87,7 @@ def import_client_libraries(settings: Settings) -> tuple[str, ...]:
     once can fail with importlib's `_DeadlockError` (both pull in google.api_core and google.auth).
     CI hit it once; two threads importing both in a fresh interpreter failed 2 times in 160 here,
     0 in 120 once this thread imported them first. An import that fails here is left for the fetch
-    that needs it to report as its own failure. Returns the Google modules it imported.
+    that needs it to report as its own failure.
     """
     registry()  # imports providers.openai, .anthropic, .xai, .gemini
     from providers.gemini import BIGQUERY_IMPORTS
@@ -99,14 +99,12 @@ def import_client_libraries(settings: Settings) -> tuple[str, ...]:
         wanted += SECRET_MANAGER_IMPORTS
     if "gemini" in configured:
         wanted += BIGQUERY_IMPORTS
-    names = tuple(dict.fromkeys(wanted))
     with _IMPORT_LOCK:  # two checks in one process (a threaded dev server) import one at a time too
-        for name in names:
+        for name in dict.fromkeys(wanted):
             try:
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001  # the fetch that needs it reports it, classified
                 log.debug("could not import %s ahead of the fetch: %s", name, type(exc).__name__)
-    return names
 
 
 def _fetch_one(
