@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import logs
 from config import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
 from errors import Cause, ProviderError
 from models import PACIFIC, UTC, BillingPeriod, CostReport, Freshness
@@ -469,7 +470,13 @@ class GeminiBilling:
             missed = row_count(deep_rows) - row_count(rows)
             oldest = first_partition(deep_rows)
         except ProviderError as exc:
-            log.warning("gemini deep query failed (%s): %s", exc.cause.value, exc.message)
+            logs.event(
+                log,
+                logging.WARNING,
+                f"gemini/{self.account.label}: daily deep query failed",
+                cause=exc.cause.value,
+                error=exc.message,
+            )
             note = (
                 f"the daily deep query for late rows below the {params.margin_days}-day margin failed "
                 f"({exc.cause.describe}); this figure may miss them"
@@ -478,7 +485,15 @@ class GeminiBilling:
         if missed <= 0 or oldest is None:
             return dataclasses.replace(hourly, requests=2)
         note = late_row_note(hourly, deep, missed, oldest, params.margin_days)
-        log.warning("gemini %s: %s", self.account.label, note)
+        logs.event(
+            log,
+            logging.WARNING,
+            f"gemini/{self.account.label}: rows below the late-row margin",
+            missed_rows=missed,
+            missed_usd=str(deep.mtd_usd - hourly.mtd_usd),
+            oldest_partition=oldest.isoformat(),
+            note=note,
+        )
         return dataclasses.replace(deep, notes=(*deep.notes, note), requests=2)
 
     def _query(self, params: QueryParams, deadline: Deadline) -> tuple[list[dict[str, Any]], QueryStats]:

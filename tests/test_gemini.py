@@ -494,6 +494,34 @@ def test_failed_deep_query_keeps_the_hourly_figure_with_a_note(client: bigquery.
     assert any("daily deep query" in n and "failed" in n and "may miss" in n for n in report.notes)
 
 
+@emulator
+def test_late_row_note_reaches_slack_and_the_json(client: bigquery.Client, late_rows: Any, tmp_path: Any) -> None:
+    """A whole dry-run check in the digest hour: the deep figure and its note in to_json and the Slack payload."""
+    import dataclasses
+
+    from check import default_deps, run_check, to_json
+    from config import SecretResolver, Settings
+
+    doc = {
+        "total_budget_usd": 5000,
+        "digest": {"hour_utc": NOW.hour},
+        "providers": {
+            "gemini": {"budget_usd": 4000, "accounts": [{"label": "billing", "billing_export_table": LATE_TABLE}]}
+        },
+    }
+    env = {"BUDGET_CONFIG": json.dumps(doc), "STATE_FILE": str(tmp_path / "state.json")}
+    settings = Settings.from_env(env)
+    deps = dataclasses.replace(
+        default_deps(settings, SecretResolver(env={})), bigquery_factory=lambda p: sim.PartitionedClient(client)
+    )
+    outcome = run_check(settings, deps, NOW, dry_run=True)
+    (account,) = to_json(outcome)["providers"]["gemini"]["accounts"]
+    assert Decimal(account["mtd_usd"]) == _expected(late_rows, "202611", NOW)  # the deep figure
+    wanted = "raise late_row_margin_days to 20"
+    assert any(wanted in n for n in account["notes"])
+    assert outcome.payload is not None and wanted in json.dumps(outcome.payload)
+
+
 def test_deep_scan_runs_only_in_its_hour() -> None:
     """Due in deep_scan_hour_utc (UTC, any minute), never without one or with a margin at the deep floor."""
     src = _source(USD_TABLE, deep_scan_hour_utc=9)
