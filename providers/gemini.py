@@ -482,7 +482,8 @@ class GeminiBilling:
                 f"({exc.cause.describe}); this figure may miss them"
             )
             return dataclasses.replace(hourly, notes=(*hourly.notes, note), requests=2)
-        if missed <= 0 or oldest is None:
+        if missed <= 0 or oldest is None or oldest >= params.partition_floor:
+            # Nothing below the hourly floor (extra rows there were exported between the two jobs).
             return dataclasses.replace(hourly, requests=2)
         note = late_row_note(hourly, deep, missed, oldest, params.margin_days)
         logs.event(

@@ -391,10 +391,9 @@ def _floor(days: int) -> dt.datetime:
 
 def test_simulated_partitions_place_rows_where_asked() -> None:
     """Rows sit in their export_time's UTC day; late corrections 8 and 20 days below Nov 1 (UTC)."""
-    (row,) = [r for r in sim.scenario_rows("2026-11") if r["usage_start_time"].startswith("2026-11-10T17")][:1]
-    assert sim.partition_time(row) == dt.datetime.fromisoformat(row["export_time"]).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
+    row = sim.scenario_rows("2026-11")[0]
+    exported = dt.datetime.fromisoformat(row["export_time"])
+    assert sim.partition_time(row) == dt.datetime.combine(exported.date(), dt.time(), UTC)
     assert sim.partition_time(LATE_8) == dt.datetime(2026, 10, 24, tzinfo=UTC)
     assert sim.partition_time(LATE_20) == dt.datetime(2026, 10, 12, tzinfo=UTC)
     assert LATE_20["invoice"]["month"] == "202611" and LATE_20["export_time"].startswith("2026-11-15")
@@ -520,6 +519,32 @@ def test_late_row_note_reaches_slack_and_the_json(client: bigquery.Client, late_
     wanted = "raise late_row_margin_days to 20"
     assert any(wanted in n for n in account["notes"])
     assert outcome.payload is not None and wanted in json.dumps(outcome.payload)
+
+
+class _CannedClient:
+    """Answers the hourly and then the deep query with canned result rows (the Google-client seam)."""
+
+    def __init__(self, *answers: list[dict[str, Any]]) -> None:
+        self.answers, self.floors = list(answers), []
+
+    def query(self, sql: str, *, job_config: Any, **kwargs: Any) -> Any:
+        self.floors.append({p.name: getattr(p, "value", None) for p in job_config.query_parameters}["partition_floor"])
+        rows = self.answers.pop(0)
+        job = mock.create_autospec(bigquery.QueryJob, instance=True)
+        job.result.return_value = [mock.Mock(items=lambda r=r: r.items()) for r in rows]
+        return job
+
+
+def test_extra_rows_inside_the_margin_are_not_reported_as_missed() -> None:
+    """More rows in the deep query but none below the hourly floor (exported between jobs): hourly figure."""
+    hourly = _typed(load_fixture("gemini", "mtd_query_rows")["rows"])
+    newer = {**hourly[0], "row_count": hourly[0]["row_count"] + 1, "net_nano_usd": hourly[0]["net_nano_usd"] + 10**9}
+    fake = _CannedClient(hourly, [newer, *hourly[1:]])
+    src = _source(USD_TABLE, bigquery_factory=lambda p: fake, deep_scan_hour_utc=NOW.hour)
+    report = _fetch(src)
+    assert fake.floors == [_floor(10), _floor(35)] and report.requests == 2
+    assert report.mtd_usd == gemini.parse_rows(hourly, _nov_period()).mtd_usd
+    assert not any("late-row margin" in n for n in report.notes)
 
 
 def test_deep_scan_runs_only_in_its_hour() -> None:
