@@ -452,10 +452,11 @@ class GeminiBilling:
         """The hourly query; in the deep-scan hour, then the same query with a floor 35 days down.
 
         Both jobs share the check's deadline and each carries `maximum_bytes_billed`. The deep query
-        admits a superset of the hourly one's partitions with the same `as_of`, so more rows means
-        rows below the hourly floor: the report is then the deep one, with a note saying what the
-        margin missed and what to raise it to. A failed deep query keeps the hourly figure (as
-        good as any other hour's) and says so in a note; it never fails the source.
+        admits a superset of the hourly one's partitions with the same `as_of`: if it counts more
+        rows and some sit below the hourly floor (`first_partition`), the report is the deep one,
+        with a note saying what the margin missed and what to raise it to. A failed deep query
+        keeps the hourly figure (as good as any other hour's) and says so in a note; it never
+        fails the source.
         """
         params = QueryParams.for_period(period, self.account)
         rows, self.last_query = self._query(params, deadline)
@@ -480,6 +481,7 @@ class GeminiBilling:
             note = (
                 f"the daily deep query for late rows below the {params.margin_days}-day margin failed "
                 f"({exc.cause.describe}); this figure may miss them"
+                + ("; raise maximum_bytes_billed for it" if exc.cause is Cause.QUOTA else "")
             )
             return dataclasses.replace(hourly, notes=(*hourly.notes, note), requests=2)
         if missed <= 0 or oldest is None or oldest >= params.partition_floor:

@@ -490,7 +490,8 @@ def test_failed_deep_query_keeps_the_hourly_figure_with_a_note(client: bigquery.
     report = _fetch(src)
     assert fake.calls == 2 and report.requests == 2
     assert report.mtd_usd == _expected(late_rows, "202611", NOW) - sim.row_net_usd(LATE_20)
-    assert any("daily deep query" in n and "failed" in n and "may miss" in n for n in report.notes)
+    (note,) = [n for n in report.notes if "daily deep query" in n]
+    assert "failed" in note and "may miss" in note and "raise maximum_bytes_billed" in note
 
 
 @emulator
