@@ -431,4 +431,5 @@ def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
         base_urls=settings.base_urls,
         bigquery_job_project=settings.bigquery_job_project,
         bigquery_emulator_host=settings.bigquery_emulator_host,
+        deep_scan_hour_utc=settings.budgets.digest.hour_utc,  # the digest's hour, even with the digest off
     )

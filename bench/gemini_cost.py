@@ -8,7 +8,10 @@ The BigQuery emulator meters no bytes (`total_bytes_processed` is 0) and ignores
   parameter bound to a constant: the form BigQuery prunes ingestion-time partitions on;
 * the query runs on a table that holds only `COLUMNS_READ`, so it references no other column
   (BigQuery bills the columns a query references);
-* from the bound floor, the share of a 13-month table's day partitions the predicate admits.
+* from the bound floor, the share of a 13-month table's day partitions the predicate admits;
+* the hourly query next to the daily deep one (floor `GEMINI_DEEP_SCAN_DAYS` below the month): both
+  jobs on the wire, and the bytes each would bill on a 13-month simulated export, estimated from
+  BigQuery's documented logical sizes of the columns it references in the partitions it admits.
 
 From the cap follows the worst-case bill; the deployed stack's running cost is read from the
 "Running cost" section of terraform/README.md (not re-invented here).
@@ -33,11 +36,60 @@ RUNS = (720, 744)  # hourly runs in a 30- and a 31-day month
 TABLE_MONTHS = 13
 
 
-def _deps(emu: Any, spy: BigQuerySpy) -> Any:
+def _deps(emu: Any, spy: BigQuerySpy, deep_scan_hour_utc: int | None = None) -> Any:
     from config import SecretResolver
     from providers import Deps
 
-    return Deps(secrets=SecretResolver(env={}), base_urls={}, bigquery_job_project=None, bigquery_factory=spy)
+    return Deps(
+        secrets=SecretResolver(env={}),
+        base_urls={},
+        bigquery_job_project=None,
+        bigquery_factory=spy,
+        deep_scan_hour_utc=deep_scan_hour_utc,
+    )
+
+
+# Logical bytes BigQuery bills per value (https://cloud.google.com/bigquery/pricing, "Data size
+# calculation"; also Tigani & Naidu, Google BigQuery Analytics, table 7.3): STRING 2 + UTF-8 length,
+# INT64 / FLOAT64 / TIMESTAMP 8, NULL 0, a RECORD only its referenced leaves, a REPEATED leaf the sum
+# of its values. `_PARTITIONTIME` is a pseudo-column (not stored); it is counted as 0.
+_FLOAT_OR_TIME = {"export_time", "usage_start_time", "cost", "credits.amount", "currency_conversion_rate"}
+MIN_BILLED_BYTES = 10 * 2**20  # on-demand: at least 10 MB per table a query references (same page)
+
+
+def _value_bytes(column: str, value: Any) -> int:
+    if value is None:
+        return 0
+    return 8 if column in _FLOAT_OR_TIME else 2 + len(str(value).encode())
+
+
+def row_bytes(row: dict[str, Any], columns: tuple[str, ...]) -> int:
+    """The logical bytes of `columns` (dotted leaves, as COLUMNS_READ) in one export row."""
+    total = 0
+    for column in columns:
+        if column.startswith("_"):
+            continue
+        head, _, leaf = column.partition(".")
+        value = row.get(head)
+        if not leaf:
+            total += _value_bytes(column, value)
+        elif isinstance(value, list):
+            total += sum(_value_bytes(column, v.get(leaf)) for v in value)
+        elif isinstance(value, dict):
+            total += _value_bytes(column, value.get(leaf))
+    return total
+
+
+def estimated_bytes(rows: list[dict[str, Any]], floor: dt.datetime, columns: tuple[str, ...]) -> tuple[int, int]:
+    """(bytes, partitions) a query with `_PARTITIONTIME >= floor` scans of `rows` up to NOW.
+
+    Partition pruning is the only predicate that skips storage; the others filter rows already read.
+    """
+    from simulator import billing_export
+
+    read = [r for r in rows if floor <= billing_export.partition_time(r) <= NOW]
+    parts = {billing_export.partition_time(r) for r in read}
+    return sum(row_bytes(r, columns) for r in read), len(parts)
 
 
 def _source(table: str, deps: Any) -> Any:
@@ -93,7 +145,7 @@ def run(emu: Any) -> Section:
 
     import devservers
     from bench._common import EXPORT_TABLE
-    from config import GeminiAccount
+    from config import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
     from providers import gemini
     from providers._http import Deadline
     from simulator import billing_export
@@ -163,14 +215,63 @@ def run(emu: Any) -> Section:
     )
     worst = {}
     for runs in RUNS:
-        tib = Decimal(runs * cap_sent) / TIB
+        jobs = runs + runs // 24  # every hourly query plus one deep query a day, each at most the cap
+        tib = Decimal(jobs * cap_sent) / TIB
         gross = (tib * USD_PER_TIB).quantize(Decimal("0.01"))
         net = (max(tib - FREE_TIB, Decimal(0)) * USD_PER_TIB).quantize(Decimal("0.01"))
         worst[runs] = {"tib": float(tib), "usd": float(gross), "usd_after_free_tib": float(net)}
         sec.say(
-            f"worst case, {runs} runs x cap {cap_sent / GIB:g} GiB = {tib:.3f} TiB x ${USD_PER_TIB}/TiB = "
+            f"worst case, {runs} runs + {runs // 24} deep queries = {jobs} jobs x cap {cap_sent / GIB:g} GiB = "
+            f"{tib:.3f} TiB x ${USD_PER_TIB}/TiB = "
             f"${gross} (${net} after the free TiB)"
         )
+    # The hourly query and the daily deep one, side by side: both jobs as sent, and their bytes.
+    deep_spy = BigQuerySpy(emu.bq.url)
+    deep_src = _source(EXPORT_TABLE, _deps(emu, deep_spy, deep_scan_hour_utc=NOW.hour))
+    deep_report = deep_src.fetch(period, Deadline(60))
+    floors = [
+        {p["name"]: _param_value(p["parameterValue"]) for p in i.body["configuration"]["query"]["queryParameters"]}[
+            "partition_floor"
+        ]
+        for i in deep_spy.job_inserts()
+    ]
+    assert deep_src.last_query is not None and deep_src.last_deep_query is not None
+    hourly_floor, deep_floor = (
+        deep_src.last_query.params.partition_floor,
+        deep_src.last_deep_query.params.partition_floor,
+    )
+    history = [
+        r
+        for back in range(TABLE_MONTHS)
+        for r in billing_export.scenario_rows(f"{_month_start(period.first_day, back):%Y-%m}")
+    ]
+    hourly_bytes, hourly_parts = estimated_bytes(history, hourly_floor, gemini.COLUMNS_READ)
+    deep_bytes, deep_parts = estimated_bytes(history, deep_floor, gemini.COLUMNS_READ)
+    full_bytes, _ = estimated_bytes(history, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), gemini.COLUMNS_READ)
+    days = period.days_in_month
+    month_bytes = 24 * days * hourly_bytes + days * deep_bytes  # hourly checks + one deep query a day
+    deep_ok = (
+        len(floors) == 2
+        and (period.start.astimezone(dt.UTC).date() - deep_floor.date()).days == GEMINI_DEEP_SCAN_DAYS
+        and deep_report.mtd_usd == report.mtd_usd
+        and deep_report.requests == 2
+    )
+    sec.say(
+        f"hourly vs daily deep query (check at {NOW:%H}:00 UTC = the deep-scan hour; jobs.insert sent: "
+        f"{len(floors)}, partition_floor {' then '.join(str(f)[:10] for f in floors)}):"
+    )
+    sec.say(f"    {'query':<12} {'floor':<11} {'partitions':>10} {'est. bytes':>12} {'billed (10 MB min)':>19}")
+    for name, bound, parts, nbytes in (
+        ("hourly", hourly_floor, hourly_parts, hourly_bytes),
+        ("daily deep", deep_floor, deep_parts, deep_bytes),
+    ):
+        sec.say(f"    {name:<12} {bound:%Y-%m-%d}  {parts:>10} {nbytes:>12,} {max(nbytes, MIN_BILLED_BYTES):>19,}")
+    sec.say(
+        f"    on a simulated {TABLE_MONTHS}-month export ({len(history):,} rows, "
+        f"{full_bytes:,} bytes in the read columns): "
+        f"deep/hourly = {deep_bytes / hourly_bytes:.2f}x; a {days}-day month of checks reads "
+        f"{month_bytes:,} bytes, {month_bytes / (24 * days * hourly_bytes) - 1:+.1%} over hourly queries alone"
+    )
     rows, total, listed = readme_running_cost()
     sec.say("deployed stack, terraform/README.md 'Running cost' (without free tier):")
     for item, cost in rows:
@@ -187,6 +288,13 @@ def run(emu: Any) -> Section:
         "share_admitted": share,
         "worst_case": worst,
         "readme_running_cost": {"rows": rows, "total": total, "listed_sum_usd": str(listed)},
+        "deep_query": {
+            "jobs_sent": len(floors),
+            "floors": floors,
+            "hourly": {"partitions": hourly_parts, "estimated_bytes": hourly_bytes},
+            "deep": {"partitions": deep_parts, "estimated_bytes": deep_bytes},
+            "month_estimated_bytes": month_bytes,
+        },
     }
     sec.figures += [
         Figure(
@@ -203,7 +311,14 @@ def run(emu: Any) -> Section:
             share,
         ),
         Figure(
-            "gemini: worst-case query bill (720 runs at cap)",
+            "gemini: hourly vs daily deep query",
+            f"{hourly_parts} vs {deep_parts} partitions, {hourly_bytes:,} vs {deep_bytes:,} B est.",
+            f"2 jobs once a day, floor {GEMINI_DEEP_SCAN_DAYS} days down",
+            deep_ok,
+            deep_bytes / hourly_bytes,
+        ),
+        Figure(
+            "gemini: worst-case query bill (720 + 30 jobs at cap)",
             f"${worst[720]['usd']:.2f} (${worst[720]['usd_after_free_tib']:.2f} after free TiB)",
             value=worst[720]["usd"],
         ),

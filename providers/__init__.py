@@ -47,6 +47,7 @@ class Deps:
     bigquery_emulator_host: str | None = None
     http_factory: Callable[..., httpx.Client] = make_client
     bigquery_factory: Callable[[str | None], Any] | None = None
+    deep_scan_hour_utc: int | None = None  # the UTC hour whose check also runs the deep Gemini query
 
 
 def admin_key(deps: Deps, provider: str, account: KeyedAccount, what: str) -> str:

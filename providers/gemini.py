@@ -1,52 +1,30 @@
 """Google Gemini API and Vertex AI spend from the Cloud Billing export in BigQuery.
 
 There is no Gemini cost API: actual spend is only in the standard usage cost export table
-(`gcp_billing_export_v1_<BILLING_ACCOUNT_ID>`). One parameterised query per check reads it.
-
-Month: the Google **invoice month** (`invoice.month`, `YYYYMM`), which runs on US Pacific time, so
-at 2026-12-01 03:00 UTC it is still November. Days are Pacific days of `usage_start_time`.
-
-Money: per row, `cost` (gross, billing-account currency) plus the row's own credits (negative),
-summed with a correlated `(SELECT SUM(c.amount) FROM UNNEST(credits) c)` (a join would repeat
-`cost` once per credit). The export's `currency_conversion_rate` is the "exchange rate from US
-dollars to the local currency" (local = USD x rate), so USD = local / rate, per row because the rate
-can change during the month. Each row's USD is rounded to a whole nano-dollar (INT64) and those are
-summed: exact integer sums at NUMERIC's 9 decimals. (CAST AS NUMERIC is not used: the emulator
-turns it into DECIMAL(18,3), rounding every row to a tenth of a cent, and a parameterised
-NUMERIC(38, 9) in CAST is not portable to BigQuery.) A row with no cost or no usable rate fails
-the fetch: it would otherwise vanish from the sum.
-
-Bytes: the export tables are day-partitioned on the ingestion-time pseudo-column `_PARTITIONTIME`
-(a UTC midnight never later than a row's `export_time`). The query keeps partitions from
-`late_row_margin_days` before the UTC date of the invoice month's start and prunes every older
-one: rows exported during the month are always inside, and so are corrections dated up to the
-margin before the month. Should Google stamp partitions by usage day, a correction for usage older
-than the margin would fall below the floor: raise `late_row_margin_days` (up to 31) to read it, at
-the cost of that many more days of partitions. The job carries `maximum_bytes_billed`; hitting it
-is a QUOTA failure, never $0. Only the columns in `COLUMNS_READ` are referenced.
-
-As of: `export_time <= @as_of` (the check's `now`), so a replay sees the table as it was then.
-
-The BigQuery emulator used in tests (bqemulator) reads `_PARTITIONTIME` as CURRENT_TIMESTAMP()
-(it has no ingestion partitions), so there the partition predicate is true for every month that
-has started; the SQL is the same in both places.
+(`gcp_billing_export_v1_<BILLING_ACCOUNT_ID>`). Each check runs one parameterised query on it (two
+in the digest's hour: see `GeminiBilling.fetch`) for the Google **invoice month**, which runs on
+US Pacific time. Why the SQL reads as it does (money, bytes, as-of) is written next to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from config import GeminiAccount
+import logs
+from config import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
 from errors import Cause, ProviderError
 from models import PACIFIC, UTC, BillingPeriod, CostReport, Freshness
 from providers import Deps
 from providers._aggregate import CostAccumulator
 from providers._http import Deadline
+
+log = logging.getLogger(__name__)
 
 FRESHNESS_NOTE = "Cloud Billing export lags by hours; Google invoice month (US Pacific)"
 TIME_ZONE = "America/Los_Angeles"  # the invoice month's clock, as BigQuery names it
@@ -74,8 +52,27 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "unusable_rows",
     "net_nano_usd",
     "last_export_time",
+    "first_partition",
 )
 
+# Money: per row, `cost` (gross, billing-account currency) plus the row's own credits (negative),
+# summed with a correlated subquery (a join on UNNEST(credits) would repeat `cost` once per credit).
+# `currency_conversion_rate` is the "exchange rate from US dollars to the local currency" (local =
+# USD x rate), so USD = local / rate, per row because the rate drifts within the month. Each row's
+# USD is rounded to a whole nano-dollar (INT64) and those are summed: exact at NUMERIC's 9 decimals.
+# (CAST AS NUMERIC is not used: the emulator turns it into DECIMAL(18,3), and a parameterised
+# NUMERIC(38, 9) is not portable to BigQuery.) A row with no cost or no usable rate fails the fetch
+# (`unusable_rows`) instead of vanishing from the sum.
+#
+# Bytes: the export is day-partitioned on the ingestion-time pseudo-column `_PARTITIONTIME`, and a
+# top-level comparison with a constant parameter is what BigQuery prunes partitions on; the job
+# carries `maximum_bytes_billed` (hitting it is QUOTA, never $0); only `COLUMNS_READ` are referenced.
+# `first_partition` tells the daily deep query how far below the floor a late row sat.
+#
+# As of: `export_time <= @as_of` (the check's `now`), so a replay sees the table as it was then.
+#
+# The BigQuery emulator reads `_PARTITIONTIME` as CURRENT_TIMESTAMP() (it stores no partitions);
+# `simulator.billing_export.PartitionedClient` stands in stored partition times for tests and benchmarks.
 QUERY_TEMPLATE = """\
 SELECT
   DATE(usage_start_time, '{tz}') AS usage_day,
@@ -88,7 +85,8 @@ SELECT
     cost + IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) AS c), 0),
     currency_conversion_rate
   )) AS INT64)) AS net_nano_usd,
-  MAX(export_time) AS last_export_time
+  MAX(export_time) AS last_export_time,
+  MIN(_PARTITIONTIME) AS first_partition
 FROM `{table}`
 WHERE _PARTITIONTIME >= @partition_floor
   AND invoice.month = @invoice_month
@@ -114,18 +112,32 @@ class QueryParams:
 
     invoice_month: str  # YYYYMM
     service_ids: tuple[str, ...]
-    partition_floor: dt.datetime  # UTC midnight, late_row_margin_days before the month's start
+    partition_floor: dt.datetime  # UTC midnight, `margin_days` before the month's first UTC day
     as_of: dt.datetime  # the check's now: rows exported later are not seen
+    margin_days: int = 0
 
     @classmethod
-    def for_period(cls, period: BillingPeriod, account: GeminiAccount) -> QueryParams:
-        first_utc_day = period.start.astimezone(UTC).date()
-        floor_day = first_utc_day - dt.timedelta(days=account.late_row_margin_days)
+    def for_period(
+        cls, period: BillingPeriod, account: GeminiAccount, *, margin_days: int | None = None
+    ) -> QueryParams:
+        """The parameters for `period`; `margin_days` defaults to the account's `late_row_margin_days`.
+
+        The floor keeps every partition written during the month plus a margin below it. Google does
+        not define `_PARTITIONTIME` for the standard export, and Red Hat's project-koku, which reads
+        real exports, found partition dates behind export dates (project-koku/nise#399: partition
+        2022-07-03 holds rows exported 2022-07-04T05:36) and rescans the last 10 days of partitions
+        (project-koku/koku, masu/external/downloader/gcp/gcp_report_downloader.py,
+        `GCPReportDownloader.scan_start`: `dh.today - relativedelta(days=10)`). Hence the 10-day
+        default; a correction older than that is caught by the daily deep query (`fetch`).
+        """
+        margin = account.late_row_margin_days if margin_days is None else margin_days
+        floor_day = period.start.astimezone(UTC).date() - dt.timedelta(days=margin)
         return cls(
             invoice_month=f"{period.year:04d}{period.month:02d}",
             service_ids=tuple(account.service_ids),
             partition_floor=dt.datetime.combine(floor_day, dt.time(), UTC),
             as_of=period.now,
+            margin_days=margin,
         )
 
     def to_bigquery(self) -> list[Any]:
@@ -231,6 +243,39 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
         notes=tuple(notes),
         requests=1,
     )
+
+
+def row_count(rows: Iterable[Mapping[str, Any]]) -> int:
+    """How many export rows the grouped result counts (rows already passed `parse_rows`)."""
+    return sum(_int(row["row_count"], "row_count") for row in rows)
+
+
+def first_partition(rows: Iterable[Mapping[str, Any]]) -> dt.datetime | None:
+    """The oldest `_PARTITIONTIME` holding a counted row, or None for no rows."""
+    oldest: dt.datetime | None = None
+    for row in rows:
+        value = row["first_partition"]
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            raise ProviderError(Cause.BAD_RESPONSE, "first_partition is not a timezone-aware timestamp")
+        oldest = value if oldest is None else min(oldest, value)
+    return oldest
+
+
+def late_row_note(hourly: CostReport, deep: CostReport, missed_rows: int, oldest: dt.datetime, margin: int) -> str:
+    """The note of a deep query that found rows below the hourly floor: how much, and what to raise."""
+    first_utc_day = deep.period.start.astimezone(UTC).date()
+    need = max((first_utc_day - oldest.astimezone(UTC).date()).days, margin + 1)
+    return (
+        f"the {margin}-day late-row margin missed {_money(deep.mtd_usd - hourly.mtd_usd)} "
+        f"({missed_rows} export row(s) in partitions from {oldest.astimezone(UTC):%Y-%m-%d}); "
+        f"the daily deep query counted them: raise late_row_margin_days to {need}"
+    )
+
+
+def _money(v: Decimal) -> str:
+    # The sign and two decimals of alerts.rules.money (providers do not import alerts/).
+    q = v.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return f"-${-q:,.2f}" if q < 0 else f"${q:,.2f}"
 
 
 def _int(value: Any, what: str) -> int:
@@ -383,16 +428,81 @@ class GeminiBilling:
     account: GeminiAccount
     deps: Deps
     provider: str = "gemini"
-    last_query: QueryStats | None = None
+    last_query: QueryStats | None = None  # the hourly query of the last fetch
+    last_deep_query: QueryStats | None = None  # its deep query, when that fetch ran one
     _client: Any = dataclasses.field(default=None, repr=False)
 
     def billing_period(self, now: dt.datetime) -> BillingPeriod:
         return BillingPeriod.containing(now, PACIFIC)
 
+    def deep_scan_due(self, now: dt.datetime) -> bool:
+        """Whether the check at `now` also runs the deep query: once a day, in `deps.deep_scan_hour_utc`.
+
+        check.py passes the digest's hour whether or not the digest is enabled: the deep query guards
+        the figure, not the message. A margin already at the deep floor needs no second query.
+        """
+        hour = self.deps.deep_scan_hour_utc
+        return (
+            hour is not None
+            and now.astimezone(UTC).hour == hour
+            and self.account.late_row_margin_days < GEMINI_DEEP_SCAN_DAYS
+        )
+
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
+        """The hourly query; in the deep-scan hour, then the same query with a floor 35 days down.
+
+        Both jobs share the check's deadline and each carries `maximum_bytes_billed`. The deep query
+        admits a superset of the hourly one's partitions with the same `as_of`: if it counts more
+        rows and some sit below the hourly floor (`first_partition`), the report is the deep one,
+        with a note saying what the margin missed and what to raise it to. A failed deep query
+        keeps the hourly figure (as good as any other hour's) and says so in a note; it never
+        fails the source.
+        """
+        params = QueryParams.for_period(period, self.account)
+        rows, self.last_query = self._query(params, deadline)
+        self.last_deep_query = None
+        hourly = parse_rows(rows, period)
+        if not self.deep_scan_due(period.now):
+            return hourly
+        deep_params = QueryParams.for_period(period, self.account, margin_days=GEMINI_DEEP_SCAN_DAYS)
+        try:
+            deep_rows, self.last_deep_query = self._query(deep_params, deadline)
+            deep = parse_rows(deep_rows, period)
+            missed = row_count(deep_rows) - row_count(rows)
+            oldest = first_partition(deep_rows)
+        except ProviderError as exc:
+            logs.event(
+                log,
+                logging.WARNING,
+                f"gemini/{self.account.label}: daily deep query failed",
+                cause=exc.cause.value,
+                error=exc.message,
+            )
+            note = (
+                f"the daily deep query for late rows below the {params.margin_days}-day margin failed "
+                f"({exc.cause.describe}); this figure may miss them"
+                + ("; raise maximum_bytes_billed for it" if exc.cause is Cause.QUOTA else "")
+            )
+            return dataclasses.replace(hourly, notes=(*hourly.notes, note), requests=2)
+        if missed <= 0 or oldest is None or oldest >= params.partition_floor:
+            # Nothing below the hourly floor (extra rows there were exported between the two jobs).
+            return dataclasses.replace(hourly, requests=2)
+        note = late_row_note(hourly, deep, missed, oldest, params.margin_days)
+        logs.event(
+            log,
+            logging.WARNING,
+            f"gemini/{self.account.label}: rows below the late-row margin",
+            missed_rows=missed,
+            missed_usd=str(deep.mtd_usd - hourly.mtd_usd),
+            oldest_partition=oldest.isoformat(),
+            note=note,
+        )
+        return dataclasses.replace(deep, notes=(*deep.notes, note), requests=2)
+
+    def _query(self, params: QueryParams, deadline: Deadline) -> tuple[list[dict[str, Any]], QueryStats]:
+        """Run the month-to-date query with `params`: its rows and what the job cost."""
         table = self.account.billing_export_table
         sql = build_query(table)
-        params = QueryParams.for_period(period, self.account)
         left = deadline.remaining()
         if left <= 0.05:
             raise ProviderError(Cause.TIMEOUT, "no time left in the check's deadline for the BigQuery query")
@@ -422,7 +532,7 @@ class GeminiBilling:
             raise
         except _handled_errors() as exc:
             raise classify(exc, table) from None
-        self.last_query = QueryStats(
+        stats = QueryStats(
             job_id=getattr(job, "job_id", None),
             sql=sql,
             params=params,
@@ -432,7 +542,7 @@ class GeminiBilling:
             cache_hit=getattr(job, "cache_hit", None),
             result_rows=len(rows),
         )
-        return parse_rows(rows, period)
+        return rows, stats
 
     def _bigquery(self) -> Any:
         if self._client is None:

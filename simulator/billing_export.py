@@ -31,6 +31,16 @@ What the month holds (all of it deterministic for a given seed):
 
 `expected_net_usd` recomputes the provider's number independently, in Python `Decimal`. It uses
 only `insert_rows_json` (the emulator cannot run `load_table_from_json`).
+
+Partitions: the emulator stores none and reads `_PARTITIONTIME` as CURRENT_TIMESTAMP(). A table
+made with `partition_column=True` also stores each row's partition (`PARTITION_COLUMN`: the UTC
+midnight of its `export_time` unless `late_correction` placed it lower), and a client wrapped in
+`PartitionedClient(client)` reads `_PARTITIONTIME` from it, so a partition floor prunes rows as it does
+in BigQuery::
+
+    create_export_table(client, table_id, partition_column=True)
+    load(client, table_id, with_partitions(rows + [late_correction("2026-11", days_below=20)]))
+    source built with Deps(bigquery_factory=lambda project: PartitionedClient(client))
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -166,12 +177,18 @@ def schema(only: Iterable[str] | None = None) -> list[bigquery.SchemaField]:
 
 
 def create_export_table(
-    client: bigquery.Client, table_id: str, *, only: Iterable[str] | None = None, replace: bool = False
+    client: bigquery.Client,
+    table_id: str,
+    *,
+    only: Iterable[str] | None = None,
+    replace: bool = False,
+    partition_column: bool = False,
 ) -> bigquery.Table:
     """Create `table_id` (`project.dataset.table`, dataset created too), day-partitioned like the export.
 
     The real export is partitioned on ingestion time (`_PARTITIONTIME`, no column): so is this one.
-    `only` narrows the schema (see `schema`); `replace` drops an existing table first.
+    `only` narrows the schema (see `schema`); `replace` drops an existing table first;
+    `partition_column` adds `PARTITION_COLUMN`, the stored stand-in `PartitionedClient` reads.
     """
     from google.cloud import bigquery
 
@@ -179,7 +196,10 @@ def create_export_table(
     client.create_dataset(bigquery.Dataset(f"{project}.{dataset}"), exists_ok=True)
     if replace:
         client.delete_table(table_id, not_found_ok=True)
-    table = bigquery.Table(table_id, schema=schema(only))
+    fields = schema(only)
+    if partition_column:
+        fields.append(bigquery.SchemaField(PARTITION_COLUMN, "TIMESTAMP", mode="REQUIRED"))
+    table = bigquery.Table(table_id, schema=fields)
     table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY)
     table.description = "Cloud Billing standard usage cost export (simulated)"
     return client.create_table(table, exists_ok=not replace)
@@ -197,6 +217,90 @@ def load(client: bigquery.Client, table_id: str, rows: Sequence[Row], *, batch: 
         if errors:
             raise LoadError(f"{table_id}: {len(errors)} row(s) refused, first: {json.dumps(errors[0])[:300]}")
     return len(rows)
+
+
+# --- partitions ------------------------------------------------------------------------------------
+
+PARTITION_COLUMN = "sim_partition_time"
+"""The stored partition of a row in a `partition_column` table (BigQuery's is a pseudo-column)."""
+
+_PSEUDO = re.compile(r"\b_PARTITIONTIME\b", re.IGNORECASE)
+
+
+def partition_time(row: Row) -> dt.datetime:
+    """A row's partition: the one `late_correction` placed, else the UTC midnight of its `export_time`.
+
+    Ingestion-time partitions hold the UTC day a row was written (never after its `export_time`).
+    """
+    if row.get(PARTITION_COLUMN):
+        return _parse_ts(row[PARTITION_COLUMN])
+    exported = _parse_ts(row["export_time"])
+    return dt.datetime.combine(exported.date(), dt.time(), UTC)
+
+
+def with_partitions(rows: Iterable[Row]) -> list[Row]:
+    """`rows` with `PARTITION_COLUMN` filled in, to load into a `partition_column` table."""
+    return [{**r, PARTITION_COLUMN: _ts(partition_time(r))} for r in rows]
+
+
+class PartitionedClient:
+    """A BigQuery client whose queries read `_PARTITIONTIME` from `PARTITION_COLUMN`.
+
+    Only `query` changes (the SQL the provider sends keeps the pseudo-column); everything else is
+    the wrapped client's. Use it on tables made with `partition_column=True`.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def query(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        return self._client.query(_PSEUDO.sub(PARTITION_COLUMN, sql), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def late_correction(
+    month: str,
+    *,
+    days_below: int,
+    usd: Decimal | str = "-4.000000",
+    exported: dt.datetime | None = None,
+    billing_account_id: str = DEFAULT_BILLING_ACCOUNT,
+) -> Row:
+    """A Vertex AI correction billed on invoice `month` (`YYYY-MM`), in a partition `days_below` days
+    below the month's first UTC day: a row Google stamps by usage day rather than by ingestion.
+
+    Its usage is that partition's day; it is exported on the month's 15th at 12:00 UTC unless
+    `exported` says otherwise. USD billing account (rate 1).
+    """
+    year, mon = (int(x) for x in month.split("-"))
+    first_utc = dt.datetime(year, mon, 1, tzinfo=PACIFIC).astimezone(UTC).date()
+    part = dt.datetime.combine(first_utc - dt.timedelta(days=days_below), dt.time(), UTC)
+    begin = part + dt.timedelta(hours=17)  # 09:00 or 10:00 Pacific on that day
+    amount = Decimal(str(usd))
+    return {
+        "billing_account_id": billing_account_id,
+        "service": {"id": VERTEX_AI[0], "description": VERTEX_AI[1]},
+        "sku": {"id": _LLM_SKUS[3][1], "description": _LLM_SKUS[3][2]},
+        "usage_start_time": _ts(begin),
+        "usage_end_time": _ts(begin + dt.timedelta(hours=1)),
+        "project": {"id": _PROJECTS[0][0], "name": _PROJECTS[0][1], "number": _PROJECTS[0][2]},
+        "export_time": _ts(exported or dt.datetime(year, mon, 15, 12, tzinfo=UTC)),
+        "cost": float(amount),
+        "currency": "USD",
+        "currency_conversion_rate": 1.0,
+        "credits": [],
+        "invoice": {"month": f"{year:04d}{mon:02d}"},
+        "cost_type": "adjustment",
+        "adjustment_info": {
+            "id": f"ADJ-LATE-{days_below}",
+            "description": f"Correction of Vertex AI usage {days_below} days before the month",
+            "mode": "MANUAL_ADJUSTMENT",
+            "type": "USAGE_CORRECTION",
+        },
+        PARTITION_COLUMN: _ts(part),
+    }
 
 
 def narrow(rows: Iterable[Row], only: Iterable[str]) -> list[Row]:
@@ -432,7 +536,13 @@ def row_net_usd(row: Row) -> Decimal:
     return ((cost + credits) / rate).quantize(NANO, ROUND_HALF_UP)
 
 
-def _counted(rows: Iterable[Row], invoice_month: str, service_ids: Iterable[str], as_of: dt.datetime) -> list[Row]:
+def _counted(
+    rows: Iterable[Row],
+    invoice_month: str,
+    service_ids: Iterable[str],
+    as_of: dt.datetime,
+    partition_floor: dt.datetime | None = None,
+) -> list[Row]:
     ids = set(service_ids)
     cutoff = as_of.astimezone(UTC)
     return [
@@ -441,14 +551,22 @@ def _counted(rows: Iterable[Row], invoice_month: str, service_ids: Iterable[str]
         if (r.get("invoice") or {}).get("month") == invoice_month
         and (r.get("service") or {}).get("id") in ids
         and _parse_ts(r["export_time"]) <= cutoff
+        and (partition_floor is None or partition_time(r) >= partition_floor)
     ]
 
 
 def expected_net_usd(
-    rows: Iterable[Row], invoice_month: str, service_ids: Iterable[str], as_of: dt.datetime
+    rows: Iterable[Row],
+    invoice_month: str,
+    service_ids: Iterable[str],
+    as_of: dt.datetime,
+    *,
+    partition_floor: dt.datetime | None = None,
 ) -> Decimal:
-    """Net USD of the rows of `invoice_month` (`YYYYMM`) and `service_ids` exported by `as_of`."""
-    return sum((row_net_usd(r) for r in _counted(rows, invoice_month, service_ids, as_of)), Decimal(0))
+    """Net USD of the rows of `invoice_month` (`YYYYMM`) and `service_ids` exported by `as_of`
+    (and, with `partition_floor`, in partitions from that instant on)."""
+    counted = _counted(rows, invoice_month, service_ids, as_of, partition_floor)
+    return sum((row_net_usd(r) for r in counted), Decimal(0))
 
 
 def expected_breakdown(

@@ -133,10 +133,10 @@ variable "budgets" {
       for a in var.budgets.providers.gemini.accounts : [
         a.service_ids == null ? true : length(a.service_ids) > 0 && alltrue([for s in a.service_ids : can(regex("^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", s))]),
         a.maximum_bytes_billed == null ? true : a.maximum_bytes_billed > 0 && floor(a.maximum_bytes_billed) == a.maximum_bytes_billed,
-        a.late_row_margin_days == null ? true : a.late_row_margin_days >= 0 && a.late_row_margin_days <= 31,
+        a.late_row_margin_days == null ? true : a.late_row_margin_days >= 0 && a.late_row_margin_days <= 35,
       ]
     ]))
-    error_message = "Gemini accounts: service_ids must be Cloud Billing service ids, e.g. [\"AEFD-7695-64FA\", \"C7E2-9256-1C43\"] (Gemini API, Vertex AI); maximum_bytes_billed must be a positive whole number of bytes, e.g. 5368709120; late_row_margin_days must be 0-31."
+    error_message = "Gemini accounts: service_ids must be Cloud Billing service ids, e.g. [\"AEFD-7695-64FA\", \"C7E2-9256-1C43\"] (Gemini API, Vertex AI); maximum_bytes_billed must be a positive whole number of bytes, e.g. 5368709120; late_row_margin_days must be 0-35."
   }
 
   validation {

@@ -361,6 +361,220 @@ def test_simulator_cli_prepares_a_table_the_provider_agrees_with(
     assert report.mtd_usd == Decimal(summary["expected_net_usd"]) > 0
 
 
+# --- late rows below the partition floor (partitions stored by the simulator) ----------------------
+
+LATE_TABLE = f"{PROJECT}.billing.gcp_billing_export_v1_01LATE_234567_89ABCD"
+LATE_8 = sim.late_correction("2026-11", days_below=8, usd="-4.000000")
+LATE_20 = sim.late_correction("2026-11", days_below=20, usd="-7.250000")
+
+
+@pytest.fixture(scope="module")
+def late_rows(client: bigquery.Client) -> list[dict[str, Any]]:
+    """November plus two corrections in partitions 8 and 20 days below its first UTC day (Nov 1)."""
+    rows = sim.with_partitions([*sim.scenario_rows("2026-11"), LATE_8, LATE_20])
+    sim.create_export_table(client, LATE_TABLE, partition_column=True, replace=True)
+    sim.load(client, LATE_TABLE, rows)
+    return rows
+
+
+def _late_source(client: bigquery.Client, *, margin: int | None = None, hour: int | None = None) -> Any:
+    account = GeminiAccount(billing_export_table=LATE_TABLE)
+    if margin is not None:
+        account = GeminiAccount(billing_export_table=LATE_TABLE, late_row_margin_days=margin)
+    deps = make_deps(bigquery_factory=lambda project: sim.PartitionedClient(client), deep_scan_hour_utc=hour)
+    return gemini.from_config(account, deps)
+
+
+def _floor(days: int) -> dt.datetime:
+    return dt.datetime(2026, 11, 1, tzinfo=UTC) - dt.timedelta(days=days)
+
+
+def test_simulated_partitions_place_rows_where_asked() -> None:
+    """Rows sit in their export_time's UTC day; late corrections 8 and 20 days below Nov 1 (UTC)."""
+    row = sim.scenario_rows("2026-11")[0]
+    exported = dt.datetime.fromisoformat(row["export_time"])
+    assert sim.partition_time(row) == dt.datetime.combine(exported.date(), dt.time(), UTC)
+    assert sim.partition_time(LATE_8) == dt.datetime(2026, 10, 24, tzinfo=UTC)
+    assert sim.partition_time(LATE_20) == dt.datetime(2026, 10, 12, tzinfo=UTC)
+    assert LATE_20["invoice"]["month"] == "202611" and LATE_20["export_time"].startswith("2026-11-15")
+
+
+@emulator
+def test_partitioned_client_prunes_below_the_floor(client: bigquery.Client, late_rows: Any) -> None:
+    """The simulator's stand-in enforces the floor: with the old 5-day margin both corrections are lost."""
+    report = _fetch(_late_source(client, margin=5))
+    assert report.mtd_usd == sim.expected_net_usd(late_rows, "202611", IDS, NOW, partition_floor=_floor(5))
+    assert report.mtd_usd == _expected(late_rows, "202611", NOW) - sim.row_net_usd(LATE_8) - sim.row_net_usd(LATE_20)
+
+
+@emulator
+def test_correction_eight_days_below_the_month_counts_by_default(client: bigquery.Client, late_rows: Any) -> None:
+    """Default margin 10 days: the correction 8 days below counts in the hourly query; one job only."""
+    src = _late_source(client, hour=9)  # 18:00 UTC is not the deep-scan hour
+    report = _fetch(src)
+    assert GeminiAccount.model_fields["late_row_margin_days"].default == 10
+    assert src.last_query is not None and src.last_query.params.partition_floor == _floor(10)
+    assert report.mtd_usd == _expected(late_rows, "202611", NOW) - sim.row_net_usd(LATE_20)
+    assert src.last_deep_query is None and report.requests == 1
+    assert not any("late-row margin" in n for n in report.notes)
+
+
+@emulator
+def test_daily_deep_query_finds_the_correction_twenty_days_below(client: bigquery.Client, late_rows: Any) -> None:
+    """In the deep-scan hour the 35-day query counts the 20-day correction and says what to raise."""
+    src = _late_source(client, hour=NOW.hour)
+    report = _fetch(src)
+    assert report.mtd_usd == _expected(late_rows, "202611", NOW)  # every row of the invoice month
+    assert src.last_deep_query is not None and src.last_deep_query.params.partition_floor == _floor(35)
+    assert src.last_query is not None and src.last_query.params.partition_floor == _floor(10)
+    assert src.last_deep_query.sql == src.last_query.sql  # the same query, another floor
+    assert report.requests == 2
+    (note,) = [n for n in report.notes if "late-row margin" in n]
+    assert note == (
+        "the 10-day late-row margin missed -$7.25 (1 export row(s) in partitions from 2026-10-12); "
+        "the daily deep query counted them: raise late_row_margin_days to 20"
+    )
+    assert sum(d.amount for d in report.daily) == report.mtd_usd
+
+
+@emulator
+def test_deep_query_is_deterministic_for_a_replayed_instant(client: bigquery.Client, late_rows: Any) -> None:
+    """The same `now` gives the same figure and note, before and after later rows are exported."""
+    now = dt.datetime(2026, 11, 14, 9, 30, tzinfo=UTC)  # before LATE_20 is exported (Nov 15)
+    first = _fetch(_late_source(client, hour=9), now)
+    again = _fetch(_late_source(client, hour=9), now)
+    assert (first.mtd_usd, first.notes) == (again.mtd_usd, again.notes)
+    assert first.mtd_usd == _expected(late_rows, "202611", now)
+    assert not any("late-row margin" in n for n in first.notes)  # the 20-day correction is not out yet
+    later = _fetch(_late_source(client, hour=9), dt.datetime(2026, 11, 16, 9, 30, tzinfo=UTC))
+    assert any("raise late_row_margin_days to 20" in n for n in later.notes)
+
+
+@emulator
+def test_deep_query_that_finds_nothing_keeps_the_hourly_figure(client: bigquery.Client, usd_rows: Any) -> None:
+    """No rows below the floor: the hourly figure, no note, two jobs."""
+    src = gemini.from_config(
+        GeminiAccount(billing_export_table=USD_TABLE),
+        make_deps(bigquery_factory=lambda p: client, deep_scan_hour_utc=18),
+    )
+    with mock.patch.object(client, "query", wraps=client.query) as spy:
+        report = _fetch(src)
+    assert len(spy.call_args_list) == 2 and report.requests == 2
+    assert report.mtd_usd == _expected(usd_rows, "202611", NOW)
+    assert not any("late-row margin" in n for n in report.notes)
+
+
+class _DeepQueryFails:
+    """The emulator's client for the first query; the second (deep) job fails at our bytes cap."""
+
+    def __init__(self, client: bigquery.Client) -> None:
+        self.client, self.calls = client, 0
+
+    def query(self, sql: str, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise _error_result_to_exception(
+                {"reason": "bytesBilledLimitExceeded", "message": "Query exceeded limit for bytes billed: 5368709120."}
+            )
+        return self.client.query(sql, **kwargs)
+
+
+@emulator
+def test_failed_deep_query_keeps_the_hourly_figure_with_a_note(client: bigquery.Client, late_rows: Any) -> None:
+    """A deep query over the bytes cap never fails the source: hourly figure plus a note naming it."""
+    fake = _DeepQueryFails(client)
+    src = gemini.from_config(
+        GeminiAccount(billing_export_table=LATE_TABLE),
+        make_deps(bigquery_factory=lambda p: sim.PartitionedClient(fake), deep_scan_hour_utc=NOW.hour),
+    )
+    report = _fetch(src)
+    assert fake.calls == 2 and report.requests == 2
+    assert report.mtd_usd == _expected(late_rows, "202611", NOW) - sim.row_net_usd(LATE_20)
+    (note,) = [n for n in report.notes if "daily deep query" in n]
+    assert "failed" in note and "may miss" in note and "raise maximum_bytes_billed" in note
+
+
+@emulator
+def test_late_row_note_reaches_slack_and_the_json(client: bigquery.Client, late_rows: Any, tmp_path: Any) -> None:
+    """A whole dry-run check in the digest hour: the deep figure and its note in to_json and the Slack payload."""
+    import dataclasses
+
+    from check import default_deps, run_check, to_json
+    from config import SecretResolver, Settings
+
+    doc = {
+        "total_budget_usd": 5000,
+        "digest": {"hour_utc": NOW.hour},
+        "providers": {
+            "gemini": {"budget_usd": 4000, "accounts": [{"label": "billing", "billing_export_table": LATE_TABLE}]}
+        },
+    }
+    env = {"BUDGET_CONFIG": json.dumps(doc), "STATE_FILE": str(tmp_path / "state.json")}
+    settings = Settings.from_env(env)
+    deps = dataclasses.replace(
+        default_deps(settings, SecretResolver(env={})), bigquery_factory=lambda p: sim.PartitionedClient(client)
+    )
+    outcome = run_check(settings, deps, NOW, dry_run=True)
+    (account,) = to_json(outcome)["providers"]["gemini"]["accounts"]
+    assert Decimal(account["mtd_usd"]) == _expected(late_rows, "202611", NOW)  # the deep figure
+    wanted = "raise late_row_margin_days to 20"
+    assert any(wanted in n for n in account["notes"])
+    assert outcome.payload is not None and wanted in json.dumps(outcome.payload)
+
+
+class _CannedClient:
+    """Answers the hourly and then the deep query with canned result rows (the Google-client seam)."""
+
+    def __init__(self, *answers: list[dict[str, Any]]) -> None:
+        self.answers, self.floors = list(answers), []
+
+    def query(self, sql: str, *, job_config: Any, **kwargs: Any) -> Any:
+        self.floors.append({p.name: getattr(p, "value", None) for p in job_config.query_parameters}["partition_floor"])
+        rows = self.answers.pop(0)
+        job = mock.create_autospec(bigquery.QueryJob, instance=True)
+        job.result.return_value = [mock.Mock(items=lambda r=r: r.items()) for r in rows]
+        return job
+
+
+def test_extra_rows_inside_the_margin_are_not_reported_as_missed() -> None:
+    """More rows in the deep query but none below the hourly floor (exported between jobs): hourly figure."""
+    hourly = _typed(load_fixture("gemini", "mtd_query_rows")["rows"])
+    newer = {**hourly[0], "row_count": hourly[0]["row_count"] + 1, "net_nano_usd": hourly[0]["net_nano_usd"] + 10**9}
+    fake = _CannedClient(hourly, [newer, *hourly[1:]])
+    src = _source(USD_TABLE, bigquery_factory=lambda p: fake, deep_scan_hour_utc=NOW.hour)
+    report = _fetch(src)
+    assert fake.floors == [_floor(10), _floor(35)] and report.requests == 2
+    assert report.mtd_usd == gemini.parse_rows(hourly, _nov_period()).mtd_usd
+    assert not any("late-row margin" in n for n in report.notes)
+
+
+def test_deep_scan_runs_only_in_its_hour() -> None:
+    """Due in deep_scan_hour_utc (UTC, any minute), never without one or with a margin at the deep floor."""
+    src = _source(USD_TABLE, deep_scan_hour_utc=9)
+    assert src.deep_scan_due(dt.datetime(2026, 11, 20, 9, 59, tzinfo=UTC))
+    assert src.deep_scan_due(dt.datetime(2026, 11, 20, 1, 0, tzinfo=PACIFIC))  # 09:00 UTC
+    assert not src.deep_scan_due(dt.datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    assert not _source(USD_TABLE).deep_scan_due(dt.datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    full = gemini.from_config(
+        GeminiAccount(billing_export_table=USD_TABLE, late_row_margin_days=35), make_deps(deep_scan_hour_utc=9)
+    )
+    assert not full.deep_scan_due(dt.datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+
+
+def test_check_passes_the_digest_hour_even_with_the_digest_off() -> None:
+    """default_deps sets deep_scan_hour_utc from digest.hour_utc whether or not the digest is enabled."""
+    from check import default_deps
+    from config import SecretResolver, Settings
+
+    doc = {
+        "total_budget_usd": 100,
+        "digest": {"enabled": False, "hour_utc": 6},
+        "providers": {"gemini": {"budget_usd": 50, "accounts": [{"billing_export_table": USD_TABLE}]}},
+    }
+    settings = Settings.from_env({"BUDGET_CONFIG": json.dumps(doc), "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/x"})
+    assert default_deps(settings, SecretResolver(env={})).deep_scan_hour_utc == 6
+
+
 # --- pure: period, parameters, parsing -----------------------------------------------------------
 
 
@@ -385,7 +599,8 @@ def test_query_parameters_for_a_period() -> None:
     period = BillingPeriod.containing(dt.datetime(2027, 1, 1, 7, 59, tzinfo=UTC), PACIFIC)
     params = gemini.QueryParams.for_period(period, GeminiAccount(billing_export_table=USD_TABLE))
     assert params.invoice_month == "202612"
-    assert params.partition_floor == dt.datetime(2026, 11, 26, tzinfo=UTC)  # Dec 1 08:00 UTC -> Dec 1 - 5 days
+    assert params.partition_floor == dt.datetime(2026, 11, 21, tzinfo=UTC)  # Dec 1 08:00 UTC -> Dec 1 - 10 days
+    assert params.margin_days == 10
     assert params.as_of == period.now and params.service_ids == IDS
 
 
@@ -402,6 +617,7 @@ def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r = dict(row)
         r["usage_day"] = dt.date.fromisoformat(r["usage_day"])
         r["last_export_time"] = dt.datetime.fromisoformat(r["last_export_time"])
+        r["first_partition"] = dt.datetime.fromisoformat(r["first_partition"])
         out.append(r)
     return out
 

@@ -664,6 +664,9 @@ def gemini_rows(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Decimal]:
                 "last_export_time": draw(
                     st.datetimes(dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 28), timezones=st.just(UTC))
                 ),
+                "first_partition": draw(
+                    st.datetimes(dt.datetime(2026, 9, 27), dt.datetime(2026, 11, 28), timezones=st.just(UTC))
+                ),
             }
         )
         total += Decimal(nanos).scaleb(-9)
