@@ -41,6 +41,7 @@ _TYPES: dict[int, str] = {
     529: "overloaded_error",
 }
 _MESSAGES: dict[str, str] = {
+    "invalid_request_error": "Invalid request",
     "authentication_error": "invalid x-api-key",
     "permission_error": "Your API key does not have permission to use the specified resource.",
     "not_found_error": "Not found",

@@ -540,8 +540,13 @@ class Simulator(Running):
         """Hide hours that ended less than `minutes` before the clock (one provider or all)."""
         self._state.set_lag(minutes, provider)
 
+    @property
+    def complete_days_only(self) -> bool:
+        """Whether Anthropic serves finished days only (see `set_complete_days_only`)."""
+        return self._state.complete_days_only
+
     def set_complete_days_only(self, flag: bool) -> None:
-        """Anthropic: return only finished days; a range with none answers 400."""
+        """Anthropic: return only finished days; a range with none answers the date-range 400."""
         self._state.set_complete_days_only(flag)
 
     def requests(self, provider: str | None = None) -> list[dict[str, Any]]:
