@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -259,3 +260,18 @@ def test_status_codes_are_classified(status: int, cause: Cause) -> None:
     with pytest.raises(ProviderError) as exc:
         _fetch(handler)
     assert exc.value.cause is cause
+
+
+def test_simulator_cli_expected_follows_the_complete_days_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m simulator expected --complete-days-only` sums Anthropic's finished days only."""
+    from simulator.__main__ import main as sim_cli
+
+    def anthropic_mtd(*flags: str) -> Decimal:
+        assert sim_cli(["expected", "--now", "2026-11-28T18:00:00Z", *flags]) == 0
+        return Decimal(json.loads(capsys.readouterr().out)["accounts"]["anthropic/main"]["mtd_usd"])
+
+    scenario = Scenario.load(None)
+    midnight = dt.datetime(2026, 11, 28, tzinfo=UTC)
+    assert anthropic_mtd() == scenario.expected_mtd("anthropic/main", now=NOW)
+    assert anthropic_mtd("--complete-days-only") == scenario.expected_mtd("anthropic/main", now=midnight)
+    assert anthropic_mtd("--complete-days-only") < anthropic_mtd()
