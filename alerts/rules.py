@@ -222,7 +222,10 @@ def forecast(
             crossing = settled[-1].day + dt.timedelta(days=max(days_needed, 1))
     note = f"run-rate of the last {len(window)} complete day(s); today's partial day excluded"
     if settled_before < period.today:
-        note = f"run-rate of the last {len(window)} complete day(s); {settled_before:%b %d} on not reported yet"
+        note = (
+            f"run-rate of the last {len(window)} complete day(s); "
+            f"from {settled_before:%b %d} not fully reported yet, projected at that rate"
+        )
     return Forecast(
         projected.quantize(Decimal("0.01"), ROUND_HALF_UP),
         rate.quantize(Decimal("0.01"), ROUND_HALF_UP),

@@ -188,7 +188,7 @@ def test_forecast_does_not_dip_for_days_a_source_has_not_reported() -> None:
     scopes = {s.name: s for s in rules.evaluate(budgets(), [anthropic], NOW)}
     fc = scopes["anthropic"].forecast  # the provider scope carries the budget
     assert fc is not None and fc.projected_usd == Decimal("300.00") and fc.settled_days == 26
-    assert "Nov 27 on not reported yet" in fc.note
+    assert "from Nov 27 not fully reported yet" in fc.note
     assert scopes["anthropic/default"].covered_daily[-1].day == dt.date(2026, 11, 26)
     naive = {
         s.name: s
