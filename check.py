@@ -375,6 +375,7 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
                 freshness={
                     "as_of": rep.freshness.as_of.isoformat() if rep.freshness.as_of else None,
                     "note": rep.freshness.note,
+                    "complete_through": c.isoformat() if (c := rep.freshness.complete_through) else None,
                 },
                 partial=rep.partial_reason,
                 requests=rep.requests,

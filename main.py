@@ -134,6 +134,8 @@ def _summary(doc: dict[str, Any]) -> str:
         for a in p["accounts"]:
             as_of = (a.get("freshness") or {}).get("as_of")
             fresh = f"as of {dt.datetime.fromisoformat(as_of):%Y-%m-%d %H:%M}Z" if as_of else ""
+            if through := (a.get("freshness") or {}).get("complete_through"):
+                fresh = f"complete days through {through}"
             value = a.get("mtd_usd_rounded") or f"FAILED ({a.get('cause')})"
             rows.append(
                 f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>10} {'':>7}  "

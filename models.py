@@ -107,10 +107,21 @@ class BreakdownLine:
 
 @dataclasses.dataclass(frozen=True)
 class Freshness:
-    """How current a number is: `as_of` is the newest instant the provider's data covers."""
+    """How current a number is: `as_of` is the newest instant the provider's data covers.
+
+    `missing_from` is set by a source that has not reported every day up to today (Anthropic serving
+    complete days only): that day and every later one are *missing*, not $0, so the rules neither
+    count them as quiet days nor look for spikes in them. None means the data reaches today.
+    """
 
     as_of: dt.datetime | None
     note: str | None = None
+    missing_from: dt.date | None = None
+
+    @property
+    def complete_through(self) -> dt.date | None:
+        """The last day the data covers when it stops short of today (`missing_from` − 1 day)."""
+        return None if self.missing_from is None else self.missing_from - dt.timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)

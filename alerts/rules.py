@@ -52,6 +52,14 @@ class Scope:
     forecast: Forecast | None
     days_in_month: int
     note: str | None = None  # shown under the scope's figure
+    missing_from: dt.date | None = None  # a part's data stops before this day: it and later days are unknown
+
+    @property
+    def covered_daily(self) -> tuple[DailyCost, ...]:
+        """The days every part's data covers (a day a source has not reported yet is missing, not $0)."""
+        if self.missing_from is None:
+            return self.daily
+        return tuple(d for d in self.daily if d.day < self.missing_from)
 
     @property
     def pct(self) -> Decimal | None:
@@ -152,7 +160,11 @@ def _scope_of(
     mtd = sum((r.mtd_usd for r in ok), ZERO) if ok else None
     daily = _sum_daily([r.daily for r in ok])
     as_of_days = [r.freshness.as_of for r in ok if r.freshness.as_of is not None]
-    settled_before = min((period.local_day(t) for t in as_of_days), default=period.today)
+    missing_from = min((r.freshness.missing_from for r in ok if r.freshness.missing_from is not None), default=None)
+    settled_before = min(
+        [*(period.local_day(t) for t in as_of_days), *([missing_from] if missing_from else [])],
+        default=period.today,
+    )
     fc = forecast(daily, budget, period, settled_before=settled_before) if (mtd is not None and budget) else None
     return Scope(
         name=name,
@@ -166,6 +178,7 @@ def _scope_of(
         failed_parts=failed,
         forecast=fc,
         days_in_month=period.days_in_month,
+        missing_from=missing_from,
     )
 
 
@@ -182,8 +195,10 @@ def forecast(
 ) -> Forecast | None:
     """Project month-end spend from complete ("settled") days only.
 
-    Today's partial bucket, and for lagging sources the days their data does not fully cover yet,
-    are left out and replaced by the run-rate, so data lag does not drag the projection down.
+    Today's partial bucket, and for lagging sources the days their data does not fully cover yet
+    (`settled_before`: the earliest `as_of` day or `missing_from` of the scope's parts), are left out
+    and replaced by the run-rate, so data lag, or a today a source has not reported, does not drag the
+    projection down as if it were a $0 day.
     Returns None (with no alert possible) before `MIN_SETTLED_DAYS` complete days exist.
     """
     settled = [d for d in daily if d.day < settled_before]
@@ -206,6 +221,11 @@ def forecast(
             days_needed = int(((budget - spent) / rate).to_integral_value(rounding="ROUND_CEILING"))
             crossing = settled[-1].day + dt.timedelta(days=max(days_needed, 1))
     note = f"run-rate of the last {len(window)} complete day(s); today's partial day excluded"
+    if settled_before < period.today:
+        note = (
+            f"run-rate of the last {len(window)} complete day(s); "
+            f"from {settled_before:%b %d} not fully reported yet, projected at that rate"
+        )
     return Forecast(
         projected.quantize(Decimal("0.01"), ROUND_HALF_UP),
         rate.quantize(Decimal("0.01"), ROUND_HALF_UP),
@@ -264,17 +284,22 @@ def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
 
 
 def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
-    """A day (yesterday, or today so far) far above the trailing median of the days before it."""
+    """The newest two reported days (yesterday and today so far, or for a source that reports complete
+    days only, its newest two complete days) far above the trailing median of the days before them.
+
+    Days the source has not reported yet are neither checked nor part of any baseline.
+    """
     spike = config.spike
     events = []
     for s in scopes:
-        if s.level != "account" or len(s.daily) < 4:
+        daily = s.covered_daily
+        if s.level != "account" or len(daily) < 4:
             continue
-        for idx in (len(s.daily) - 2, len(s.daily) - 1):  # yesterday, today so far
+        for idx in (len(daily) - 2, len(daily) - 1):
             if idx < 3:
                 continue
-            day = s.daily[idx]
-            base_days = s.daily[max(0, idx - spike.baseline_days) : idx]
+            day = daily[idx]
+            base_days = daily[max(0, idx - spike.baseline_days) : idx]
             baseline = Decimal(statistics.median([d.amount for d in base_days]))
             if day.amount >= spike.min_usd and day.amount >= spike.factor * baseline:
                 ratio = f"{(day.amount / baseline):.1f}×" if baseline > 0 else "from nothing"

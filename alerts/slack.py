@@ -165,9 +165,12 @@ def _scope_summary(s: Scope, *, show_today: bool) -> list[str]:
     fc = _forecast_line(s)
     if fc:
         lines.append(fc)
-    if s.daily:
-        today = f"  (today {money(s.daily[-1].amount)})" if show_today else ""
-        lines.append(f"daily {sparkline([d.amount for d in s.daily])}{today}")
+    daily = s.covered_daily  # a day a source has not reported yet is not drawn as $0
+    if daily:
+        today = f"  (today {money(daily[-1].amount)})" if show_today else ""
+        if show_today and s.missing_from is not None:
+            today = f"  (complete days through {s.missing_from - dt.timedelta(days=1):%b %d}; today not reported yet)"
+        lines.append(f"daily {sparkline([d.amount for d in daily])}{today}")
     return lines
 
 
@@ -225,16 +228,21 @@ def _provider_blocks(
         # Failed accounts first: they must survive truncation.
         ordered = sorted(rs, key=lambda r: r.report is not None)
         lines.extend(_account_line(r, acc_scopes.get(r.account.scope)) for r in ordered)
+    notes: dict[str, list[str]] = {}  # one line per note, naming every account it applies to
     for r in rs:
         if r.report is not None:
-            lines.extend(f"_note ({r.account.label}): {n}_" for n in r.report.notes)
+            for n in r.report.notes:
+                notes.setdefault(n, []).append(r.account.label)
+    lines.extend(f"_note ({', '.join(labels)}): {n}_" for n, labels in notes.items())
     text = _join_limited(lines, MAX_SECTION, "lines")
 
     fresh = []
     for r in rs:
         if r.report is not None:
             f = r.report.freshness
-            fresh.append(f"{r.account.label} {age(f.as_of, now)}")
+            through = f.complete_through
+            when = f"complete days through {through:%b %d}" if through is not None else age(f.as_of, now)
+            fresh.append(f"{r.account.label} {when}")
     month = pscope.month
     tz = "US Pacific invoice month" if provider == "gemini" else "UTC month"
     ctx = f"billing month {month} ({tz}) · data {'; '.join(fresh) or 'unavailable'} · <{CONSOLES[provider]}|console>"

@@ -6,9 +6,13 @@
 2. runs `python main.py check` at 2026-11-28 18:00 UTC: thresholds are crossed and one Slack
    message arrives, shown as Slack would render it;
 3. runs it again an hour later: nothing new is posted;
-4. replays Nov 28 → Dec 2 hour by hour with fresh state (`python main.py replay`): each alert
-   fires once, the month rolls over on Dec 1 (Google's invoice month 8 hours later);
-5. stops everything it started, also on failure.
+4. switches the simulator's Anthropic to complete days only (as Anthropic's cookbook asks for them,
+   and as other clients report the real API): a dry run says "complete days through Nov 27" rather
+   than a fetch time, and on Dec 1 00:30 the date-range 400 is a correct $0, not a failure;
+5. replays Nov 28 → Dec 2 hour by hour with fresh state (`python main.py replay`), in the default
+   mode (today's bucket served): each alert fires once, the month rolls over on Dec 1 (Google's
+   invoice month 8 hours later);
+6. stops everything it started, also on failure.
 """
 
 from __future__ import annotations
@@ -139,14 +143,24 @@ def main() -> int:
             return 1
         print(f"Slack messages so far: {len(slack.messages())} (unchanged)")
 
-        banner("4. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
+        banner("4. Anthropic serving complete days only: freshness from the data, the 1st's date-range 400 is $0")
+        sim.set_complete_days_only(True)
+        first = dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC)
+        for at in (NOW, first):
+            sim.set_clock(at)
+            if run(["main.py", "check", "--dry-run", "--now", at.isoformat()], env) != 0:
+                return 1
+        sim.set_complete_days_only(False)
+        sim.set_clock(later)
+
+        banner("5. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
         env["STATE_FILE"] = str(Path(tmp) / "replay-state.json")
         before = len(slack.messages())
         if run(["main.py", "replay", "--from", "2026-11-28T00:00:00Z", "--to", "2026-12-02T00:00:00Z",
                 "--step", "1h", "--simulator", sim.url], env) != 0:
             return 1
         print(f"Slack messages posted by the replay: {len(slack.messages()) - before}")
-        banner("5. stopping every server")
+        banner("6. stopping every server")
     print("done: all servers stopped")
     return 0
 

@@ -1,11 +1,22 @@
 """Anthropic organisation cost report: `GET /v1/organizations/cost_report` (admin key).
 
 Units: `amount` is a decimal **string in cents** ("123.78912" = $1.2378912). Buckets are UTC days,
-at most 31 per page. `ending_at` is tomorrow 00:00 UTC so today's partial bucket is included
-("buckets that end before ending_at"). Priority Tier costs are not in this endpoint.
+at most 31 per page. We ask for `ending_at` = tomorrow 00:00 UTC ("time buckets that end before this
+timestamp will be returned", API reference), so a deployment that serves today's partial bucket
+returns it; Anthropic's own cookbook only ever asks for complete days (`anthropics/anthropic-cookbook`,
+`observability/usage_cost_api.ipynb`: `ending_at = datetime.combine(utcnow(), time.min)`), and other
+clients report a ~1-day processing lag. Both happen, so "as of" comes from the buckets returned, never
+from the fetch time: a bucket for today that holds data → today so far; otherwise → complete days
+through the last bucket's day, and the days after it are *missing* (`Freshness.missing_from`), not $0.
 
-On the 1st of the month some deployments answer 400 for a range with no complete day; that is
-reported as a correct $0 month-to-date with a freshness note, not as a failure.
+A range with no complete day (the 1st of the month, complete-days deployments) answers
+`400 invalid_request_error "Invalid date range: ending date must be after starting date"`
+(langwatch/langwatch#7177 and PR #7178; constructorfabric/insight#1901). Only that 400, and only on
+the 1st, is a correct $0 month-to-date; any other 400 is a classified failure, on the 1st as any day.
+
+Priority Tier costs are not in this endpoint ("Priority Tier costs are not available in the cost
+endpoint", usage-cost guide; the cookbook: they "will never appear in the cost endpoint"), so every
+report carries `PRIORITY_TIER_NOTE`: the figure is not the whole Anthropic bill for Priority Tier users.
 """
 
 from __future__ import annotations
@@ -24,8 +35,12 @@ from providers._http import Deadline
 PATH = "/v1/organizations/cost_report"
 API_VERSION = "2023-06-01"
 PAGE_LIMIT = 31
-DATA_LAG = dt.timedelta(minutes=5)  # "typically appears within 5 minutes"
+DATA_LAG = dt.timedelta(minutes=5)  # "typically appears within 5 minutes" (usage-cost guide)
 HUNDRED = 100
+DATE_RANGE_ERROR = "invalid date range"  # the 400 for a range holding no complete day (see above)
+PRIORITY_TIER_NOTE = (
+    "Priority Tier costs are not in Anthropic's cost report: with Priority Tier this is not the whole Anthropic bill"
+)
 
 
 def _instant(v: Any, what: str) -> dt.datetime:
@@ -79,6 +94,49 @@ def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
 
 
 @dataclasses.dataclass
+class BucketCoverage:
+    """The newest bucket a cost report returned, and whether it held any cost row."""
+
+    newest_end: dt.datetime | None = None
+    newest_has_rows: bool = False
+
+    def see_page(self, doc: dict[str, Any]) -> None:
+        """Record the buckets of one page (already accepted by `parse_cost_report_page`)."""
+        for bucket in doc["data"]:
+            start = _instant(bucket.get("starting_at"), "starting_at")
+            end = _instant(bucket.get("ending_at"), "ending_at")
+            if end <= start:
+                raise ProviderError(Cause.BAD_RESPONSE, "bucket ending_at is not after its starting_at")
+            rows = bool(bucket["results"])
+            if self.newest_end is None or end > self.newest_end:
+                self.newest_end, self.newest_has_rows = end, rows
+            elif end == self.newest_end:
+                self.newest_has_rows = self.newest_has_rows or rows
+
+    def freshness(self, period: BillingPeriod) -> Freshness:
+        """As of the data: today so far if today's bucket holds rows, else complete days through a date."""
+        today = dt.datetime.combine(period.today, dt.time(), UTC)
+        if self.newest_end is not None and self.newest_end > today and self.newest_has_rows:
+            return Freshness(
+                max(period.start, period.now - DATA_LAG),
+                "today so far: usage appears within ~5 minutes; today's bucket is still growing",
+            )
+        # No bucket for today, or an empty one (a day still being processed looks the same as a
+        # quiet one): the data ends at the newest complete bucket, and today is missing, not $0.
+        end = min(self.newest_end or period.start, today)
+        missing_from = max(end, period.start).date()
+        through = missing_from - dt.timedelta(days=1)
+        none_yet = f" (no complete day of {period.key} yet)" if missing_from <= period.first_day else ""
+        note = f"complete days through {through:%b %d}{none_yet}; nothing reported for today yet"
+        return Freshness(max(end, period.start), note, missing_from=missing_from)
+
+
+def is_date_range_error(exc: ProviderError) -> bool:
+    """The 400 Anthropic answers for a range with no complete day (and only that one)."""
+    return exc.status == 400 and DATE_RANGE_ERROR in exc.message.lower()
+
+
+@dataclasses.dataclass
 class AnthropicCosts:
     account: AnthropicAccount
     deps: Deps
@@ -99,20 +157,25 @@ class AnthropicCosts:
             ("group_by[]", "workspace_id"),
         ]
         headers = {"x-api-key": key, "anthropic-version": API_VERSION}
+        coverage = BucketCoverage()
+
+        def parse(doc: dict[str, Any], acc: CostAccumulator) -> None:
+            parse_cost_report_page(doc, acc)
+            coverage.see_page(doc)
+
         with self.deps.http_factory(self.deps.base_urls["anthropic"], headers=headers) as client:
             try:
                 acc = fetch_month(
-                    client, PATH, params, parse_cost_report_page, period,
+                    client, PATH, params, parse, period,
                     deadline=deadline, counter=counter, limits=(PAGE_LIMIT, 1),
                 )  # fmt: skip
             except ProviderError as exc:
-                if exc.status == 400 and period.now - period.start < dt.timedelta(days=1):
-                    note = "Anthropic reports complete days only: no complete day this month yet"
-                    return CostAccumulator(period).report(Freshness(period.start, note), requests=counter[0])
-                raise
-        newest = max(period.start, period.now - DATA_LAG)
-        note = "usage appears within ~5 minutes; today's bucket is still growing"
-        return acc.report(Freshness(newest, note), requests=counter[0])
+                if is_date_range_error(exc) and period.today == period.first_day:
+                    acc, coverage = CostAccumulator(period), BucketCoverage()
+                else:
+                    raise
+        report = acc.report(coverage.freshness(period), requests=counter[0])
+        return dataclasses.replace(report, notes=(*report.notes, PRIORITY_TIER_NOTE))
 
 
 def from_config(account: Any, deps: Deps) -> AnthropicCosts:

@@ -32,12 +32,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--scenario", type=Path, help="scenario JSON (default: the bundled demo)")
     serve.add_argument("--clock", help="freeze the clock at this instant, e.g. 2026-11-28T18:00:00Z")
     serve.add_argument("--latency-ms", type=float, default=0, help="added to every provider request")
+    serve.add_argument(
+        "--complete-days-only",
+        action="store_true",
+        help="Anthropic serves finished UTC days only; a range with none answers the date-range 400",
+    )
     serve.add_argument("--print-slack", action="store_true", help="print each accepted Slack message")
     serve.add_argument("--ready-file", type=Path, help="write the URLs and ports here as JSON once listening")
 
     expected = sub.add_parser("expected", help="print the exact expected month-to-date sums as JSON")
     expected.add_argument("--scenario", type=Path)
     expected.add_argument("--now", required=True, help="instant, e.g. 2026-11-28T18:00:00Z")
+    expected.add_argument("--complete-days-only", action="store_true", help="Anthropic: sums of finished days only")
 
     accounts = sub.add_parser("accounts", help="list the scenario's keys, labels and team ids")
     accounts.add_argument("--scenario", type=Path)
@@ -54,7 +60,13 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(
-            Simulator.start(args.scenario, port=args.port, clock=args.clock, latency_ms=args.latency_ms)
+            Simulator.start(
+                args.scenario,
+                port=args.port,
+                clock=args.clock,
+                latency_ms=args.latency_ms,
+                complete_days_only=args.complete_days_only or None,
+            )
         )
         ready: dict[str, Any] = {"pid": os.getpid(), "providers_url": sim.url, "providers_port": sim.port}
         parts = [f"providers={sim.url}"]
@@ -84,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        state = SimState(load_scenario(args.scenario))
+        complete_days_only = getattr(args, "complete_days_only", False) or None  # None: the scenario's own
+        state = SimState(load_scenario(args.scenario), complete_days_only=complete_days_only)
         if args.command == "expected":
             from simulator._server import parse_instant
 

@@ -3,8 +3,11 @@
 Amounts are decimal strings in CENTS. `starting_at` is snapped to the start of its UTC day; a bucket is
 returned only when it ends at or before `ending_at` (so pass tomorrow 00:00 UTC, or omit `ending_at`,
 to get today's partial bucket). Every day gets a bucket, oldest first; `limit` is 1..31 (default 7).
-With `complete_days_only` (the documented ambiguity) only finished days are returned and a range
-without one answers 400.
+
+With `complete_days_only` (`serve --complete-days-only`, `POST /_sim/options`) it behaves as
+Anthropic's cookbook and other clients describe the real API: only days that have ended (before the
+clock minus the lag) come back, and a range holding none answers `400 invalid_request_error` with the
+message those clients quote, `DATE_RANGE_MESSAGE` (langwatch/langwatch#7177, PR #7178).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from simulator.scenario import ANTHROPIC_ATTRS, DAY, Account, utc_day_start
 COST_REPORT_PATH = "/v1/organizations/cost_report"
 GROUPS: tuple[str, ...] = ("workspace_id", "description")
 DEFAULT_LIMIT, MAX_LIMIT = 7, 31
+DATE_RANGE_MESSAGE = "Invalid date range: ending date must be after starting date"
 
 _TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -37,6 +41,7 @@ _TYPES: dict[int, str] = {
     529: "overloaded_error",
 }
 _MESSAGES: dict[str, str] = {
+    "invalid_request_error": "Invalid request",
     "authentication_error": "invalid x-api-key",
     "permission_error": "Your API key does not have permission to use the specified resource.",
     "not_found_error": "Not found",
@@ -129,7 +134,7 @@ def _cost_report(request: Request, account: Account, ctx: Ctx) -> Reply:
     if ctx.complete_days_only:
         days = [d for d in days if d + DAY <= ctx.visible_until]
         if not days:
-            raise _BadRequest("No complete days of cost data in the requested range")
+            raise _BadRequest(DATE_RANGE_MESSAGE)
 
     try:
         page = paginate(len(days), limit, request.param("page"), [iso_z(d) for d in days], ctx.mode)

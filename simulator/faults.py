@@ -14,6 +14,7 @@ from typing import Any
 
 # Provider faults produced before the key is checked (a proxy or the provider's edge answers).
 STATUS_FAULTS: tuple[str, ...] = (
+    "http_400",  # a 400 that is not Anthropic's date-range error: a failure on any day, the 1st included
     "http_401",
     "http_403",
     "http_404",

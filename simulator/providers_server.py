@@ -53,7 +53,7 @@ from simulator.faults import (
     parse_count,
     parse_seconds,
 )
-from simulator.scenario import PROVIDERS, UTC, Account, Scenario, month_start_of
+from simulator.scenario import PROVIDERS, UTC, Account, Scenario, month_start_of, utc_day_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,14 @@ def _as_instant(value: dt.datetime | str) -> dt.datetime:
 class SimState(LatencyKnob):
     """Everything the control API changes, shared by all handler threads."""
 
-    def __init__(self, scenario: Scenario, clock: dt.datetime | None = None, latency_ms: float = 0) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: dt.datetime | None = None,
+        latency_ms: float = 0,
+        *,
+        complete_days_only: bool | None = None,
+    ) -> None:
         self.scenario = scenario
         self.faults = FaultBook()
         self.log = Recorder()
@@ -123,7 +130,10 @@ class SimState(LatencyKnob):
         self._clock = clock
         self._latency_s = self._initial_latency
         self._lag = {p: scenario.lag(p) for p in PROVIDERS}
-        self._complete_days_only = scenario.complete_days_only
+        self._initial_complete_days_only = (
+            scenario.complete_days_only if complete_days_only is None else complete_days_only
+        )
+        self._complete_days_only = self._initial_complete_days_only
 
     # --- clock, latency, lag, options --------------------------------------------------------------
 
@@ -163,6 +173,13 @@ class SimState(LatencyKnob):
         with self._lock:
             self._complete_days_only = flag
 
+    def visible_lag(self, provider: str, now: dt.datetime) -> dt.timedelta:
+        """How far before `now` the data a client can read ends (whole days only in complete-days mode)."""
+        lag = self.lag(provider)
+        if provider == "anthropic" and self.complete_days_only:
+            return now - utc_day_start(now - lag)
+        return lag
+
     def reset(self) -> None:
         self.faults.clear()
         self.log.clear()
@@ -170,7 +187,7 @@ class SimState(LatencyKnob):
             self._clock = self._initial_clock
             self._latency_s = self._initial_latency
             self._lag = {p: self.scenario.lag(p) for p in PROVIDERS}
-            self._complete_days_only = self.scenario.complete_days_only
+            self._complete_days_only = self._initial_complete_days_only
 
     # --- faults ------------------------------------------------------------------------------------
 
@@ -225,7 +242,7 @@ class SimState(LatencyKnob):
         accounts: dict[str, Any] = {}
         total = Decimal(0)
         for account in self.scenario.accounts:
-            lag = self.lag(account.provider)
+            lag = self.visible_lag(account.provider, now)
             daily = self.scenario.expected_daily(account, now=now, month_start=start, lag=lag)
             mtd = sum(daily.values(), Decimal(0))
             total += mtd
@@ -457,9 +474,18 @@ class Simulator(Running):
         port: int = 0,
         clock: dt.datetime | str | None = None,
         latency_ms: float = 0,
+        complete_days_only: bool | None = None,
     ) -> Simulator:
-        """Serve `scenario` (default: the bundled demo) on 127.0.0.1:`port` (0 = a free port)."""
-        state = SimState(load_scenario(scenario), None if clock is None else _as_instant(clock), latency_ms)
+        """Serve `scenario` (default: the bundled demo) on 127.0.0.1:`port` (0 = a free port).
+
+        `complete_days_only` (default: the scenario's) is the Anthropic mode a reset returns to.
+        """
+        state = SimState(
+            load_scenario(scenario),
+            None if clock is None else _as_instant(clock),
+            latency_ms,
+            complete_days_only=complete_days_only,
+        )
         handler = type("BoundProviderHandler", (ProviderHandler,), {"state": state})
         server = LocalServer(port, handler)
         server.start()
@@ -514,8 +540,13 @@ class Simulator(Running):
         """Hide hours that ended less than `minutes` before the clock (one provider or all)."""
         self._state.set_lag(minutes, provider)
 
+    @property
+    def complete_days_only(self) -> bool:
+        """Whether Anthropic serves finished days only (see `set_complete_days_only`)."""
+        return self._state.complete_days_only
+
     def set_complete_days_only(self, flag: bool) -> None:
-        """Anthropic: return only finished days; a range with none answers 400."""
+        """Anthropic: return only finished days; a range with none answers the date-range 400."""
         self._state.set_complete_days_only(flag)
 
     def requests(self, provider: str | None = None) -> list[dict[str, Any]]:
@@ -534,7 +565,8 @@ class Simulator(Running):
     def expected_mtd(
         self, key_or_account: str | Account, month_start: dt.datetime | None = None, now: dt.datetime | None = None
     ) -> Decimal:
-        """Exact month-to-date USD a correct client sums for this key / `provider/label` / label."""
+        """Exact month-to-date USD a correct client sums for this key / `provider/label` / label (of the
+        days the simulator serves: finished days only for Anthropic in complete-days mode)."""
         return sum(self.expected_daily(key_or_account, month_start, now).values(), Decimal(0))
 
     def expected_daily(
@@ -542,17 +574,17 @@ class Simulator(Running):
     ) -> dict[dt.date, Decimal]:
         """Exact USD per UTC day from `month_start` (default: 1st of the clock's month) to the clock."""
         account = self.scenario.find(key_or_account)
-        return self.scenario.expected_daily(
-            account, now=now or self.now(), month_start=month_start, lag=self._state.lag(account.provider)
-        )
+        now = now or self.now()
+        lag = self._state.visible_lag(account.provider, now)
+        return self.scenario.expected_daily(account, now=now, month_start=month_start, lag=lag)
 
     def expected_breakdown(
         self, key_or_account: str | Account, month_start: dt.datetime | None = None, now: dt.datetime | None = None
     ) -> dict[str, dict[str, Decimal]]:
         account = self.scenario.find(key_or_account)
-        return self.scenario.expected_breakdown(
-            account, now=now or self.now(), month_start=month_start, lag=self._state.lag(account.provider)
-        )
+        now = now or self.now()
+        lag = self._state.visible_lag(account.provider, now)
+        return self.scenario.expected_breakdown(account, now=now, month_start=month_start, lag=lag)
 
     def expected(self, now: dt.datetime | None = None, month_start: dt.datetime | None = None) -> dict[str, Any]:
         """The `GET /_sim/expected` document."""

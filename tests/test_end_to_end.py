@@ -51,9 +51,13 @@ def _scenario() -> Scenario:
     return Scenario.from_dict(doc)
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[Simulator, SlackReceiver]]:
-    with Simulator.start(_scenario(), clock=NOW) as sim, SlackReceiver.start() as slack:
+@pytest.fixture(scope="module", params=[False, True], ids=["today-served", "complete-days"])
+def servers(request: pytest.FixtureRequest) -> Iterator[tuple[Simulator, SlackReceiver]]:
+    """Every test runs against both Anthropic behaviours: today's bucket served, or complete days only."""
+    with (
+        Simulator.start(_scenario(), clock=NOW, complete_days_only=request.param) as sim,
+        SlackReceiver.start() as slack,
+    ):
         yield sim, slack
 
 
@@ -253,7 +257,43 @@ def test_anthropic_complete_days_only_on_the_first(env: dict[str, Any], capsys: 
     _, out = _cli(env, capsys, "check", "--json", "--dry-run", "--now", dec.isoformat())
     acc = json.loads(out)["providers"]["anthropic"]["accounts"][0]
     assert acc["status"] == "ok" and acc["mtd_usd"] == "0"
-    assert "complete days" in acc["freshness"]["note"]
+    assert "complete days through Nov 30" in acc["freshness"]["note"]
+    assert acc["freshness"]["complete_through"] == "2026-11-30"
+
+
+def test_a_400_that_is_not_the_date_range_error_fails_on_the_first(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any other 400 from Anthropic on the 1st is `failed` (client_error), never a $0 month-to-date."""
+    dec = dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC)
+    env["sim"].set_clock(dec)
+    env["sim"].add_fault("anthropic", "http_400")
+    _, out = _cli(env, capsys, "check", "--json", "--dry-run", "--now", dec.isoformat())
+    doc = json.loads(out)
+    acc = doc["providers"]["anthropic"]["accounts"][0]
+    assert acc["status"] == "failed" and acc["cause"] == "client_error" and acc["mtd_usd"] is None
+    assert doc["partial"] is True
+
+
+def test_anthropic_freshness_forecast_and_priority_tier_follow_the_data(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Complete-days mode says "complete days through Nov 27"; the forecast is the same in both modes."""
+    sim = env["sim"]
+    doc = _json_check(env, capsys, "--dry-run")
+    acc = doc["providers"]["anthropic"]["accounts"][0]
+    blocks = json.dumps(doc["message"]["blocks"])
+    if sim.complete_days_only:
+        assert acc["freshness"]["complete_through"] == "2026-11-27"
+        assert acc["freshness"]["note"].startswith("complete days through Nov 27")
+        assert "main complete days through Nov 27" in blocks and "today not reported yet" in blocks
+    else:
+        assert acc["freshness"]["complete_through"] is None and acc["freshness"]["note"].startswith("today so far")
+    settled = [v for d, v in sorted(sim.expected_daily("anthropic/main").items()) if d < NOW.date()]
+    rate = sum(settled[-7:], Decimal(0)) / 7
+    projected = sum(settled, Decimal(0)) + rate * (30 - len(settled))
+    assert doc["providers"]["anthropic"]["forecast_usd"] == str(projected.quantize(Decimal("0.01")))
+    assert any("Priority Tier" in n for n in acc["notes"]) and "Priority Tier" in blocks
 
 
 def test_daily_digest_once_a_day_and_can_be_turned_off(
@@ -274,3 +314,21 @@ def test_daily_digest_once_a_day_and_can_be_turned_off(
     day3 = NOW + dt.timedelta(days=2)
     env["sim"].set_clock(day3)
     assert _json_check(env, capsys, "--now", day3.isoformat())["alerts"]["delivered"] == []
+
+
+def test_a_day_of_processing_lag_does_not_dip_the_forecast(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Complete days with a 1-day lag (through Nov 26): Nov 27 and today are projected, not counted as $0."""
+    sim = env["sim"]
+    if not sim.complete_days_only:
+        pytest.skip("the processing lag is a complete-days behaviour")
+    sim.set_lag(24 * 60, provider="anthropic")
+    doc = _json_check(env, capsys, "--dry-run")
+    acc = doc["providers"]["anthropic"]["accounts"][0]
+    assert acc["freshness"]["complete_through"] == "2026-11-26"
+    assert Decimal(acc["mtd_usd"]) == sim.expected_mtd("anthropic/main")
+    settled = [v for d, v in sorted(sim.expected_daily("anthropic/main").items()) if d <= dt.date(2026, 11, 26)]
+    assert len(settled) == 26 and all(v > 0 for v in settled)
+    projected = sum(settled, Decimal(0)) + sum(settled[-7:], Decimal(0)) / 7 * 4
+    assert doc["providers"]["anthropic"]["forecast_usd"] == str(projected.quantize(Decimal("0.01")))

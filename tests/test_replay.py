@@ -66,11 +66,29 @@ EXPECTED = [  # the simulator spreads each day over a diurnal profile, hence 09:
     ("2027-01-01T12:00", "threshold:2027-01:openai/prod:80"),
     ("2027-01-01T13:00", "threshold:2027-01:openai/prod:100"),
 ]
+# Anthropic serving complete days only: its spend counts from the midnight after it happened, so the
+# total's thresholds wait for that midnight; Anthropic's own 50% was a midnight crossing anyway, and the
+# forecast (OpenAI's) and OpenAI's thresholds do not move.
+EXPECTED_COMPLETE_DAYS = [
+    (at, key) for at, key in EXPECTED if key not in ("threshold:2026-12:total:50", "threshold:2026-12:total:80")
+] + [
+    ("2026-12-18T00:00", "threshold:2026-12:total:50"),  # OpenAI $1,700 + Anthropic's 17 complete days $850
+    ("2026-12-28T00:00", "threshold:2026-12:total:80"),  # OpenAI $2,700 + Anthropic's 27 complete days $1,350
+]
 
 
-@pytest.fixture(scope="module")
-def fired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[tuple[str, str]], Simulator, int]]:
-    with Simulator.start(Scenario.from_dict(SCENARIO), clock=START) as sim, SlackReceiver.start() as slack:
+Fired = tuple[list[tuple[str, str]], Simulator, int, list[tuple[str, str]]]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["today-served", "complete-days"])
+def fired(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fired]:
+    """The replay's delivered alerts, once per Anthropic simulator mode, with the list expected for it."""
+    complete_days_only: bool = request.param
+    expected = EXPECTED_COMPLETE_DAYS if complete_days_only else EXPECTED
+    with (
+        Simulator.start(Scenario.from_dict(SCENARIO), clock=START, complete_days_only=complete_days_only) as sim,
+        SlackReceiver.start() as slack,
+    ):
         env = {
             **sim.env(),
             "BUDGET_CONFIG": json.dumps(BUDGETS),
@@ -88,19 +106,19 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[tuple
         assert code == 0
         lines = [json.loads(x) for x in out.getvalue().splitlines() if x.startswith("{")]
         events = [(dt.datetime.fromisoformat(x["at"]).strftime("%Y-%m-%dT%H:%M"), x["event"]) for x in lines]
-        yield events, sim, len(slack.messages())
+        yield events, sim, len(slack.messages()), expected
 
 
-def test_replay_fires_the_exact_list(fired: tuple[list[tuple[str, str]], Simulator, int]) -> None:
+def test_replay_fires_the_exact_list(fired: Fired) -> None:
     """Over Dec 1 → Jan 2 hourly each threshold fires once per scope, the forecast once, January starts clean."""
-    events, _, posts = fired
-    assert sorted(events) == sorted(EXPECTED)
-    assert posts == len({at for at, _ in EXPECTED}), "one Slack message per hour that had something to say"
+    events, _, posts, expected = fired
+    assert sorted(events) == sorted(expected)
+    assert posts == len({at for at, _ in expected}), "one Slack message per hour that had something to say"
 
 
-def test_thresholds_match_the_scenario_sums(fired: tuple[list[tuple[str, str]], Simulator, int]) -> None:
-    """Each threshold fired at the first hour the simulator's exact month-to-date reached it."""
-    events, sim, _ = fired
+def test_thresholds_match_the_scenario_sums(fired: Fired) -> None:
+    """Each threshold fired at the first hour the simulator's exact month-to-date reached it (in its mode)."""
+    events, sim, _, _ = fired
     budgets = {"openai/prod": Decimal(40), "openai": Decimal(3000), "anthropic": Decimal(2000), "total": Decimal(5000)}
     parts = {
         "openai/prod": ["openai/prod"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ from conftest import budgets, failed_for, report_for
 
 from alerts import rules
 from errors import Cause
-from models import UTC, BillingPeriod, DailyCost
+from models import UTC, BillingPeriod, DailyCost, Freshness, SourceResult
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
 
@@ -169,3 +170,60 @@ def test_total_leaves_out_a_source_still_on_last_month() -> None:
     keys = {e.key for e in rules.budget_events(cfg, list(scopes.values()))}
     assert "threshold:2026-11:gemini:100" in keys
     assert not any(k.startswith("threshold:2026-12:total") for k in keys)
+
+
+def _reported_through(result: SourceResult, missing_from: dt.date) -> SourceResult:
+    """`result` as a complete-days source reports it: data ends at `missing_from` 00:00 UTC."""
+    assert result.report is not None
+    as_of = dt.datetime.combine(missing_from, dt.time(), UTC)
+    fresh = Freshness(as_of, "complete days", missing_from=missing_from)
+    return dataclasses.replace(result, report=dataclasses.replace(result.report, freshness=fresh))
+
+
+def test_forecast_does_not_dip_for_days_a_source_has_not_reported() -> None:
+    """Complete through Nov 26 (Nov 27 and today missing, $0 in the series): the projection stays $300."""
+    anthropic = _reported_through(
+        report_for("anthropic", "default", NOW, ["10"] * 26 + ["0", "0"]), dt.date(2026, 11, 27)
+    )
+    scopes = {s.name: s for s in rules.evaluate(budgets(), [anthropic], NOW)}
+    fc = scopes["anthropic"].forecast  # the provider scope carries the budget
+    assert fc is not None and fc.projected_usd == Decimal("300.00") and fc.settled_days == 26
+    assert "from Nov 27 not fully reported yet" in fc.note
+    assert scopes["anthropic/default"].covered_daily[-1].day == dt.date(2026, 11, 26)
+    naive = {
+        s.name: s
+        for s in rules.evaluate(budgets(), [report_for("anthropic", "default", NOW, ["10"] * 26 + ["0", "0"])], NOW)
+    }
+    dipped = naive["anthropic"].forecast
+    assert dipped is not None and dipped.projected_usd < Decimal(300), "reading the missing day as $0 dips"
+
+
+def test_the_total_forecast_waits_for_its_slowest_source() -> None:
+    """OpenAI serves today, Anthropic is complete through Nov 27: the total settles through Nov 27 only."""
+    openai = report_for("openai", "default", NOW, ["20"] * 27 + ["5"])
+    anthropic = _reported_through(report_for("anthropic", "default", NOW, ["10"] * 27 + ["0"]), dt.date(2026, 11, 28))
+    total = next(s for s in rules.evaluate(budgets(), [openai, anthropic], NOW) if s.name == "total")
+    assert total.missing_from == dt.date(2026, 11, 28)
+    assert total.forecast is not None and total.forecast.projected_usd == Decimal("900.00")
+
+
+def test_spike_on_the_newest_complete_day_of_a_lagging_source() -> None:
+    """Complete through Nov 26 with Nov 26 at 10x: the spike is found there, not hidden behind missing $0 days."""
+    daily = ["10"] * 25 + ["100", "0", "0"]
+    lagging = _reported_through(report_for("anthropic", "default", NOW, daily), dt.date(2026, 11, 27))
+    events = rules.spike_events(budgets(), rules.evaluate(budgets(), [lagging], NOW))
+    assert [e.key for e in events] == ["spike:2026-11-26:anthropic/default"]
+    assert (
+        rules.spike_events(budgets(), rules.evaluate(budgets(), [report_for("anthropic", "default", NOW, daily)], NOW))
+        == []
+    )
+
+
+def test_a_missing_today_is_not_a_quiet_day_in_any_baseline() -> None:
+    """A quiet, complete-through-yesterday source: no spike read out of the missing today, none from nothing."""
+    quiet = _reported_through(report_for("anthropic", "default", NOW, ["10"] * 27 + ["0"]), dt.date(2026, 11, 28))
+    scopes = rules.evaluate(budgets(), [quiet], NOW)
+    assert rules.spike_events(budgets(), scopes) == []
+    assert next(s for s in scopes if s.name == "anthropic/default").covered_daily[-1] == DailyCost(
+        dt.date(2026, 11, 27), Decimal(10)
+    )
