@@ -31,6 +31,7 @@ move next to each `fetch` later.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
@@ -51,6 +52,7 @@ from providers._aggregate import CostAccumulator
 from providers._http import Deadline, request_json
 
 Status = Literal["ok", "warn", "skip", "fail"]
+log = logs.get("doctor")
 
 PROBE_TIMEOUT_S = 15.0  # each provider probe; one slow provider does not starve the others
 RUNS_PER_MONTH = 720  # Cloud Scheduler hourly, 30 days
@@ -150,16 +152,36 @@ def run(
     webhook_row, webhook = _webhook_secret(settings, secrets)
     rows.append(webhook_row)
 
-    for provider, account in refs:
-        scope = f"{provider}/{account.label}"
-        if isinstance(account, KeyedAccount) and scope not in readable:
-            rows.append(Row("provider", scope, "skip", "not called: its key could not be read (see the secret row)"))
-            continue
-        rows.append(_provider_row(provider, account, deps, now))
+    # The probes run side by side, each with its own PROBE_TIMEOUT_S, so the whole doctor stays well
+    # inside the function's timeout however many accounts there are (as the check's fetches do).
+    from check import import_client_libraries
 
-    rows.extend(_state_rows(settings, clients.storage_client, now))
-    rows.append(_slack_row(webhook, post_test, now))
+    import_client_libraries(settings)  # first imports on this thread, not in two probe threads at once
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(refs))), thread_name_prefix="doctor") as pool:
+        slots: list[Row | concurrent.futures.Future[Row]] = []
+        for provider, account in refs:
+            scope = f"{provider}/{account.label}"
+            if isinstance(account, KeyedAccount) and scope not in readable:
+                slots.append(
+                    Row("provider", scope, "skip", "not called: its key could not be read (see the secret row)")
+                )
+            else:
+                slots.append(pool.submit(_provider_row, provider, account, deps, now))
+        rows.extend(slot if isinstance(slot, Row) else slot.result() for slot in slots)
+
+    rows.extend(_guarded("state", settings.state_bucket or str(settings.state_file),
+                         lambda: _state_rows(settings, clients.storage_client, now)))  # fmt: skip
+    rows.extend(_guarded("slack", "webhook", lambda: [_slack_row(webhook, post_test, now)]))
     return Report(tuple(rows))
+
+
+def _guarded(check: str, target: str, probe: Callable[[], list[Row]]) -> list[Row]:
+    """A probe's rows, or one failed row for an error nobody classified (logged, never raised)."""
+    try:
+        return probe()
+    except Exception as exc:  # recorded as a failed row: one broken probe hides no other
+        log.exception("doctor probe crashed")
+        return [Row(check, target, "fail", f"internal error: {type(exc).__name__}")]
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -225,6 +247,9 @@ def _provider_row(provider: str, account: Any, deps: Deps, now: dt.datetime) -> 
         return Row("provider", scope, "fail", f"{exc.cause.describe}: {exc.message}", facts)
     except SecretError as exc:  # read fine a moment ago; only a concurrent rotation gets here
         return Row("provider", scope, "fail", str(exc), {"cause": "secret"})
+    except Exception as exc:  # recorded as a failed row: one broken probe hides no other
+        log.exception("doctor probe crashed")
+        return Row("provider", scope, "fail", f"internal error: {type(exc).__name__}", {"cause": "internal"})
     return Row("provider", scope, status, detail, facts)
 
 

@@ -411,3 +411,18 @@ def test_http_doctor_request_runs_doctor_not_the_check(env: dict[str, Any], monk
     env["sim"].clear_requests()
     resp = client.post("/", json={"doctor": "yes"})
     assert resp.status_code == 400 and env["sim"].requests() == []
+
+
+def test_an_unclassified_probe_error_is_a_failed_row_not_a_crash() -> None:
+    """A probe that raises something unexpected becomes one failed row; the other rows still print."""
+    env = {
+        "BUDGET_CONFIG": json.dumps({"total_budget_usd": 10, "providers": {"anthropic": {"budget_usd": 10}}}),
+        "STATE_BACKEND": "gcs",
+        "STATE_BUCKET": "any-bucket",
+    }
+    report = doctor.run(env, now=NOW, clients=doctor.Clients(storage_client=object()))
+    assert [(r.check, r.status) for r in report.rows] == [
+        ("config", "ok"), ("secret", "fail"), ("secret", "fail"), ("provider", "skip"), ("state", "fail"),
+        ("slack", "skip"),
+    ]  # fmt: skip
+    assert _row(report, "state", "any-bucket").detail == "internal error: AttributeError"
