@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import record_fault
 
 import devservers
 import doctor
@@ -133,6 +134,16 @@ def _row(report: doctor.Report, check: str, target: str) -> doctor.Row:
     return row
 
 
+def _expect(report: doctor.Report, fault: str, check: str, target: str, status: str) -> doctor.Row:
+    """The row for `fault` has `status`; recorded in the session's fault table (fault → expected → observed)."""
+    row = _row(report, check, target)
+    record_fault(
+        f"doctor: {fault}", f"{check} {target}: {status.upper()}", f"{row.check} {row.target}: {row.status.upper()}"
+    )
+    assert row.status == status and row.target == target, row.detail
+    return row
+
+
 def _failed(report: doctor.Report) -> list[tuple[str, str]]:
     return [(r.check, r.target) for r in report.rows if r.status == "fail"]
 
@@ -159,6 +170,19 @@ def test_ready_stack_prints_one_ok_row_per_check(env: dict[str, Any]) -> None:
     assert table.splitlines()[0].split() == ["check", "target", "status", "detail"]
     assert table.rstrip().endswith("READY")
     assert env["slack"].messages() == []  # nothing posted without --post-test
+
+
+@pytest.mark.emulator
+def test_one_read_call_per_account_and_nothing_mutating(env: dict[str, Any]) -> None:
+    """Each keyed account gets exactly one request, none of them mutating; state and Slack are left alone."""
+    _run(env)
+    calls = [(r["provider"], r["account"], r["method"]) for r in env["sim"].requests()]
+    assert sorted(calls) == [
+        ("anthropic", "main", "GET"), ("openai", "prod", "GET"), ("openai", "research", "GET"),
+        ("xai", "core", "POST"), ("xai", "idle", "POST"),
+    ]  # fmt: skip
+    assert not any(r["mutating"] for r in env["sim"].requests())
+    assert env["slack"].attempts() == 0
 
 
 @pytest.mark.emulator
@@ -216,8 +240,8 @@ def test_each_secret_failure_is_its_own_row(env: dict[str, Any], fault: str, rea
     else:
         env["sm"].add_fault("http_403", secret=f"{SM}/openai-prod")
     report = _run(env)
-    row = _row(report, "secret", "openai/prod")
-    assert row.status == "fail" and row.facts["reason"] == reason
+    row = _expect(report, f"secret {fault}", "secret", "openai/prod key", "fail")
+    assert row.facts["reason"] == reason
     assert _row(report, "provider", "openai/prod").status == "skip"
     assert _failed(report) == [("secret", "openai/prod key")] and report.exit_code == 1
 
@@ -227,6 +251,7 @@ def test_unset_key_variable_is_its_own_row(env: dict[str, Any]) -> None:
     """An account whose key_env is not set fails its own secret row only."""
     del env["env"]["SIM_ANTHROPIC_KEY"]
     report = _run(env)
+    _expect(report, "key variable unset", "secret", "anthropic/main key", "fail")
     assert _failed(report) == [("secret", "anthropic/main key")]
     assert _row(report, "secret", "anthropic/main").facts["reason"] == "unset"
 
@@ -238,8 +263,8 @@ def test_trailing_whitespace_is_reported_stripped(env: dict[str, Any]) -> None:
     env["env"]["SIM_OPENAI_RESEARCH_KEY"] = KEYS["research"] + "  "
     report = _run(env)
     for scope in ("xai/core", "openai/research"):
-        row = _row(report, "secret", scope)
-        assert row.status == "warn" and row.facts["reason"] == "stripped" and "stripped" in row.detail
+        row = _expect(report, f"trailing whitespace ({scope})", "secret", f"{scope} key", "warn")
+        assert row.facts["reason"] == "stripped" and "stripped" in row.detail
         assert _row(report, "provider", scope).status == "ok"
     assert report.exit_code == 0
 
@@ -249,6 +274,7 @@ def test_webhook_secret_failure_is_its_own_row(env: dict[str, Any]) -> None:
     """A webhook secret that cannot be read fails its row; the Slack row is skipped, not posted."""
     env["sm"].add_fault("http_403", secret=f"{SM}/slack-webhook")
     report = _run(env, post_test=True)
+    _expect(report, "webhook secret 403", "secret", "slack webhook", "fail")
     assert _failed(report) == [("secret", "slack webhook")]
     assert _row(report, "slack", "webhook").status == "skip"
     assert env["slack"].attempts() == 0
@@ -259,8 +285,8 @@ def test_provider_401_is_its_own_row(env: dict[str, Any]) -> None:
     """A 401 from one account fails that account's provider row with cause auth; the others stay ok."""
     env["sim"].add_fault("openai", "http_401", account="prod")
     report = _run(env)
-    row = _row(report, "provider", "openai/prod")
-    assert row.status == "fail" and row.facts == {"cause": "auth", "http_status": 401}
+    row = _expect(report, "provider 401", "provider", "openai/prod", "fail")
+    assert row.facts == {"cause": "auth", "http_status": 401}
     assert _failed(report) == [("provider", "openai/prod")]
 
 
@@ -269,6 +295,7 @@ def test_missing_bucket_fails_the_write_row(env: dict[str, Any]) -> None:
     """A state bucket that does not exist fails the create-with-precondition row."""
     env["env"]["STATE_BUCKET"] = "no-such-bucket-doctor"
     report = _run(env)
+    _expect(report, "state bucket missing", "state", "create-only write", "fail")
     assert _failed(report) == [("state", "create-only write")]
     row = _row(report, "state", "create-only write")
     assert "NotFound" in row.detail and "STATE_BUCKET" in row.detail
@@ -298,7 +325,9 @@ def test_corrupted_state_object_is_its_own_row(env: dict[str, Any], gcs_emulator
     bucket = devservers.storage_client(gcs_emulator).bucket(env["env"]["STATE_BUCKET"])
     bucket.blob("llm-budget-alert/state.json").upload_from_string(b"not json")
     report = _run(env)
-    assert _failed(report) == [("state", f"gs://{env['env']['STATE_BUCKET']}/llm-budget-alert/state.json")]
+    location = f"gs://{env['env']['STATE_BUCKET']}/llm-budget-alert/state.json"
+    _expect(report, "state object corrupted", "state", location, "fail")
+    assert _failed(report) == [("state", location)]
 
 
 def test_store_without_preconditions_fails_the_write_row(tmp_path: Path) -> None:
@@ -319,8 +348,8 @@ def test_webhook_404_with_post_test_is_its_own_row(env: dict[str, Any]) -> None:
     """--post-test against a revoked webhook (404 no_service) fails the Slack row."""
     env["slack"].add_fault("no_service")
     report = _run(env, post_test=True)
-    row = _row(report, "slack", "webhook")
-    assert row.status == "fail" and row.facts["http_status"] == 404 and "no_service" in row.detail
+    row = _expect(report, "webhook 404 with --post-test", "slack", "webhook", "fail")
+    assert row.facts["http_status"] == 404 and "no_service" in row.detail
     assert _failed(report) == [("slack", "webhook")]
 
 
@@ -340,8 +369,8 @@ def test_dry_run_over_the_cap_is_its_own_row(env: dict[str, Any]) -> None:
     with DryRunProxy(env["bq"].url, bytes_processed=3 * 1024**3) as proxy:
         env["env"]["BIGQUERY_EMULATOR_HOST"] = proxy.url
         report = _run(env)
-    row = _row(report, "provider", "gemini/export")
-    assert row.status == "fail" and row.facts["would_hit_cap"] is True and "maximum_bytes_billed" in row.detail
+    row = _expect(report, "BigQuery dry run over the cap", "provider", "gemini/export", "fail")
+    assert row.facts["would_hit_cap"] is True and "maximum_bytes_billed" in row.detail
     assert "newest_export_time" not in row.facts
     assert _failed(report) == [("provider", "gemini/export")]
 
@@ -352,8 +381,8 @@ def test_missing_export_table_is_its_own_row(env: dict[str, Any]) -> None:
     env["env"]["BUDGET_CONFIG"] = json.dumps(
         _budgets(billing_export_table=f"{PROJECT}.billing.gcp_billing_export_v1_X")
     )
-    row = _row(_run(env), "provider", "gemini/export")
-    assert row.status == "fail" and row.facts["cause"] == "not_found"
+    row = _expect(_run(env), "export table missing", "provider", "gemini/export", "fail")
+    assert row.facts["cause"] == "not_found"
 
 
 def test_broken_configuration_is_one_failed_row() -> None:
