@@ -39,12 +39,12 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 import logs
-from config import KeyedAccount, SecretResolver, Settings
+from config import DEFAULT_KEY_ENV, KeyedAccount, SecretResolver, Settings
 from errors import Cause, ConfigError, NotifyError, ProviderError, SecretError, StateConflict, StateError
 from models import UTC, BillingPeriod
 from providers import Deps, admin_key
@@ -142,26 +142,23 @@ def run(
     if clients.http_factory is not None:
         deps.http_factory = clients.http_factory
 
-    readable: set[str] = set()
-    for provider, account in refs:
-        if isinstance(account, KeyedAccount):
-            row = _secret_row(deps, provider, account)
-            rows.append(row)
-            if row.status != "fail":
-                readable.add(f"{provider}/{account.label}")
-    webhook_row, webhook = _webhook_secret(settings, secrets)
-    rows.append(webhook_row)
-
-    # The probes run side by side, each with its own PROBE_TIMEOUT_S, so the whole doctor stays well
-    # inside the function's timeout however many accounts there are (as the check's fetches do).
+    # Reads and probes run side by side, each bounded (SECRET_TIMEOUT_S, PROBE_TIMEOUT_S), so the
+    # whole doctor stays well inside the function's timeout however many accounts there are.
     from check import import_client_libraries
 
-    import_client_libraries(settings)  # first imports on this thread, not in two probe threads at once
-    with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(refs))), thread_name_prefix="doctor") as pool:
+    import_client_libraries(settings)  # first imports on this thread, not in two worker threads at once
+    keyed = [(p, a) for p, a in refs if isinstance(a, KeyedAccount)]
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(refs) + 1)), thread_name_prefix="doctor") as pool:
+        key_reads = [pool.submit(_secret_row, deps, p, a) for p, a in keyed]
+        webhook_read = pool.submit(_webhook_secret, settings, secrets)
+        key_rows = [f.result() for f in key_reads]
+        webhook_row, webhook = webhook_read.result()
+        rows.extend([*key_rows, webhook_row])
+        unreadable = {f"{p}/{a.label}" for (p, a), r in zip(keyed, key_rows, strict=True) if r.status == "fail"}
         slots: list[Row | concurrent.futures.Future[Row]] = []
         for provider, account in refs:
             scope = f"{provider}/{account.label}"
-            if isinstance(account, KeyedAccount) and scope not in readable:
+            if scope in unreadable:
                 slots.append(
                     Row("provider", scope, "skip", "not called: its key could not be read (see the secret row)")
                 )
@@ -189,18 +186,12 @@ def _guarded(check: str, target: str, probe: Callable[[], list[Row]]) -> list[Ro
 
 def _secret_row(deps: Deps, provider: str, account: KeyedAccount) -> Row:
     scope = f"{provider}/{account.label}"
-    source = account.key_secret or account.key_env or f"${_default_env(provider)}"
+    source = account.key_secret or account.key_env or f"${DEFAULT_KEY_ENV[provider]}"
     try:
         admin_key(deps, provider, account, f"{provider} admin key")
     except SecretError as exc:
         return Row("secret", f"{scope} key", "fail", str(exc), {"source": source, "reason": exc.reason})
     return _read_ok(f"{scope} key", source, deps.secrets)
-
-
-def _default_env(provider: str) -> str:
-    from config import DEFAULT_KEY_ENV
-
-    return DEFAULT_KEY_ENV[provider]
 
 
 def _read_ok(target: str, source: str, secrets: SecretResolver) -> Row:
@@ -372,6 +363,7 @@ def _probe_gemini(account: Any, deps: Deps, now: dt.datetime) -> tuple[Status, s
     period = source.billing_period(now)
     params = gemini.QueryParams.for_period(period, account)
     sql = gemini.build_query(table)
+    deadline = Deadline(PROBE_TIMEOUT_S)  # both BigQuery calls together, like one provider probe
     try:
         client = source._bigquery()  # the check's own client path (factory, emulator, job project)
         # Dry run: validates the SQL against the real table and returns the estimate in
@@ -383,34 +375,35 @@ def _probe_gemini(account: Any, deps: Deps, now: dt.datetime) -> tuple[Status, s
             job_config=bigquery.QueryJobConfig(
                 dry_run=True, use_query_cache=False, query_parameters=params.to_bigquery()
             ),
-            timeout=PROBE_TIMEOUT_S,
-            retry=DEFAULT_RETRY.with_timeout(PROBE_TIMEOUT_S),
+            timeout=deadline.remaining(),
+            retry=DEFAULT_RETRY.with_timeout(deadline.remaining()),
             job_retry=None,
         )
         processed = int(job.total_bytes_processed or 0)
     except gemini._handled_errors() as exc:
         raise gemini.classify(exc, table) from None
     cap = account.maximum_bytes_billed
-    per_run = max(math.ceil(processed / 1024**2) * 1024**2, MIN_BILLED_BYTES)
+    per_run = max(math.ceil(processed / 1024**2) * 1024**2, MIN_BILLED_BYTES)  # what the cap is held against
     monthly = per_run * RUNS_PER_MONTH
     cost = (Decimal(monthly) / Decimal(1024**4) * USD_PER_TIB).quantize(Decimal("0.01"))
     facts: dict[str, Any] = {
         "bytes_processed": processed,
         "maximum_bytes_billed": cap,
-        "would_hit_cap": processed > cap,
+        "bytes_billed_per_run": per_run,
+        "would_hit_cap": per_run > cap,
         "runs_per_month": RUNS_PER_MONTH,
         "monthly_bytes_billed": monthly,
         "monthly_cost_usd": str(cost),
     }
     summary = f"dry run: {_bytes(processed)} per run, {_bytes(monthly)} / ~${cost} a month at {RUNS_PER_MONTH} runs"
-    if processed > cap:
+    if per_run > cap:
         return (
             "fail",
             f"{summary}; over maximum_bytes_billed ({_bytes(cap)}): every check would fail as quota. "
             "Raise maximum_bytes_billed or lower late_row_margin_days",
             facts,
         )
-    newest = _newest_export(client, table, params, cap)
+    newest = _newest_export(client, table, params, cap, deadline)
     facts["newest_export_time"] = newest.isoformat() if newest else None
     if newest is None:
         return "warn", f"{summary}; no export rows since the partition floor: is the billing export on?", facts
@@ -419,7 +412,7 @@ def _probe_gemini(account: Any, deps: Deps, now: dt.datetime) -> tuple[Status, s
     return "ok", f"{summary}; newest export_time {newest:%Y-%m-%d %H:%M}Z", facts
 
 
-def _newest_export(client: Any, table: str, params: Any, cap: int) -> dt.datetime | None:
+def _newest_export(client: Any, table: str, params: Any, cap: int, deadline: Deadline) -> dt.datetime | None:
     from google.cloud import bigquery
     from google.cloud.bigquery.retry import DEFAULT_RETRY
 
@@ -439,8 +432,10 @@ def _newest_export(client: Any, table: str, params: Any, cap: int) -> dt.datetim
         maximum_bytes_billed=cap,
     )
     try:
-        job = client.query(sql, job_config=config, timeout=PROBE_TIMEOUT_S, job_retry=None)
-        rows = list(job.result(timeout=PROBE_TIMEOUT_S, retry=DEFAULT_RETRY.with_timeout(PROBE_TIMEOUT_S)))
+        left = max(deadline.remaining(), 0.1)
+        job = client.query(sql, job_config=config, timeout=left, retry=DEFAULT_RETRY.with_timeout(left), job_retry=None)
+        left = max(deadline.remaining(), 0.1)
+        rows = list(job.result(timeout=left, retry=DEFAULT_RETRY.with_timeout(left)))
     except gemini._handled_errors() as exc:
         raise gemini.classify(exc, table) from None
     value = rows[0]["newest"] if rows else None
@@ -597,7 +592,3 @@ def to_json_text(report: Report) -> str:
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else "…" + text[-(n - 1) :]
-
-
-def rows_by(report: Report, check: str) -> Iterator[Row]:
-    return (r for r in report.rows if r.check == check)

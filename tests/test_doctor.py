@@ -376,6 +376,15 @@ def test_dry_run_over_the_cap_is_its_own_row(env: dict[str, Any]) -> None:
 
 
 @pytest.mark.emulator
+def test_cap_below_the_ten_mib_minimum_would_be_hit(env: dict[str, Any]) -> None:
+    """The cap is held against bytes billed (10 MiB minimum), so a 5 MiB cap fails even for a tiny query."""
+    env["env"]["BUDGET_CONFIG"] = json.dumps(_budgets(maximum_bytes_billed=5 * 1024**2))
+    row = _row(_run(env), "provider", "gemini/export")
+    assert row.facts["bytes_processed"] == 0 and row.facts["bytes_billed_per_run"] == 10 * 1024**2
+    assert row.status == "fail" and row.facts["would_hit_cap"] is True
+
+
+@pytest.mark.emulator
 def test_missing_export_table_is_its_own_row(env: dict[str, Any]) -> None:
     """A billing_export_table that does not exist fails the Gemini row as not found."""
     env["env"]["BUDGET_CONFIG"] = json.dumps(
