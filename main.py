@@ -91,7 +91,8 @@ def _doctor_http(request: Any) -> tuple[str, int] | None:
     200 when ready, 503 when a check failed, 400 for a malformed doctor request (never the real check:
     an operator's typo must not post alerts). None when the body is not a doctor request.
     """
-    body = request.get_json(silent=True) if hasattr(request, "get_json") else None
+    # force: a `curl -d '{"doctor": true}'` without a JSON content type must still be a doctor request.
+    body = request.get_json(force=True, silent=True) if hasattr(request, "get_json") else None
     if not isinstance(body, dict) or "doctor" not in body or body["doctor"] is False:
         return None
     post_test = body.get("post_test", False)
@@ -141,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--simulator", help="simulator base URL whose clock to move (default: OPENAI_BASE_URL)")
     r.add_argument("--json", action="store_true", help="print one JSON line per delivered event")
     d = sub.add_parser("doctor", help="read-only readiness check of secrets, accounts, state and Slack")
-    d.add_argument("--json", action="store_true", help="print the checks as JSON (as POST {\"doctor\": true})")
+    d.add_argument("--json", action="store_true", help='print the checks as JSON (as POST {"doctor": true})')
     d.add_argument("--post-test", action="store_true", help="also post one test message to the Slack webhook")
     return p
 

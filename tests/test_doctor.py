@@ -449,6 +449,10 @@ def test_http_doctor_request_runs_doctor_not_the_check(env: dict[str, Any], monk
     env["sim"].clear_requests()
     resp = client.post("/", json={"doctor": "yes"})
     assert resp.status_code == 400 and env["sim"].requests() == []
+    env["slack"].clear_faults()
+    resp = client.post("/", data='{"doctor": true}', content_type="application/x-www-form-urlencoded")
+    env["outputs"].append(resp.get_data(as_text=True))
+    assert resp.status_code == 200 and "checks" in resp.get_json(force=True)
 
 
 def test_an_unclassified_probe_error_is_a_failed_row_not_a_crash() -> None:
