@@ -448,6 +448,7 @@ class SecretResolver:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self.fetches = 0  # Secret Manager calls made (benchmarks read it)
+        self.stripped: set[str] = set()  # secrets / variables whose value had surrounding whitespace (doctor)
 
     def get(self, *, secret: str | None, env_name: str | None, what: str) -> str:
         """The value of `secret` (a Secret Manager version name) or of the variable `env_name`."""
@@ -461,12 +462,17 @@ class SecretResolver:
                     self._cache[secret] = value
                 return self._cache[secret]
         if env_name:
-            value = self._env.get(env_name, "").strip()
+            raw = self._env.get(env_name, "")
+            value = raw.strip()
             if not value:
-                raise SecretError(f"{what}: environment variable {env_name} is not set (put the key there)")
+                raise SecretError(
+                    f"{what}: environment variable {env_name} is not set (put the key there)", reason="unset"
+                )
+            if value != raw:
+                self.stripped.add(env_name)
             logs.register_secret(value)
             return value
-        raise SecretError(f"{what}: no key configured (set key_secret or key_env)")
+        raise SecretError(f"{what}: no key configured (set key_secret or key_env)", reason="unset")
 
     def _access(self, name: str, what: str) -> str:
         from google.api_core import exceptions as gexc  # heavy: only on the Secret Manager path
@@ -483,17 +489,21 @@ class SecretResolver:
             )
         except gexc.NotFound:
             raise SecretError(
-                f"{what}: secret {name} not found (add a version with gcloud secrets versions add)"
+                f"{what}: secret {name} not found (add a version with gcloud secrets versions add)", reason="not_found"
             ) from None
         except (gexc.PermissionDenied, gexc.Forbidden):
             raise SecretError(
-                f"{what}: permission denied on {name} (grant roles/secretmanager.secretAccessor on that secret)"
+                f"{what}: permission denied on {name} (grant roles/secretmanager.secretAccessor on that secret)",
+                reason="permission_denied",
             ) from None
         except (gexc.GoogleAPIError, req_exc.RequestException) as exc:
             raise SecretError(f"{what}: could not read {name}: {type(exc).__name__}") from None
-        value: str = resp.payload.data.decode("utf-8").strip()
+        raw: str = resp.payload.data.decode("utf-8")
+        value = raw.strip()
         if not value:
-            raise SecretError(f"{what}: secret {name} is empty")
+            raise SecretError(f"{what}: secret {name} is empty", reason="empty")
+        if value != raw:
+            self.stripped.add(name)  # e.g. `echo` added a newline: harmless, but doctor reports it
         return value
 
     def _secret_client(self) -> Any:

@@ -64,7 +64,14 @@ class ConfigError(BudgetAlertError):
 
 
 class SecretError(ConfigError):
-    """A secret could not be read. The message names the secret (resource or variable), never its value."""
+    """A secret could not be read. The message names the secret (resource or variable), never its value.
+
+    `reason` is one of `not_found`, `permission_denied`, `empty`, `unset`, `unreadable` (`doctor` shows it).
+    """
+
+    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ProviderError(BudgetAlertError):

@@ -2,6 +2,7 @@
 
     python main.py check  [--dry-run] [--json] [--now 2026-12-01T00:05:00Z]
     python main.py replay --from 2026-11-28T00:00Z --to 2026-12-02T00:00Z [--step 1h] [--simulator URL]
+    python main.py doctor [--json] [--post-test]      # read-only readiness check; exit 1 if not ready
 
 Nothing is built at import time: settings, secrets and clients come to life on the first call, and
 the secret cache lives for the process (a warm instance fetches no secret twice).
@@ -57,6 +58,9 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     from check import default_deps, run_check, to_json
 
     headers = {"Content-Type": "application/json"}
+    doctor_answer = _doctor_http(request)
+    if doctor_answer is not None:
+        return doctor_answer[0], doctor_answer[1], headers
     try:
         settings = Settings.from_env()
         settings.require_slack()
@@ -79,6 +83,27 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         return logs.redact(json.dumps(doc)), 500, headers
     doc["status"] = "ok"
     return logs.redact(json.dumps(doc)), 200, headers
+
+
+def _doctor_http(request: Any) -> tuple[str, int] | None:
+    """`POST {"doctor": true}` (optionally `"post_test": true`) runs `doctor` instead of the check.
+
+    200 when ready, 503 when a check failed, 400 for a malformed doctor request (never the real check:
+    an operator's typo must not post alerts). None when the body is not a doctor request.
+    """
+    # force: a `curl -d '{"doctor": true}'` without a JSON content type must still be a doctor request.
+    body = request.get_json(force=True, silent=True) if hasattr(request, "get_json") else None
+    if not isinstance(body, dict) or "doctor" not in body or body["doctor"] is False:
+        return None
+    post_test = body.get("post_test", False)
+    if body["doctor"] is not True or not isinstance(post_test, bool):
+        return json.dumps({"status": "bad_request", "error": 'use {"doctor": true, "post_test": false}'}), 400
+    import doctor
+
+    _setup_logging("INFO")
+    report = doctor.run(post_test=post_test)
+    logs.event(log, logging.INFO if report.ready else logging.ERROR, "doctor", ready=report.ready)
+    return doctor.to_json_text(report), 200 if report.ready else 503
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -116,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--step", type=_step, default=dt.timedelta(hours=1))
     r.add_argument("--simulator", help="simulator base URL whose clock to move (default: OPENAI_BASE_URL)")
     r.add_argument("--json", action="store_true", help="print one JSON line per delivered event")
+    d = sub.add_parser("doctor", help="read-only readiness check of secrets, accounts, state and Slack")
+    d.add_argument("--json", action="store_true", help='print the checks as JSON (as POST {"doctor": true})')
+    d.add_argument("--post-test", action="store_true", help="also post one test message to the Slack webhook")
     return p
 
 
@@ -146,6 +174,13 @@ def _summary(doc: dict[str, Any]) -> str:
 
 def cli(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # before Settings: a broken configuration is one of its rows
+        import doctor
+
+        _setup_logging("INFO")
+        report = doctor.run(post_test=args.post_test)
+        print(doctor.to_json_text(report) if args.json else doctor.table(report))
+        return report.exit_code
     try:
         settings = Settings.from_env()
         if not getattr(args, "dry_run", False):
