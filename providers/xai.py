@@ -99,12 +99,16 @@ def _reject_envelope(doc: dict[str, Any], endpoint: str) -> None:
 # The messages are in xai-org/xai-proto: `proto/xai/management_api/v1/billing.proto` (GetAmountToPayResp,
 # CoreInvoice, BillingCycle, GetSpendingLimitsResp, SpendingLimits), `proto/xai/shared/billing/types.proto`
 # (Cent) and `proto/xai/shared/analytics/analytics.proto` (AnalyticsResponse, TimeSeries, DataPoint);
-# tests/fixtures/xai/billing_subset.proto holds the part read here. The proto3 JSON mapping
-# (https://protobuf.dev/programming-guides/json/) omits fields without presence that hold their
-# default (0, false, "", []), and message fields that are unset; Go's protojson `EmitUnpopulated` and
-# Python's `always_print_fields_with_no_presence` print them instead (unset messages as `null` in Go).
-# Parsers accept the lowerCamelCase JSON name or the proto field name. So: an absent number is 0, an
-# absent list is empty, an absent or null message is unset; every other shape is drift.
+# tests/fixtures/xai/billing_subset.proto is the part read here.
+#
+# The proto3 JSON mapping (https://protobuf.dev/programming-guides/json/): a field that holds its
+# default is omitted unless the printer is asked to emit it; a missing value parses as the default;
+# parsers accept the lowerCamelCase name and the proto field name. Printers that emit defaults (Go
+# protojson EmitUnpopulated / EmitDefaultValues, Python always_print_fields_with_no_presence, C++
+# always_print_primitive_fields) write false, 0, "0" and [] alike, and EmitUnpopulated writes an unset
+# message as null. So here: an absent scalar is its zero, an absent list is empty, an absent or null
+# message is unset (no presence is invented: an unset invoice is "unknown", not $0). The mapping also
+# lets parsers take null for a list and strings for doubles; no printer writes those, so they stay drift.
 
 _ABSENT: Any = object()
 

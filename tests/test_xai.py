@@ -531,6 +531,8 @@ def test_usage_points_carry_day_dollars_and_group() -> None:
 SIM_KEY = "xai-mgmt-sim-test-4Rk9"
 SIM_TEAM = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 SIM_CLOCK = "2026-11-28T18:30:00Z"
+IDLE_KEY = "xai-mgmt-sim-idle-7Qz2"
+IDLE_TEAM = "3b241101-e2bb-4255-8caf-4136c566a962"
 SIM_SCENARIO: dict[str, Any] = {
     "name": "xai-tests",
     "accounts": [
@@ -550,7 +552,15 @@ SIM_SCENARIO: dict[str, Any] = {
                     {"id": "grok-4-fast output tokens", "weight": 12},
                 ]
             },
-        }
+        },
+        {
+            "provider": "xai",
+            "label": "idle",
+            "key": IDLE_KEY,
+            "team_id": IDLE_TEAM,
+            "spend": {"base_daily_usd": "0"},
+            "breakdown": {"description": [{"id": "grok-4.3 input tokens", "weight": 1}]},
+        },
     ],
 }
 
@@ -770,6 +780,46 @@ def test_first_second_of_the_month_skips_the_empty_usage_window(sim: Simulator) 
     assert [d.day for d in report.daily] == [dt.date(2026, 12, 1)]
     assert USAGE not in _calls(sim)
     assert report.requests == 2
+
+
+def _wire(sim: Simulator, key: str, team: str) -> dict[str, Any]:
+    """The three read answers exactly as the simulator put them on the wire."""
+    base = f"{sim.url}/v1/billing/teams/{team}"
+    source = XAIBilling(XAIAccount(label="x", team_id=team), _deps(sim.url, key))
+    body = usage_request(source.billing_period(sim.now()))
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
+        return {
+            "usage": http.post(f"{base}/usage", json=body).json(),
+            "preview": http.get(f"{base}/postpaid/invoice/preview").json(),
+            "limits": http.get(f"{base}/postpaid/spending-limits").json(),
+        }
+
+
+def test_answers_without_their_defaults_give_the_same_report(sim: Simulator) -> None:
+    """A simulator printing like a default proto3 JSON printer (no zeros, no false) yields the same report."""
+    sim.add_fault("xai", "proto3_omit_defaults")
+    wire = _wire(sim, SIM_KEY, SIM_TEAM)
+    assert "limitReached" not in wire["usage"] and "vatCost" not in wire["preview"]["coreInvoice"]
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert {d.day: d.amount for d in report.daily} == sim.expected_daily(SIM_KEY)
+    assert report.headroom is not None and report.headroom.limit_usd == Decimal(1000)
+    assert report.headroom.used_usd is not None and abs(report.headroom.used_usd - report.mtd_usd) < Decimal("0.05")
+    assert report.notes == () and report.partial_reason is None
+
+
+def test_an_idle_team_answering_empty_objects_is_a_real_zero(sim: Simulator) -> None:
+    """An idle prepaid-only team printed without defaults (usage `{}`, zero Cents `{}`): $0 and a note, no failure."""
+    sim.add_fault("xai", "proto3_omit_defaults")
+    wire = _wire(sim, IDLE_KEY, IDLE_TEAM)
+    assert wire["usage"] == {}
+    assert wire["preview"]["coreInvoice"]["totalWithCorr"] == {}
+    assert wire["limits"]["spendingLimits"]["effectiveSl"] == {}
+    report = _fetch(sim, key=IDLE_KEY, team=IDLE_TEAM)
+    assert report.mtd_usd == Decimal(0) == sim.expected_mtd(IDLE_KEY)
+    assert [d.amount for d in report.daily] == [Decimal(0)] * 28
+    assert report.breakdown == () and report.partial_reason is None and report.headroom is None
+    assert report.notes == ("xAI postpaid spending limit is $0 (prepaid only?): no postpaid headroom",)
 
 
 def test_registry_builds_the_xai_source() -> None:
