@@ -136,19 +136,24 @@ def _known(key: str, fields: Sequence[str]) -> bool:
     return key in fields or any(key == _proto_name(f) for f in fields)
 
 
+def _require_printed(doc: dict[str, Any], json_name: str, where: str, fields: Sequence[str]) -> None:
+    """An absent field without presence is fine, unless its message was printed with its defaults.
+
+    `fields` are the message's JSON names. A printer that writes one default (`limitReached: false`,
+    `vatCost: "0"`) writes every default, lists included, so the absent field was removed, not zero.
+    """
+    if any(_is_default(v) for k, v in doc.items() if _known(k, fields)):
+        raise _bad(f"{where}: {json_name} missing from an answer printed with its defaults")
+
+
 def _repeated(
     doc: dict[str, Any], json_name: str, where: str, *, fields: Sequence[str], money: bool = False
 ) -> list[Any]:
-    """A repeated field: absent is empty, unless the message shows that it was not left out.
-
-    `fields` are the message's JSON names. A serializer that writes one default (e.g. `limitReached:
-    false`) writes empty lists too, so an absent list beside a default is a removed field. For a list
-    that carries money, an absent list beside an unknown field could be a renamed one: drift as well.
-    """
+    """A repeated field: absent is empty (see `_require_printed`). For a list that carries money, an
+    absent list beside an unknown field could be a renamed one: drift as well."""
     value = _field(doc, json_name, where)
     if value is _ABSENT:
-        if any(_is_default(v) for k, v in doc.items() if _known(k, fields)):
-            raise _bad(f"{where}: {json_name} missing from an answer printed with its defaults")
+        _require_printed(doc, json_name, where, fields)
         unknown = sorted(k for k in doc if not _known(k, fields))
         if money and unknown:
             raise _bad(f"{where}: no {json_name}, but unknown fields {unknown[:5]}")
@@ -336,7 +341,7 @@ def cents_to_usd(value: Any, *, what: str) -> Decimal:
 @dataclasses.dataclass(frozen=True)
 class InvoicePreview:
     used_usd: Decimal | None  # None when coreInvoice is unset: no invoice to read the amount from
-    used_field: str  # "totalWithCorr" or "amountAfterVat"
+    used_field: str  # "totalWithCorr", else "amountAfterVat" (also when there is no invoice)
     limit_usd: Decimal | None  # effectiveSpendingLimit
     cycle: tuple[int, int] | None  # (year, month) of billingCycle
 
@@ -354,11 +359,10 @@ INVOICE_FIELDS = (
 
 
 def _int64_cents(doc: dict[str, Any], json_name: str, where: str, *, fields: Sequence[str]) -> Decimal:
-    """An `int64` cents field: absent is 0, unless the message was printed with its defaults."""
+    """An `int64` cents field: absent is 0 (see `_require_printed`)."""
     value = _field(doc, json_name, where)
     if value is _ABSENT:
-        if any(_is_default(v) for k, v in doc.items() if _known(k, fields)):
-            raise _bad(f"{where}: {json_name} missing from an answer printed with its defaults")
+        _require_printed(doc, json_name, where, fields)
         return Decimal(0)
     return cents_to_usd(value, what=f"{where}.{json_name}")
 

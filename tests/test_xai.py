@@ -832,8 +832,9 @@ def test_registry_builds_the_xai_source() -> None:
 # --- proto3 JSON omissions, printed and read by the protobuf runtime ------------------------------
 # tests/fixtures/xai/billing_subset.proto is the part of xai-org/xai-proto that the parsers read. The
 # protobuf runtime builds those messages, clears one field at a time, prints each variant as a default
-# printer (omits defaults), as Python's always_print_fields_with_no_presence and as Go's EmitUnpopulated
-# (unset messages as null), and reads the amount the proto means; the parsers must agree.
+# printer (omits defaults), with proto field names, as Python's always_print_fields_with_no_presence
+# and as Go's EmitUnpopulated (unset messages as null), and reads the amount the proto means; the
+# parsers must agree. Then every field a parser reads is given a shape its proto type forbids.
 
 _PROTO = xai_proto_subset.classes()
 Path_ = tuple[tuple[str, int | None], ...]
@@ -846,7 +847,7 @@ def _field_paths(message: Any, prefix: Path_ = ()) -> Iterator[Path_]:
         yield (*prefix, (field.name, None))
         if field.type != FieldDescriptorProto.TYPE_MESSAGE or field.message_type.full_name == _TIMESTAMP:
             continue
-        if field.is_repeated:
+        if xai_proto_subset.is_repeated(field):
             for i, item in enumerate(value):
                 yield from _field_paths(item, (*prefix, (field.name, i)))
         else:
@@ -875,7 +876,7 @@ def _with_nulls(message: Any, doc: dict[str, Any]) -> dict[str, Any]:
                 doc[field.json_name] = None
             continue
         value = getattr(message, field.name)
-        if field.is_repeated:
+        if xai_proto_subset.is_repeated(field):
             for item, item_doc in zip(value, doc[field.json_name], strict=True):
                 _with_nulls(item, item_doc)
         elif message.HasField(field.name):
@@ -889,6 +890,7 @@ def _printed(message: Any) -> dict[str, dict[str, Any]]:
     with_defaults = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     return {
         "omitting": json_format.MessageToDict(message),
+        "proto-names": json_format.MessageToDict(message, preserving_proto_field_name=True),
         "with-defaults": with_defaults,
         "go-emit-unpopulated": _with_nulls(message, copy.deepcopy(with_defaults)),
     }
@@ -1005,3 +1007,106 @@ def test_proto_field_names_are_read_like_json_names() -> None:
     doc = {"core_invoice": {"total_with_corr": {"val": "250"}}, "effective_spending_limit": "900"}
     preview = parse_invoice_preview(doc)
     assert (preview.used_usd, preview.limit_usd) == (Decimal("2.5"), Decimal(9))
+
+
+_WRONG_SHAPE = {  # per proto type: values no proto3 printer writes for it, and the drift they stand for
+    FieldDescriptorProto.TYPE_MESSAGE: [[{}], "x", 1],
+    FieldDescriptorProto.TYPE_INT64: ["12.5", 12.5, "1e3", True, {"val": "1"}, [1]],
+    FieldDescriptorProto.TYPE_INT32: ["11.5", 11.5, True, None, [1]],
+    FieldDescriptorProto.TYPE_DOUBLE: ["1.5", "NaN", "Infinity", True, None, {"usd": 1.5}, [1.5]],
+    FieldDescriptorProto.TYPE_BOOL: ["true", 1, None],
+    FieldDescriptorProto.TYPE_STRING: [1, None, ["m"], {"m": 1}],
+}
+_REPEATED_WRONG = [{}, "x", None, 1]
+
+
+def _tolerated(field: Any, wrong: Any) -> bool:
+    """The one liberty the parser takes on purpose: cents bare where a Cent belongs, or wrapped where an int64 does."""
+    if field.type == FieldDescriptorProto.TYPE_MESSAGE and field.message_type.name == "Cent":
+        return isinstance(wrong, int) and not isinstance(wrong, bool)
+    in_cent = field.containing_type.name == "Cent"
+    return field.type == FieldDescriptorProto.TYPE_INT64 and not in_cent and wrong == {"val": "1"}
+_TIMESTAMP_WRONG = [1793577600, "2026-11-02", "2026-11-02 00:00:00", {"seconds": 1}, ["2026-11-02T00:00:00Z"]]
+
+
+def _drifted(message_name: str, fixture_name: str, read: Iterator[str] | None = None) -> list[Any]:
+    """One pytest param per (field the parser reads, shape its proto type forbids), in the printed fixture.
+
+    `read` limits the fields to those dotted proto paths (list indices dropped); None means all of them.
+    """
+    message = json_format.ParseDict(fixture(fixture_name), _PROTO[message_name](), ignore_unknown_fields=True)
+    doc = json_format.MessageToDict(message)
+    wanted = None if read is None else set(read)
+    out = []
+
+    def walk(descriptor: Any, node: dict[str, Any], at: tuple[Any, ...], dotted: str) -> None:
+        for field in descriptor.fields:
+            if field.json_name not in node:
+                continue
+            name = f"{dotted}.{field.name}".lstrip(".")
+            value, where = node[field.json_name], (*at, field.json_name)
+            is_message = field.type == FieldDescriptorProto.TYPE_MESSAGE
+            timestamp = is_message and field.message_type.full_name == _TIMESTAMP
+            if xai_proto_subset.is_repeated(field):
+                wrong = list(_REPEATED_WRONG)
+                for i, item in enumerate(value):
+                    if is_message:
+                        walk(field.message_type, item, (*where, i), name)
+                    else:
+                        wrong_items = _WRONG_SHAPE[field.type]
+                        out.extend((name, (*where, i), w) for w in wrong_items if wanted is None or name in wanted)
+            else:
+                wrong = _TIMESTAMP_WRONG if timestamp else _WRONG_SHAPE[field.type]
+                if is_message and not timestamp:
+                    walk(field.message_type, value, where, name)
+            if wanted is None or name in wanted:
+                out.extend((name, where, w) for w in wrong if not _tolerated(field, w))
+
+    walk(message.DESCRIPTOR, doc, (), "")
+    params = []
+    for name, where, wrong in out:
+        variant = copy.deepcopy(doc)
+        target = variant
+        for step in where[:-1]:
+            target = target[step]
+        target[where[-1]] = wrong
+        params.append(pytest.param(variant, id=f"{name}={json.dumps(wrong)}"))
+    return params
+
+
+@pytest.mark.parametrize(
+    "doc", [*_drifted("AnalyticsResponse", "usage"), *_drifted("AnalyticsResponse", "usage_ungrouped")]
+)
+def test_usage_shapes_the_proto_forbids_fail(doc: dict[str, Any]) -> None:
+    """Every usage field given a shape its proto type forbids (list for object, string dollars, …) is BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_usage(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+_PREVIEW_READ = ("core_invoice", "core_invoice.total_with_corr", "core_invoice.total_with_corr.val",
+                 "effective_spending_limit", "billing_cycle", "billing_cycle.year", "billing_cycle.month")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "doc",
+    _drifted("GetAmountToPayResp", "postpaid_invoice_preview", iter(_PREVIEW_READ))
+    + _drifted("GetAmountToPayResp", "postpaid_invoice_preview_no_total", iter(("core_invoice.amount_after_vat",))),
+)
+def test_invoice_preview_shapes_the_proto_forbids_fail(doc: dict[str, Any]) -> None:
+    """Every preview field the parser reads, given a shape its proto type forbids, is BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_invoice_preview(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "doc",
+    _drifted("GetSpendingLimitsResp", "postpaid_spending_limits",
+             iter(("spending_limits", "spending_limits.effective_sl", "spending_limits.effective_sl.val"))),
+)  # fmt: skip
+def test_spending_limits_shapes_the_proto_forbids_fail(doc: dict[str, Any]) -> None:
+    """Every spending-limits field the parser reads, given a shape its proto type forbids, is BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_spending_limits(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE

@@ -27,6 +27,11 @@ _SCALARS = {
 }
 
 
+def is_repeated(field: Any) -> bool:
+    """`FieldDescriptor.is_repeated` where protobuf has it (7.x dropped `label`), else the label."""
+    return bool(field.is_repeated) if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+
+
 @functools.cache
 def classes() -> dict[str, Any]:
     """Message name → generated message class, for every message of the subset."""
