@@ -6,6 +6,11 @@ whole CENTS as strings, some wrapped as `{"val": ".."}`; the prepaid `total` is 
 is left. The mutating endpoints (top-up, setting limits, billing info, default payment method) answer
 `{}` and are marked `mutating` in the request log so tests can assert the alerter never calls them.
 xAI error bodies are undocumented; the simulator answers `{"code": .., "error": ..}`.
+
+Answers are printed with their defaults (`limitReached: false`, `vatCost: "0"`), as the documented
+examples show. The `proto3_omit_defaults` mode prints them as a default proto3 JSON printer does instead
+(https://protobuf.dev/programming-guides/json/): no zero numbers, `false`, empty strings or empty lists,
+so an idle team's usage is `{}` and a zero `Cent` is `{}`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from simulator._server import Reply, Request, iso_z, json_reply
-from simulator._wire import Body, Ctx, bearer_key, finish
+from simulator._wire import Body, Ctx, bearer_key
+from simulator._wire import finish as _finish_body
 from simulator.scenario import HOUR, UTC, Account, month_start_of
 
 PATH_RE = re.compile(r"^/v1/billing/teams/(?P<team>[^/]+)/(?P<endpoint>.+)$")
@@ -42,6 +48,35 @@ _CODES: dict[int, tuple[str, str]] = {
     503: ("Service unavailable", "The service is temporarily unavailable."),
     529: ("Service unavailable", "The service is overloaded."),
 }
+
+
+OMIT_DEFAULTS = "proto3_omit_defaults"
+
+
+def omit_defaults(value: Any) -> Any:
+    """`value` as a default proto3 JSON printer writes it: object members holding a default dropped.
+
+    Defaults are false, 0, "" and [] and the int64 zero "0" (int64 travels as a string). A message
+    whose members all go stays `{}` (a set message is printed; only an unset one is left out); list
+    elements are never dropped (`values: [0.0]` keeps its zero).
+    """
+    if isinstance(value, list):
+        return [omit_defaults(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if item is False or item in ("", "0", []) or (type(item) in (int, float) and item == 0):
+            continue
+        out[key] = omit_defaults(item)
+    return out
+
+
+def finish(body: Body, mode: str | None) -> Reply:
+    """The reply for `body`: printed without defaults in `proto3_omit_defaults`, else as `_wire.finish`."""
+    if mode == OMIT_DEFAULTS:
+        body = Body(omit_defaults(body.payload), body.main_key, body.huge_list, body.huge_item)
+    return _finish_body(body, mode)
 
 
 def error(status: int, message: str | None = None, headers: dict[str, str] | None = None) -> Reply:

@@ -41,10 +41,11 @@ DATA_FAULTS: tuple[str, ...] = (
     "negative_amounts",
     "absurd_amounts",
     "limit_reached",
+    "proto3_omit_defaults",
 )
 PROVIDER_FAULT_MODES: tuple[str, ...] = STATUS_FAULTS + DATA_FAULTS
 PAGINATED_ONLY: frozenset[str] = frozenset({"pagination_loop", "endless_has_more"})  # openai, anthropic
-XAI_ONLY: frozenset[str] = frozenset({"limit_reached"})
+XAI_ONLY: frozenset[str] = frozenset({"limit_reached", "proto3_omit_defaults"})
 
 SLACK_FAULT_MODES: tuple[str, ...] = (
     "http_429",

@@ -24,7 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import xai_proto_subset
 from conftest import report_for
+from google.protobuf import json_format
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -509,6 +511,11 @@ def xai_usage(draw: st.DrawFn) -> tuple[dict[str, Any], Decimal]:
                 total += usd
         labels = [model] if model else []
         series.append({"group": labels, "groupLabels": labels, "dataPoints": data_points})
+    if draw(st.booleans()):  # as a default proto3 JSON printer writes it: no empty lists, no false
+        for s in series:
+            for key in [k for k, v in s.items() if v == []]:
+                del s[key]
+        return ({"timeSeries": series} if series else {}), total
     return {"timeSeries": series, "limitReached": False}, total
 
 
@@ -517,22 +524,25 @@ def _xai_total(doc: Any) -> Decimal:
 
 
 def _xai_oracle(doc: Any) -> Decimal | None:
-    """The documented shape: timeSeries[] of dataPoints with an RFC 3339 timestamp and dollar values[]."""
+    """What the protobuf runtime reads from the document as xAI's AnalyticsResponse (proto3 JSON, so
+    omitted fields are defaults): the in-month dollars; None for an error envelope, a document protobuf
+    refuses, or dollars on a point without a timestamp (no day to put them on)."""
     if not isinstance(doc, dict) or doc.get("error") is not None or ("code" in doc and "message" in doc):
         return None
-    if not isinstance(doc.get("timeSeries"), list) or not isinstance(doc.get("limitReached", False), bool):
+    message = xai_proto_subset.classes()["AnalyticsResponse"]()
+    try:
+        json_format.ParseDict(doc, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, RecursionError):
         return None
     total = Decimal(0)
-    for s in doc["timeSeries"]:
-        if not isinstance(s, dict) or not isinstance(s.get("dataPoints"), list):
-            return None
-        for point in s["dataPoints"]:
-            if not isinstance(point, dict) or not isinstance(point.get("values"), list):
-                return None
-            day = _utc_day(point.get("timestamp"))
-            if day is None:
-                return None
-            for value in point["values"]:
+    for series in message.time_series:
+        for point in series.data_points:
+            if not point.HasField("timestamp"):
+                if any(point.values):
+                    return None
+                continue
+            day = point.timestamp.ToDatetime(tzinfo=UTC).date()
+            for value in point.values:
                 usd = _number(value, strings=False)
                 if usd is None:
                     return None
@@ -554,52 +564,74 @@ def test_xai_valid_usage_sums_exactly(usage: tuple[dict[str, Any], Decimal]) -> 
 @example({"timeSeries": [{"dataPoints": [{"timestamp": "0001-01-01T00:00:00+05:00", "values": [1.0]}]}]})
 @example({"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-03T00:00:00Z", "values": ["12.5"]}]}]})
 @example({"timeSeries": [], "limitReached": "false"})
+@example({"limitReached": False})
+@example({"timeSeries": [{"dataPoints": [{}, {"timestamp": "2026-11-03T00:00:00Z"}, {"values": [1.5]}]}]})
+@example({"time_series": [{"data_points": [{"timestamp": "2026-11-03T00:00:00.5+01:00", "values": [2]}]}]})
 def test_xai_any_usage_is_an_error_or_the_documented_sum(doc: Any) -> None:
     """Any usage document: ProviderError with a Cause, or the dollars its documented shape gives."""
     _parses_or_refuses(_xai_total, _xai_oracle, doc)
 
 
 CENTS = st.integers(0, 10**9)
-CENTS_VALUE = CENTS.flatmap(lambda c: st.sampled_from([str(c), {"val": str(c)}]))
+CENTS_VALUE = CENTS.flatmap(lambda c: st.sampled_from([str(c), {"val": str(c)}, c, {"val": c}, {} if c == 0 else c]))
 
 
 def _cents(value: Any) -> Decimal | None:
+    """int64 cents as protobuf reads them (the value of a Cent `{"val": …}`, or bare), in dollars."""
     if isinstance(value, dict):
-        if set(value) != {"val"}:
+        if not set(value) <= {"val"}:
             return None
-        value = value["val"]
-    cents = _number(value, numbers=False)
-    return None if cents is None else WIDE.divide(cents, Decimal(100))
+        value = value.get("val", "0")
+    cent = xai_proto_subset.classes()["Cent"]()
+    try:
+        json_format.ParseDict({"val": value}, cent)
+    except json_format.ParseError:
+        return None
+    return WIDE.divide(Decimal(cent.val), Decimal(100))
+
+
+def _proto_field(doc: dict[str, Any], json_name: str) -> Any:
+    """A field by its JSON name or its proto name; None when absent or null (unset)."""
+    proto_name = "".join(f"_{c.lower()}" if c.isupper() else c for c in json_name)
+    return doc.get(json_name, doc.get(proto_name))
 
 
 def _xai_context_total(doc: Any) -> Decimal:
     """Both context parsers on one document: the preview's used + limit, plus the spending-limits limit."""
     used = xai.parse_invoice_preview(doc["preview"])
     limits = xai.parse_spending_limits(doc["limits"])
-    return used.used_usd + (used.limit_usd or 0) + (limits.effective_usd or 0)
+    return (used.used_usd or 0) + (used.limit_usd or 0) + (limits.effective_usd or 0)
 
 
 def _xai_context_oracle(doc: Any) -> Decimal | None:
-    """The documented shapes: coreInvoice cents (totalWithCorr, else amountAfterVat) and optional limits."""
+    """billing.proto read as proto3 JSON: an unset coreInvoice or spendingLimits counts nothing, totalWithCorr
+    else amountAfterVat, an omitted int64 is 0 cents; every amount a Cent or bare int64 cents."""
     preview, limits = doc["preview"], doc["limits"]
     for part in (preview, limits):
         if not isinstance(part, dict) or part.get("error") is not None or ("code" in part and "message" in part):
             return None
-    core, spending, cycle = preview.get("coreInvoice"), limits.get("spendingLimits"), preview.get("billingCycle")
-    if not isinstance(core, dict) or not isinstance(spending, dict):
+    core, spending = _proto_field(preview, "coreInvoice"), _proto_field(limits, "spendingLimits")
+    cycle = _proto_field(preview, "billingCycle")
+    if not all(isinstance(m, dict | None) for m in (core, spending, cycle)):
         return None
-    if cycle is not None and not (
-        isinstance(cycle, dict)
-        and all(isinstance(cycle.get(k), int) and not isinstance(cycle.get(k), bool) for k in ("year", "month"))
-    ):
-        return None
-    field = "totalWithCorr" if "totalWithCorr" in core else "amountAfterVat"
-    total = _cents(core[field]) if field in core else None
-    for raw in (preview.get("effectiveSpendingLimit"), spending.get("effectiveSl")):
-        if total is None or raw is None:  # a limit may be absent
-            continue
+    if cycle is not None:
+        try:
+            json_format.ParseDict(cycle, xai_proto_subset.classes()["BillingCycle"](), ignore_unknown_fields=True)
+        except json_format.ParseError:
+            return None
+    amounts: list[Any] = []
+    if core is not None:
+        total_with_corr = _proto_field(core, "totalWithCorr")
+        amounts.append(total_with_corr if total_with_corr is not None else _proto_field(core, "amountAfterVat") or "0")
+    amounts.append(_proto_field(preview, "effectiveSpendingLimit") or "0")
+    if spending is not None and _proto_field(spending, "effectiveSl") is not None:
+        amounts.append(_proto_field(spending, "effectiveSl"))
+    total = Decimal(0)
+    for raw in amounts:
         usd = _cents(raw)
-        total = None if usd is None else WIDE.add(total, usd)
+        if usd is None:
+            return None
+        total = WIDE.add(total, usd)
     return total
 
 
@@ -612,6 +644,8 @@ def xai_context(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         preview["effectiveSpendingLimit"] = draw(CENTS_VALUE)
     limits = {"spendingLimits": {"effectiveSl": draw(CENTS_VALUE)} if draw(st.booleans()) else {}}
+    if draw(st.booleans()):  # proto3 JSON leaves out an empty invoice, a zero limit, an unset message
+        del preview[draw(st.sampled_from(sorted(preview)))]
     return {"preview": preview, "limits": limits}
 
 

@@ -11,12 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+import xai_proto_subset
 from conftest import load_fixture
+from google.protobuf import json_format
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 
 from config import SecretResolver, XAIAccount
 from errors import Cause, ProviderError, SecretError
 from models import UTC, BillingPeriod, CostReport, DailyCost, Headroom
-from providers import Deps, build_source
+from providers import Deps, build_source, xai
 from providers._http import Deadline
 from providers.xai import (
     INVOICE_PREVIEW,
@@ -148,7 +151,6 @@ def _point(**changes: Any) -> dict[str, Any]:
         {"timeSeries": [], "limitReached": "false"},
         {"timeSeries": [], "limitReached": 0},
         {"timeSeries": ["series"]},
-        {"timeSeries": [{"groupLabels": ["m"]}]},
         {"timeSeries": [{"dataPoints": {}}]},
         {"timeSeries": [{"groupLabels": "m", "dataPoints": []}]},
         {"timeSeries": [{"group": [{"k": "v"}], "dataPoints": []}]},
@@ -159,11 +161,23 @@ def _point(**changes: Any) -> dict[str, Any]:
         _point(timestamp="2026-11-02 00:00:00"),
         _point(timestamp="yesterday"),
         _point(timestamp=None),
+        _point(timestamp="2026-11-02"),
+        _point(timestamp="20261102T000000Z"),
+        {"timeSeries": [{"dataPoints": [{"values": [1.0]}]}]},
+        {"timeSeries": [], "time_series": []},
+        {"series": [{"dataPoints": []}]},
+        {"timeSeries": [{"groupLabels": ["m"], "points": [_point()["timeSeries"][0]["dataPoints"][0]]}]},
+        {"timeSeries": [{"group": [], "groupLabels": []}]},
+        {"timeSeries": [{"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "value": [1.0]}]}]},
+        {"timeSeries": [[{"dataPoints": []}]]},
     ],
     ids=[
-        "series-object", "series-null", "limit-string", "limit-int", "series-not-object", "no-datapoints",
+        "series-object", "series-null", "limit-string", "limit-int", "series-not-object",
         "datapoints-object", "labels-string", "group-objects", "point-not-object", "values-scalar",
         "values-null", "timestamp-epoch", "timestamp-naive", "timestamp-garbage", "timestamp-null",
+        "timestamp-date-only", "timestamp-basic-format", "dollars-without-timestamp", "both-field-names",
+        "only-unknown-fields", "points-renamed", "defaults-printed-datapoints-missing", "values-renamed",
+        "list-for-object",
     ],
 )
 def test_drifted_usage_shape_is_bad_response(doc: dict[str, Any]) -> None:
@@ -305,23 +319,27 @@ def test_billing_period_is_the_utc_calendar_month() -> None:
 
 @pytest.mark.parametrize(
     ("value", "usd"),
-    [("1413", "14.13"), ({"val": "1413"}, "14.13"), ("-5000", "-50"), ({"val": "0"}, "0"), (" 12.5 ", "0.125")],
-    ids=["bare", "wrapped", "negative", "wrapped-zero", "fractional"],
+    [("1413", "14.13"), ({"val": "1413"}, "14.13"), ("-5000", "-50"), ({"val": "0"}, "0"), ({}, "0"),
+     (1413, "14.13"), ({"val": 1413}, "14.13"), (1413.0, "14.13"), (str(2**63 - 1), "92233720368547758.07")],
+    ids=["bare", "wrapped", "negative", "wrapped-zero", "cent-of-zero-omitted", "number", "wrapped-number",
+         "integral-float", "int64-max"],
 )
 def test_cents_bare_or_wrapped_become_dollars(value: Any, usd: str) -> None:
-    """Cent strings, bare or `{"val": …}`, are divided by 100 exactly."""
+    """int64 cents (a decimal string or an integer number, as proto3 JSON allows), bare or a Cent, / 100."""
     assert cents_to_usd(value, what="x") == Decimal(usd)
 
 
 @pytest.mark.parametrize(
     "value",
-    [1413, 14.13, True, None, [], "NaN", "Infinity", "twelve", "", {"value": "1"}, {"val": 1413},
-     {"val": {"val": "1"}}, {"val": "1", "currency": "USD"}, {}],
-    ids=["int", "float", "bool", "null", "list", "nan", "inf", "word", "empty", "wrong-key", "wrapped-int",
-         "double-wrapped", "extra-key", "empty-object"],
+    [14.13, True, None, [], "NaN", "Infinity", "twelve", "", {"value": "1"}, {"val": 14.13},
+     {"val": {"val": "1"}}, {"val": "1", "currency": "USD"}, " 12.5 ", "12.5", "1e3", " 12", "+12", str(2**63),
+     "\uff11\uff12", [{"val": "1"}]],
+    ids=["float", "bool", "null", "list", "nan", "inf", "word", "empty", "wrong-key", "wrapped-float",
+         "double-wrapped", "extra-key", "fraction-spaces", "fraction", "exponent-string", "space", "plus",
+         "beyond-int64", "fullwidth-digits", "list-for-object"],
 )
 def test_cents_in_any_other_shape_are_bad_response(value: Any) -> None:
-    """Anything but a finite cent string, bare or wrapped, is a classified bad response."""
+    """Anything but an int64 of cents, bare or a Cent, is a classified bad response (int64 has no fraction)."""
     with pytest.raises(ProviderError) as info:
         cents_to_usd(value, what="x")
     assert info.value.cause is Cause.BAD_RESPONSE
@@ -366,19 +384,22 @@ def _without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "doc",
     [
-        {"effectiveSpendingLimit": "10000"},
         _preview(coreInvoice="1413"),
+        _preview(coreInvoice=[]),
         _without(_preview(), "totalWithCorr", "amountAfterVat"),
-        _preview(core_totalWithCorr=1413),
+        _preview(core_totalWithCorr=14.13),
         _preview(core_totalWithCorr={"val": 14.13}),
-        _preview(effectiveSpendingLimit=10000),
+        _preview(effectiveSpendingLimit="100.00"),
         _preview(billingCycle="2026-11"),
-        _preview(billingCycle={"year": "2026", "month": 11}),
         _preview(billingCycle={"year": 2026, "month": True}),
+        _preview(billingCycle={"year": 2026, "month": 11.5}),
         _preview(error={"message": "denied"}),
+        {"defaultCredits": "0", "coreInvoice": {}},
+        {"effectiveSpendingLimit": "1", "effective_spending_limit": "1"},
     ],
-    ids=["no-core", "core-string", "no-amount", "amount-int", "wrapped-float", "limit-int", "cycle-string",
-         "cycle-year-string", "cycle-month-bool", "error-envelope"],
+    ids=["core-string", "core-list", "no-amount", "amount-float", "wrapped-float", "limit-fraction",
+         "cycle-string", "cycle-month-bool", "cycle-month-fraction", "error-envelope",
+         "defaults-printed-limit-missing", "both-field-names"],
 )
 def test_drifted_invoice_preview_is_bad_response(doc: dict[str, Any]) -> None:
     """A preview that lost its shape or changed units raises BAD_RESPONSE."""
@@ -396,13 +417,14 @@ def test_spending_limits_wrapped_or_bare(name: str) -> None:
 @pytest.mark.parametrize(
     "doc",
     [
-        {},
         {"spendingLimits": []},
-        {"spendingLimits": {"effectiveSl": 10000}},
+        {"spendingLimits": "10000"},
+        {"spendingLimits": {"effectiveSl": 100.5}},
         {"spendingLimits": {"effectiveSl": {"val": True}}},
+        {"spendingLimits": {"effectiveSl": [{"val": "1"}]}},
         {"error": "denied"},
     ],
-    ids=["empty", "list", "int", "wrapped-bool", "error-envelope"],
+    ids=["list", "string", "float", "wrapped-bool", "list-for-cent", "error-envelope"],
 )
 def test_drifted_spending_limits_are_bad_response(doc: dict[str, Any]) -> None:
     """A spending-limits answer without its object or with non-cent values raises BAD_RESPONSE."""
@@ -509,6 +531,8 @@ def test_usage_points_carry_day_dollars_and_group() -> None:
 SIM_KEY = "xai-mgmt-sim-test-4Rk9"
 SIM_TEAM = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 SIM_CLOCK = "2026-11-28T18:30:00Z"
+IDLE_KEY = "xai-mgmt-sim-idle-7Qz2"
+IDLE_TEAM = "3b241101-e2bb-4255-8caf-4136c566a962"
 SIM_SCENARIO: dict[str, Any] = {
     "name": "xai-tests",
     "accounts": [
@@ -528,7 +552,15 @@ SIM_SCENARIO: dict[str, Any] = {
                     {"id": "grok-4-fast output tokens", "weight": 12},
                 ]
             },
-        }
+        },
+        {
+            "provider": "xai",
+            "label": "idle",
+            "key": IDLE_KEY,
+            "team_id": IDLE_TEAM,
+            "spend": {"base_daily_usd": "0"},
+            "breakdown": {"description": [{"id": "grok-4.3 input tokens", "weight": 1}]},
+        },
     ],
 }
 
@@ -750,8 +782,331 @@ def test_first_second_of_the_month_skips_the_empty_usage_window(sim: Simulator) 
     assert report.requests == 2
 
 
+def _wire(sim: Simulator, key: str, team: str) -> dict[str, Any]:
+    """The three read answers exactly as the simulator put them on the wire."""
+    base = f"{sim.url}/v1/billing/teams/{team}"
+    source = XAIBilling(XAIAccount(label="x", team_id=team), _deps(sim.url, key))
+    body = usage_request(source.billing_period(sim.now()))
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
+        return {
+            "usage": http.post(f"{base}/usage", json=body).json(),
+            "preview": http.get(f"{base}/postpaid/invoice/preview").json(),
+            "limits": http.get(f"{base}/postpaid/spending-limits").json(),
+        }
+
+
+def test_answers_without_their_defaults_give_the_same_report(sim: Simulator) -> None:
+    """A simulator printing like a default proto3 JSON printer (no zeros, no false) yields the same report."""
+    sim.add_fault("xai", "proto3_omit_defaults")
+    wire = _wire(sim, SIM_KEY, SIM_TEAM)
+    assert "limitReached" not in wire["usage"] and "vatCost" not in wire["preview"]["coreInvoice"]
+    report = _fetch(sim)
+    assert report.mtd_usd == sim.expected_mtd(SIM_KEY)
+    assert {d.day: d.amount for d in report.daily} == sim.expected_daily(SIM_KEY)
+    assert report.headroom is not None and report.headroom.limit_usd == Decimal(1000)
+    assert report.headroom.used_usd is not None and abs(report.headroom.used_usd - report.mtd_usd) < Decimal("0.05")
+    assert report.notes == () and report.partial_reason is None
+
+
+def test_an_idle_team_answering_empty_objects_is_a_real_zero(sim: Simulator) -> None:
+    """An idle prepaid-only team printed without defaults (usage `{}`, zero Cents `{}`): $0 and a note, no failure."""
+    sim.add_fault("xai", "proto3_omit_defaults")
+    wire = _wire(sim, IDLE_KEY, IDLE_TEAM)
+    assert wire["usage"] == {}
+    assert wire["preview"]["coreInvoice"]["totalWithCorr"] == {}
+    assert wire["limits"]["spendingLimits"]["effectiveSl"] == {}
+    report = _fetch(sim, key=IDLE_KEY, team=IDLE_TEAM)
+    assert report.mtd_usd == Decimal(0) == sim.expected_mtd(IDLE_KEY)
+    assert [d.amount for d in report.daily] == [Decimal(0)] * 28
+    assert report.breakdown == () and report.partial_reason is None and report.headroom is None
+    assert report.notes == ("xAI postpaid spending limit is $0 (prepaid only?): no postpaid headroom",)
+
+
 def test_registry_builds_the_xai_source() -> None:
     """`build_source("xai", …)` returns this module's source, which meets the CostSource shape."""
     source = build_source("xai", XAIAccount(team_id=TEAM), _deps("http://127.0.0.1:9"))
     assert isinstance(source, XAIBilling)
     assert source.provider == "xai"
+
+
+# --- proto3 JSON omissions, printed and read by the protobuf runtime ------------------------------
+# tests/fixtures/xai/billing_subset.proto is the part of xai-org/xai-proto that the parsers read. The
+# protobuf runtime builds those messages, clears one field at a time, prints each variant as a default
+# printer (omits defaults), with proto field names, as Python's always_print_fields_with_no_presence
+# and as Go's EmitUnpopulated (unset messages as null), and reads the amount the proto means; the
+# parsers must agree. Then every field a parser reads is given a shape its proto type forbids.
+
+_PROTO = xai_proto_subset.classes()
+Path_ = tuple[tuple[str, int | None], ...]
+_TIMESTAMP = xai_proto_subset.TIMESTAMP
+
+
+def _field_paths(message: Any, prefix: Path_ = ()) -> Iterator[Path_]:
+    """Every populated field, as the path that reaches it (a list index for elements of repeated messages)."""
+    for field, value in message.ListFields():
+        yield (*prefix, (field.name, None))
+        if field.type != FieldDescriptorProto.TYPE_MESSAGE or field.message_type.full_name == _TIMESTAMP:
+            continue
+        if xai_proto_subset.is_repeated(field):
+            for i, item in enumerate(value):
+                yield from _field_paths(item, (*prefix, (field.name, i)))
+        else:
+            yield from _field_paths(value, (*prefix, (field.name, None)))
+
+
+def _cleared(message: Any, path: Path_) -> Any:
+    """A copy of `message` with the field at `path` cleared (its default, or unset); `()` clears everything."""
+    copy_ = type(message)()
+    copy_.CopyFrom(message)
+    if not path:
+        copy_.Clear()
+        return copy_
+    target = copy_
+    for name, index in path[:-1]:
+        target = getattr(target, name) if index is None else getattr(target, name)[index]
+    target.ClearField(path[-1][0])
+    return copy_
+
+
+def _with_nulls(message: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """Go protojson's EmitUnpopulated on top of Python's: unset singular message fields printed as null."""
+    for field in message.DESCRIPTOR.fields:
+        if field.type != FieldDescriptorProto.TYPE_MESSAGE or field.message_type.full_name == _TIMESTAMP:
+            if field.type == FieldDescriptorProto.TYPE_MESSAGE and not message.HasField(field.name):
+                doc[field.json_name] = None
+            continue
+        value = getattr(message, field.name)
+        if xai_proto_subset.is_repeated(field):
+            for item, item_doc in zip(value, doc[field.json_name], strict=True):
+                _with_nulls(item, item_doc)
+        elif message.HasField(field.name):
+            _with_nulls(value, doc[field.json_name])
+        else:
+            doc[field.json_name] = None
+    return doc
+
+
+def _printed(message: Any) -> dict[str, dict[str, Any]]:
+    with_defaults = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return {
+        "omitting": json_format.MessageToDict(message),
+        "proto-names": json_format.MessageToDict(message, preserving_proto_field_name=True),
+        "with-defaults": with_defaults,
+        "go-emit-unpopulated": _with_nulls(message, copy.deepcopy(with_defaults)),
+    }
+
+
+def _variants(message_name: str, *fixture_names: str) -> list[Any]:
+    """One pytest param per (fixture, cleared field, printer), each fixture read into the proto message."""
+    out = []
+    for fixture_name in fixture_names:
+        message = json_format.ParseDict(fixture(fixture_name), _PROTO[message_name](), ignore_unknown_fields=True)
+        for path in [(), *_field_paths(message)]:
+            variant = _cleared(message, path)
+            name = ".".join(f"{n}[{i}]" if i is not None else n for n, i in path) or "everything"
+            for printer, doc in _printed(variant).items():
+                out.append(pytest.param(variant, doc, id=f"{fixture_name}:{name}-{printer}"))
+    return out
+
+
+def _expected_usage(message: Any) -> tuple[Decimal, bool, set[str | None]] | None:
+    """What the proto means: dollars in the period, the cut flag, the groups; None when it cannot be placed."""
+    total, groups = Decimal(0), set()
+    for series in message.time_series:
+        label = " / ".join(p for p in series.group_labels if p) or " / ".join(p for p in series.group if p) or None
+        for point in series.data_points:
+            if not point.HasField("timestamp"):
+                if any(point.values):
+                    return None  # dollars that no day can hold
+                continue
+            if PERIOD.first_day <= point.timestamp.ToDatetime(tzinfo=UTC).date() <= PERIOD.last_day:
+                total += sum((Decimal(repr(v)) for v in point.values), Decimal(0))
+                groups |= {label} if point.values else set()
+    return total, message.limit_reached, groups
+
+
+@pytest.mark.parametrize(
+    ("message", "doc"), _variants("AnalyticsResponse", "usage", "usage_limit_reached", "usage_ungrouped")
+)
+def test_usage_omissions_the_proto_allows_parse_to_the_amount_it_means(message: Any, doc: dict[str, Any]) -> None:
+    """Each AnalyticsResponse field cleared, printed three ways: the proto's dollars (dateless dollars: drift)."""
+    expected = _expected_usage(message)
+    if expected is None:
+        with pytest.raises(ProviderError) as info:
+            parse_usage(doc)
+        assert info.value.cause is Cause.BAD_RESPONSE
+        return
+    usage = parse_usage(doc)
+    assert (month_to_date(PERIOD, usage).total, usage.limit_reached, {p.group for p in usage.points}) == expected
+
+
+def _cents(message: Any) -> Decimal:
+    return Decimal(message.val) / 100
+
+
+@pytest.mark.parametrize(
+    ("message", "doc"), _variants("GetAmountToPayResp", "postpaid_invoice_preview", "postpaid_invoice_preview_no_total")
+)
+def test_invoice_preview_omissions_the_proto_allows_parse_to_the_cents_they_mean(
+    message: Any, doc: dict[str, Any]
+) -> None:
+    """Every GetAmountToPayResp field cleared and printed three ways: used, limit and cycle as the proto reads them."""
+    core = message.core_invoice
+    used = None
+    if message.HasField("core_invoice"):
+        used = (
+            _cents(core.total_with_corr) if core.HasField("total_with_corr") else Decimal(core.amount_after_vat) / 100
+        )
+    cycle = (message.billing_cycle.year, message.billing_cycle.month) if message.HasField("billing_cycle") else None
+    preview = parse_invoice_preview(doc)
+    assert (preview.used_usd, preview.limit_usd, preview.cycle) == (
+        used, Decimal(message.effective_spending_limit) / 100, cycle
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("message", "doc"), _variants("GetSpendingLimitsResp", "postpaid_spending_limits"))
+def test_spending_limits_omissions_the_proto_allows_parse_to_the_cents_they_mean(
+    message: Any, doc: dict[str, Any]
+) -> None:
+    """Each GetSpendingLimitsResp field cleared, printed three ways: effectiveSl as the proto reads it."""
+    limits = message.spending_limits
+    expected = (
+        _cents(limits.effective_sl) if message.HasField("spending_limits") and limits.HasField("effective_sl") else None
+    )
+    assert parse_spending_limits(doc) == SpendingLimits(effective_usd=expected)
+
+
+def test_the_parsers_field_names_are_the_protos() -> None:
+    """The JSON names the parsers know per message are exactly those of the proto subset's fields."""
+    names = {n: tuple(f.json_name for f in cls.DESCRIPTOR.fields) for n, cls in _PROTO.items()}
+    assert set(xai.RESPONSE_FIELDS) == set(names["AnalyticsResponse"])
+    assert set(xai.SERIES_FIELDS) == set(names["TimeSeries"])
+    assert set(xai.POINT_FIELDS) == set(names["DataPoint"])
+    assert set(xai.PREVIEW_FIELDS) == set(names["GetAmountToPayResp"])
+    assert set(xai.INVOICE_FIELDS) == set(names["CoreInvoice"])
+
+
+def test_an_idle_team_printed_by_a_default_printer_is_zero_everywhere() -> None:
+    """`{}` from all three endpoints (nothing spent, no limit, nothing set): $0, a $0 limit, no invoice, no limit."""
+    assert month_to_date(PERIOD, parse_usage({})).total == Decimal(0)
+    assert parse_invoice_preview({}) == InvoicePreview(None, "amountAfterVat", Decimal(0), None)
+    assert parse_spending_limits({}) == SpendingLimits(None)
+    empty = {"coreInvoice": {}, "billingCycle": {"year": 2026, "month": 11}}
+    assert parse_invoice_preview(empty) == InvoicePreview(Decimal(0), "amountAfterVat", Decimal(0), (2026, 11))
+    zero = {"coreInvoice": {"totalWithCorr": {}}, "billingCycle": {"year": 2026, "month": 11}}
+    assert parse_invoice_preview(zero).used_usd == Decimal(0)
+    assert parse_spending_limits({"spendingLimits": {"effectiveSl": {}}}) == SpendingLimits(Decimal(0))
+
+
+def test_proto_field_names_are_read_like_json_names() -> None:
+    """Parsers accept the proto field name as well as the JSON name (the mapping lets printers use either)."""
+    point = {"timestamp": "2026-11-02T00:00:00Z", "values": [1.5]}
+    doc = {"time_series": [{"group_labels": ["m"], "data_points": [point]}], "limit_reached": True}
+    usage = parse_usage(doc)
+    assert (month_to_date(PERIOD, usage).total, usage.limit_reached) == (Decimal("1.5"), True)
+    doc = {"core_invoice": {"total_with_corr": {"val": "250"}}, "effective_spending_limit": "900"}
+    preview = parse_invoice_preview(doc)
+    assert (preview.used_usd, preview.limit_usd) == (Decimal("2.5"), Decimal(9))
+
+
+_WRONG_SHAPE = {  # per proto type: values no proto3 printer writes for it, and the drift they stand for
+    FieldDescriptorProto.TYPE_MESSAGE: [[{}], "x", 1],
+    FieldDescriptorProto.TYPE_INT64: ["12.5", 12.5, "1e3", True, {"val": "1"}, [1]],
+    FieldDescriptorProto.TYPE_INT32: ["11.5", 11.5, True, None, [1]],
+    FieldDescriptorProto.TYPE_DOUBLE: ["1.5", "NaN", "Infinity", True, None, {"usd": 1.5}, [1.5]],
+    FieldDescriptorProto.TYPE_BOOL: ["true", 1, None],
+    FieldDescriptorProto.TYPE_STRING: [1, None, ["m"], {"m": 1}],
+}
+_REPEATED_WRONG = [{}, "x", None, 1]
+
+
+def _tolerated(field: Any, wrong: Any) -> bool:
+    """The one liberty the parser takes on purpose: cents bare where a Cent belongs, or wrapped where an int64 does."""
+    if field.type == FieldDescriptorProto.TYPE_MESSAGE and field.message_type.name == "Cent":
+        return isinstance(wrong, int) and not isinstance(wrong, bool)
+    in_cent = field.containing_type.name == "Cent"
+    return field.type == FieldDescriptorProto.TYPE_INT64 and not in_cent and wrong == {"val": "1"}
+_TIMESTAMP_WRONG = [1793577600, "2026-11-02", "2026-11-02 00:00:00", {"seconds": 1}, ["2026-11-02T00:00:00Z"]]
+
+
+def _drifted(message_name: str, fixture_name: str, read: Iterator[str] | None = None) -> list[Any]:
+    """One pytest param per (field the parser reads, shape its proto type forbids), in the printed fixture.
+
+    `read` limits the fields to those dotted proto paths (list indices dropped); None means all of them.
+    """
+    message = json_format.ParseDict(fixture(fixture_name), _PROTO[message_name](), ignore_unknown_fields=True)
+    doc = json_format.MessageToDict(message)
+    wanted = None if read is None else set(read)
+    out = []
+
+    def walk(descriptor: Any, node: dict[str, Any], at: tuple[Any, ...], dotted: str) -> None:
+        for field in descriptor.fields:
+            if field.json_name not in node:
+                continue
+            name = f"{dotted}.{field.name}".lstrip(".")
+            value, where = node[field.json_name], (*at, field.json_name)
+            is_message = field.type == FieldDescriptorProto.TYPE_MESSAGE
+            timestamp = is_message and field.message_type.full_name == _TIMESTAMP
+            if xai_proto_subset.is_repeated(field):
+                wrong = list(_REPEATED_WRONG)
+                for i, item in enumerate(value):
+                    if is_message:
+                        walk(field.message_type, item, (*where, i), name)
+                    else:
+                        wrong_items = _WRONG_SHAPE[field.type]
+                        out.extend((name, (*where, i), w) for w in wrong_items if wanted is None or name in wanted)
+            else:
+                wrong = _TIMESTAMP_WRONG if timestamp else _WRONG_SHAPE[field.type]
+                if is_message and not timestamp:
+                    walk(field.message_type, value, where, name)
+            if wanted is None or name in wanted:
+                out.extend((name, where, w) for w in wrong if not _tolerated(field, w))
+
+    walk(message.DESCRIPTOR, doc, (), "")
+    params = []
+    for name, where, wrong in out:
+        variant = copy.deepcopy(doc)
+        target = variant
+        for step in where[:-1]:
+            target = target[step]
+        target[where[-1]] = wrong
+        params.append(pytest.param(variant, id=f"{name}={json.dumps(wrong)}"))
+    return params
+
+
+@pytest.mark.parametrize(
+    "doc", [*_drifted("AnalyticsResponse", "usage"), *_drifted("AnalyticsResponse", "usage_ungrouped")]
+)
+def test_usage_shapes_the_proto_forbids_fail(doc: dict[str, Any]) -> None:
+    """Every usage field given a shape its proto type forbids (list for object, string dollars, …) is BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_usage(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+_PREVIEW_READ = ("core_invoice", "core_invoice.total_with_corr", "core_invoice.total_with_corr.val",
+                 "effective_spending_limit", "billing_cycle", "billing_cycle.year", "billing_cycle.month")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "doc",
+    _drifted("GetAmountToPayResp", "postpaid_invoice_preview", iter(_PREVIEW_READ))
+    + _drifted("GetAmountToPayResp", "postpaid_invoice_preview_no_total", iter(("core_invoice.amount_after_vat",))),
+)
+def test_invoice_preview_shapes_the_proto_forbids_fail(doc: dict[str, Any]) -> None:
+    """Every preview field the parser reads, given a shape its proto type forbids, is BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_invoice_preview(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "doc",
+    _drifted("GetSpendingLimitsResp", "postpaid_spending_limits",
+             iter(("spending_limits", "spending_limits.effective_sl", "spending_limits.effective_sl.val"))),
+)  # fmt: skip
+def test_spending_limits_shapes_the_proto_forbids_fail(doc: dict[str, Any]) -> None:
+    """Every spending-limits field the parser reads, given a shape its proto type forbids, is BAD_RESPONSE."""
+    with pytest.raises(ProviderError) as info:
+        parse_spending_limits(doc)
+    assert info.value.cause is Cause.BAD_RESPONSE
