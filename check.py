@@ -13,7 +13,6 @@ state error stops the check before anything is posted.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import datetime as dt
 import importlib
@@ -70,7 +69,7 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
     if not jobs:
         return []
     import_client_libraries(settings)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
+    with logs.context_pool(min(16, len(jobs)), "fetch") as pool:  # fetch threads log with the execution id
         futures = [pool.submit(fn) for _, fn in jobs]
         return [f.result() for f in futures]
 

@@ -38,7 +38,7 @@ def _process_secrets(settings: Settings) -> SecretResolver:
 
 def _setup_logging(level: str) -> None:
     global _LOGGING_READY
-    if not _LOGGING_READY:
+    if not _LOGGING_READY or not logs.installed():
         logs.setup(level)
         _LOGGING_READY = True
 
@@ -52,11 +52,18 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
 
     200 with the check document whenever the check ran, even with failed providers, so Cloud
     Scheduler does not retry and re-post; 500 for a configuration or state problem, with a message
-    that names it (never a secret).
+    that names it (never a secret). Only POST (what Cloud Scheduler sends) runs anything: any other
+    method gets 405 with `Allow: POST` (RFC 9110 section 15.5.6) before settings are even read. IAM
+    (roles/run.invoker for the scheduler's service account only) stays the real guard.
     """
+    headers = {"Content-Type": "application/json"}
+    logs.bind_execution(request.headers)
+    if request.method != "POST":
+        body = {"status": "method_not_allowed", "error": f"{request.method} is not allowed: send POST to run a check"}
+        return json.dumps(body), 405, {**headers, "Allow": "POST"}
+
     from check import default_deps, run_check, to_json
 
-    headers = {"Content-Type": "application/json"}
     try:
         settings = Settings.from_env()
         settings.require_slack()
