@@ -29,7 +29,7 @@ from alerts.rules import Event, Scope
 from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Store
 from config import PROVIDER_NAMES, SECRET_MANAGER_IMPORTS, KeyedAccount, SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
-from models import AccountRef, BillingPeriod, SourceResult, require_aware
+from models import AccountRef, BillingPeriod, SourceResult, require_aware, usd_plain
 from providers import Deps, build_source, registry
 from providers._http import Deadline
 
@@ -350,7 +350,7 @@ def _deliver(
 
 
 def _usd(v: Decimal | None) -> str | None:
-    return None if v is None else str(v.quantize(Decimal("0.01")))
+    return None if v is None else usd_plain(v)  # the rounding Slack shows (models.cents)
 
 
 def to_json(outcome: CheckOutcome) -> dict[str, Any]:

@@ -15,11 +15,13 @@ import json
 import logging
 import sys
 import threading
+from decimal import Decimal
 from typing import Any
 
 import logs
 from config import SecretResolver, Settings
 from errors import ConfigError
+from models import usd
 
 log = logs.get("main")
 _LOCK = threading.Lock()
@@ -126,27 +128,38 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _money(value: str | None) -> str:
+    """A document amount as Slack shows it ($1,234.57, models.usd), or "-" when there is none."""
+    return "-" if value is None else usd(Decimal(value))
+
+
 def _summary(doc: dict[str, Any]) -> str:
-    rows = [f"{'scope':<28} {'status':<7} {'month-to-date':>14} {'budget':>10} {'pct':>7}  freshness"]
+    rows = [f"{'scope':<28} {'status':<7} {'month-to-date':>14} {'budget':>12} {'pct':>7}  freshness"]
     t = doc["total"]
     rows.append(
         f"{'TOTAL' + (' (partial)' if doc['partial'] else ''):<28} {'':<7} "
-        f"{t['mtd_usd_rounded'] or '-':>14} {t['budget_usd'] or '-':>10} {t['pct'] or '-':>7}"
+        f"{_money(t['mtd_usd']):>14} {_money(t['budget_usd']):>12} {t['pct'] or '-':>7}"
     )
     for name, p in doc["providers"].items():
         rows.append(
-            f"{name:<28} {'':<7} {p.get('mtd_usd_rounded') or '-':>14} {p.get('budget_usd') or '-':>10} "
+            f"{name:<28} {'':<7} {_money(p.get('mtd_usd')):>14} {_money(p.get('budget_usd')):>12} "
             f"{p.get('pct') or '-':>7}"
         )
         for a in p["accounts"]:
             as_of = (a.get("freshness") or {}).get("as_of")
             fresh = f"as of {dt.datetime.fromisoformat(as_of):%Y-%m-%d %H:%M}Z" if as_of else ""
-            value = a.get("mtd_usd_rounded") or f"FAILED ({a.get('cause')})"
+            value = _money(a["mtd_usd"]) if a.get("mtd_usd") is not None else f"FAILED ({a.get('cause')})"
             rows.append(
-                f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>10} {'':>7}  "
+                f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>12} {'':>7}  "
                 f"{fresh} [{a['billing_month']}]"
             )
     return "\n".join(rows)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print for the CLI user: everything passes the redactor (a provider's or proxy's error text
+    may echo a key or the webhook path)."""
+    print(logs.redact(text), file=sys.stderr if err else sys.stdout)
 
 
 def cli(argv: list[str] | None = None) -> int:
