@@ -169,7 +169,7 @@ def cli(argv: list[str] | None = None) -> int:
         if not getattr(args, "dry_run", False):
             settings.require_slack()
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        _say(f"configuration error: {exc}", err=True)
         return 2
     _setup_logging(settings.log_level)
     if args.command == "replay":
@@ -194,18 +194,18 @@ def cli(argv: list[str] | None = None) -> int:
     if args.dry_run:
         doc["message"] = outcome.payload
     if args.json:
-        print(logs.redact(json.dumps(doc, indent=2)))
+        _say(json.dumps(doc, indent=2))
     else:
-        print(_summary(doc))
+        _say(_summary(doc))
         if outcome.payload is not None:
             verb = "would post" if args.dry_run else ("posted" if outcome.posted else "could NOT post")
-            print(f"\nSlack ({verb}):\n{outcome.payload['text']}")
+            _say(f"\nSlack ({verb}):\n{outcome.payload['text']}")
         else:
-            print("\nnothing new to say: no message")
+            _say("\nnothing new to say: no message")
         if outcome.notify_error:
-            print(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
+            _say(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
     if outcome.state_error:
-        print(f"state error: {outcome.state_error}", file=sys.stderr)
+        _say(f"state error: {outcome.state_error}", err=True)
         return 3
     return 0
 

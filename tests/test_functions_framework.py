@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ROOT
+
 from simulator import Scenario, Simulator, SlackReceiver
 
 KEYS = {
