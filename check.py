@@ -13,6 +13,8 @@ state error stops the check before anything is posted.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import dataclasses
 import datetime as dt
 import importlib
@@ -69,8 +71,10 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
     if not jobs:
         return []
     import_client_libraries(settings)
-    with logs.context_pool(min(16, len(jobs)), "fetch") as pool:  # fetch threads log with the execution id
-        futures = [pool.submit(fn) for _, fn in jobs]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
+        # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
+        # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
+        futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn in jobs]
         return [f.result() for f in futures]
 
 

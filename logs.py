@@ -14,12 +14,12 @@ the framework's handlers, writes to the process's real stderr, and puts the exec
 record itself, in the framework's own shape (`logging.googleapis.com/labels.execution_id`,
 `logging.googleapis.com/spanId`: the special fields of
 https://cloud.google.com/logging/docs/structured-logging). `bind_execution()` sets the id for the
-request; `context_pool()` carries it into worker threads.
+request; a task submitted as `contextvars.copy_context().run` (check.py's fetch pool) carries it
+into its worker thread.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import datetime as dt
 import json
@@ -27,8 +27,8 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 _SECRETS: set[str] = set()
@@ -104,22 +104,6 @@ def bind_execution(headers: Mapping[str, str]) -> None:
         return
     trace = _TRACE_RE.match(headers.get(TRACE_HEADER) or "")
     _EXECUTION.set((execution_id[:128], trace.group("span_id") if trace else None))
-
-
-T = TypeVar("T")
-
-
-class _ContextPool(concurrent.futures.ThreadPoolExecutor):
-    """A thread pool whose tasks run in a copy of the submitter's context (execution id included)."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
-        # One copy per task: a Context can be entered by one thread at a time.
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
-
-
-def context_pool(max_workers: int, thread_name_prefix: str) -> concurrent.futures.ThreadPoolExecutor:
-    """`ThreadPoolExecutor` for work that logs: its threads log with the request's execution id."""
-    return _ContextPool(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
 
 
 # --- records ---------------------------------------------------------------------------------

@@ -64,20 +64,25 @@ def test_records_carry_the_bound_execution_id_and_span(stream: io.StringIO) -> N
     assert "logging.googleapis.com/labels" not in outside
 
 
-def test_context_pool_threads_log_with_the_submitters_execution_id(stream: io.StringIO) -> None:
-    """Tasks of logs.context_pool run in the submitter's context; a plain pool's would not."""
+def test_a_thread_logs_with_the_execution_id_of_the_context_it_runs_in(stream: io.StringIO) -> None:
+    """The id follows the context, not the thread: copy_context().run in a pool carries it, a bare submit does not."""
+    import concurrent.futures
     import contextvars
 
     def request() -> None:
         logs.bind_execution({"Function-Execution-Id": "exec-pool"})
-        with logs.context_pool(4, "t") as pool:
-            for f in [pool.submit(logs.get("worker").info, "task %d", i) for i in range(8)]:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            carried = [pool.submit(contextvars.copy_context().run, logs.get("w").info, "carried") for _ in range(6)]
+            bare = [pool.submit(logs.get("w").info, "bare") for _ in range(2)]
+            for f in carried + bare:
                 f.result()
 
     contextvars.copy_context().run(request)
     docs = _lines(stream)
-    assert len(docs) == 8
-    assert all(d["logging.googleapis.com/labels"] == {"execution_id": "exec-pool"} for d in docs)
+    carried = [d for d in docs if d["message"] == "carried"]
+    assert len(carried) == 6
+    assert all(d["logging.googleapis.com/labels"] == {"execution_id": "exec-pool"} for d in carried)
+    assert all("logging.googleapis.com/labels" not in d for d in docs if d["message"] == "bare")
 
 
 def test_setup_replaces_the_frameworks_stream_handlers_and_keeps_others(stream: io.StringIO) -> None:
