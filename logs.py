@@ -67,7 +67,8 @@ def _parts(value: str) -> set[str]:
             parts.add(url.password)
     out = set()
     for p in parts:
-        out.update({p, quote(p, safe=""), quote(p), quote_plus(p), json.dumps(p)[1:-1]})
+        out.update({p, quote(p, safe=""), quote(p), quote_plus(p)})
+        out.update({json.dumps(p)[1:-1], json.dumps(p, ensure_ascii=False)[1:-1]})  # HTTP answer, log line
     return {p for p in out if len(p) >= MIN_SECRET_LEN}
 
 

@@ -129,10 +129,11 @@ def test_redact_covers_the_webhook_path_and_its_segments() -> None:
 
 def test_redact_covers_keys_in_their_encoded_forms() -> None:
     """A key is redacted as is, URL-encoded and JSON-escaped; query values of a URL secret too."""
-    key = "sk-admin-SENTINEL/key+with=chars\u00e9"
+    key = 'sk-admin-SENTINEL/key+with="chars\u00e9'
     logs.register_secret(key)
     logs.register_secret("https://example.test/x?token=querySENTINEL99&v=1")
-    for echoed in (key, quote(key, safe=""), json.dumps(key), json.dumps({"k": key}), "token=querySENTINEL99"):
+    echoes = (key, quote(key, safe=""), json.dumps(key), json.dumps(key, ensure_ascii=False), "token=querySENTINEL99")
+    for echoed in echoes:
         assert "SENTINEL" not in logs.redact(echoed), echoed
 
 
