@@ -13,22 +13,23 @@ lines, and fetch-thread lines without the execution id. So `setup()` owns the ro
 the framework's handlers, writes to the process's real stderr, and puts the execution id on every
 record itself, in the framework's own shape (`logging.googleapis.com/labels.execution_id`,
 `logging.googleapis.com/spanId`: the special fields of
-https://cloud.google.com/logging/docs/structured-logging). `bind_execution()` sets the id for the
-request; a task submitted as `contextvars.copy_context().run` (check.py's fetch pool) carries it
-into its worker thread.
+https://cloud.google.com/logging/docs/structured-logging). `per_request` (on `budget_check`) binds
+the id for the request; a task submitted as `contextvars.copy_context().run` (check.py's fetch pool)
+carries it into its worker thread.
 """
 
 from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 import re
 import sys
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 _SECRETS: set[str] = set()
@@ -97,14 +98,33 @@ _EXECUTION: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.
 )
 
 
-def bind_execution(headers: Mapping[str, str]) -> None:
-    """Put this request's execution id (and trace span) on every record logged in this context."""
+def bind_execution(headers: Mapping[str, str]) -> contextvars.Token[tuple[str, str | None] | None]:
+    """Put this request's execution id (and trace span) on every record logged in this context.
+
+    Returns the token to `_EXECUTION.reset` with; `per_request` does both around a handler."""
     execution_id = (headers.get(EXECUTION_ID_HEADER) or "").strip()
     if not execution_id:
-        _EXECUTION.set(None)
-        return
+        return _EXECUTION.set(None)
     trace = _TRACE_RE.match(headers.get(TRACE_HEADER) or "")
-    _EXECUTION.set((execution_id[:128], trace.group("span_id") if trace else None))
+    return _EXECUTION.set((execution_id[:128], trace.group("span_id") if trace else None))
+
+
+R = TypeVar("R")
+
+
+def per_request(handler: Callable[[Any], R]) -> Callable[[Any], R]:
+    """Decorate an HTTP handler: its records carry the request's execution id, and only its records
+    (the id is unbound when it returns, so a server thread's next work does not inherit it)."""
+
+    @functools.wraps(handler)
+    def wrapper(request: Any) -> R:
+        token = bind_execution(getattr(request, "headers", None) or {})
+        try:
+            return handler(request)
+        finally:
+            _EXECUTION.reset(token)
+
+    return wrapper
 
 
 # --- records ---------------------------------------------------------------------------------

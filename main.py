@@ -49,6 +49,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@logs.per_request  # every record of the request carries its execution id
 def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     """HTTP entry point (functions-framework, signature type http).
 
@@ -59,7 +60,6 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     (roles/run.invoker for the scheduler's service account only) stays the real guard.
     """
     headers = {"Content-Type": "application/json"}
-    logs.bind_execution(request.headers)
     if request.method != "POST":
         body = {"status": "method_not_allowed", "error": f"{request.method} is not allowed: send POST to run a check"}
         return json.dumps(body), 405, {**headers, "Allow": "POST"}

@@ -48,20 +48,27 @@ def test_a_record_is_one_json_line_even_with_newlines_in_it(stream: io.StringIO)
     assert doc["severity"] == "ERROR" and doc["error_type"] == "ValueError"
 
 
-def test_records_carry_the_bound_execution_id_and_span(stream: io.StringIO) -> None:
-    """After bind_execution, records carry labels.execution_id and spanId as the framework writes them."""
-    import contextvars
+class _Request:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
 
-    def in_request() -> None:
-        logs.bind_execution({"Function-Execution-Id": "exec-1", "X-Cloud-Trace-Context": "abc123/77;o=1"})
+
+def test_a_handler_logs_with_its_requests_execution_id_and_span_only(stream: io.StringIO) -> None:
+    """per_request: records inside carry labels.execution_id and spanId; after it returns, none do."""
+
+    @logs.per_request
+    def handler(request: _Request) -> str:
         logs.get("test").info("inside")
+        return "answer"
 
-    contextvars.copy_context().run(in_request)
-    logs.get("test").info("outside")
-    inside, outside = _lines(stream)
+    headers = {"Function-Execution-Id": "exec-1", "X-Cloud-Trace-Context": "abc123/77;o=1"}
+    assert handler(_Request(headers)) == "answer"
+    logs.get("test").info("after")
+    handler(_Request({}))
+    inside, after, no_id = _lines(stream)
     assert inside["logging.googleapis.com/labels"] == {"execution_id": "exec-1"}
     assert inside["logging.googleapis.com/spanId"] == "77"
-    assert "logging.googleapis.com/labels" not in outside
+    assert "logging.googleapis.com/labels" not in after and "logging.googleapis.com/labels" not in no_id
 
 
 def test_a_thread_logs_with_the_execution_id_of_the_context_it_runs_in(stream: io.StringIO) -> None:
