@@ -337,7 +337,7 @@ def _document_text(raw: str | bytes, origin: str) -> str:
         if len(raw) > MAX_DOCUMENT_BYTES:  # a character is at least one byte
             raise _too_large(origin, f"{len(raw):,} characters")
         # os.environ carries undecodable bytes as lone surrogates: back to bytes to find the first one.
-        data = raw.encode("utf-8", "surrogateescape") if _has_surrogates(raw) else None
+        data = _escaped_bytes(raw, origin) if _has_surrogates(raw) else None
         if data is None:
             size = len(raw.encode("utf-8"))
             if size > MAX_DOCUMENT_BYTES:
@@ -354,6 +354,13 @@ def _document_text(raw: str | bytes, origin: str) -> str:
             f"{origin}: not UTF-8 text: byte offset {exc.start} (line {line}) is 0x{raw[exc.start]:02x}; "
             "save the document as UTF-8"
         ) from None
+
+
+def _escaped_bytes(text: str, origin: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:  # a surrogate no undecodable byte turns into (not from os.environ)
+        raise ConfigError(f"{origin}: not UTF-8 text: character {exc.start} is a lone surrogate") from None
 
 
 def _has_surrogates(text: str) -> bool:

@@ -231,6 +231,12 @@ def test_a_utf8_bom_and_40000_accounts_are_accepted(
     assert len(many.accounts("openai")) == 40_000
 
 
+def test_a_lone_surrogate_in_a_string_document_is_a_config_error() -> None:
+    """A str document with a surrogate that no undecodable byte produces is refused, not a traceback."""
+    with pytest.raises(ConfigError, match="BUDGET_CONFIG: not UTF-8 text: character 7 is a lone surrogate"):
+        parse_budget_config('{"x": "\ud800"}', origin="BUDGET_CONFIG")
+
+
 def test_many_problems_are_counted_not_all_listed() -> None:
     """A document with hundreds of invalid labels lists 20 problems and counts the rest."""
     doc = {"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 5, "accounts": [{"label": "BAD"}] * 300}}}
