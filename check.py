@@ -14,6 +14,7 @@ state error stops the check before anything is posted.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import dataclasses
 import datetime as dt
 import importlib
@@ -30,7 +31,7 @@ from alerts.rules import Event, Scope
 from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Store
 from config import PROVIDER_NAMES, SECRET_MANAGER_IMPORTS, KeyedAccount, SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
-from models import AccountRef, BillingPeriod, SourceResult, require_aware
+from models import AccountRef, BillingPeriod, SourceResult, require_aware, usd_plain
 from providers import Deps, build_source, registry
 from providers._http import Deadline
 
@@ -71,7 +72,9 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
         return []
     import_client_libraries(settings)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(fn) for _, fn in jobs]
+        # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
+        # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
+        futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn in jobs]
         return [f.result() for f in futures]
 
 
@@ -351,7 +354,7 @@ def _deliver(
 
 
 def _usd(v: Decimal | None) -> str | None:
-    return None if v is None else str(v.quantize(Decimal("0.01")))
+    return None if v is None else usd_plain(v)  # the rounding Slack shows (models.cents)
 
 
 def to_json(outcome: CheckOutcome) -> dict[str, Any]:

@@ -19,7 +19,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -206,11 +207,17 @@ class ProviderBudget(_Strict, Generic[A]):
 
     @model_validator(mode="after")
     def _accounts(self) -> ProviderBudget[A]:
-        labels = [a.label for a in self.accounts]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        dupes = repeated(a.label for a in self.accounts)
         if dupes:
-            raise ValueError(f"account labels must be unique; repeated: {', '.join(dupes)}")
+            shown = ", ".join(dupes[:10]) + (f" and {len(dupes) - 10} more" if len(dupes) > 10 else "")
+            raise ValueError(f"account labels must be unique; repeated: {shown}")
         return self
+
+
+def repeated(values: Iterable[str]) -> list[str]:
+    """The values that occur more than once, sorted; one pass over `values` (40k labels: linear)."""
+    counts = Counter(values)
+    return sorted(v for v, n in counts.items() if n > 1)
 
 
 class Spike(_Strict):
@@ -283,18 +290,127 @@ class BudgetConfig(_Strict):
         return (cls(),)
 
 
-def parse_budget_config(raw: str, *, origin: str) -> BudgetConfig:
-    """Parse and validate the budget document; errors name the field and the fix."""
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""A budget document is at most 1 MiB (the example is 2 KiB; 40,000 accounts of bare labels are
+0.8 MiB): a larger one is refused before it is parsed. Checks are linear: that document validates
+in about 0.5 s (`python -m bench.budget_document`)."""
+MAX_DEPTH = 32
+"""Nesting levels allowed (a budget document needs 5: document, providers, provider, accounts,
+account). Checked before `json.loads`, whose recursion a deeply nested document would exhaust."""
+MAX_EXPLAINED = 20  # validation problems listed one by one; the rest are counted
+# A string (possessive, so never rescanned; an unterminated one runs to the end instead of failing
+# and being retried from each later quote, which would be quadratic), or a bracket.
+_JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\[\s\S])*+(?:"|\\?\Z)|[\[\]{}]')
+
+
+def parse_budget_config(raw: str | bytes, *, origin: str) -> BudgetConfig:
+    """Parse and validate the budget document; errors name the field (or the byte) and the fix.
+
+    Every malformed document is a `ConfigError`, in time linear in its size: too large, not UTF-8,
+    nested too deep, not JSON, a key given twice in one object, or a value that fails validation.
+    """
+    text = _document_text(raw, origin)
+    _check_depth(text, origin)
     try:
-        data = json.loads(raw)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f'{origin}: the key "{_clip(exc.key)}" appears twice in one object (JSON would keep only the '
+            "last one silently): remove or rename one"
+        ) from None
     except ValueError:  # an integer of more digits than Python converts (4300)
         raise ConfigError(f"{origin}: not valid JSON: a number has more than 4300 digits") from None
     try:
         return BudgetConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: invalid budget configuration:\n{_explain(exc)}") from None
+
+
+def _too_large(origin: str, size: str | None) -> ConfigError:
+    what = f"is {size}, larger than" if size else "is larger than"
+    return ConfigError(
+        f"{origin}: the budget document {what} the limit of 1 MiB ({MAX_DOCUMENT_BYTES:,} bytes); "
+        "list fewer accounts or remove what is not configuration"
+    )
+
+
+def _document_text(raw: str | bytes, origin: str) -> str:
+    """The document as text: at most MAX_DOCUMENT_BYTES of UTF-8 (a leading BOM is dropped)."""
+    if isinstance(raw, str):
+        if len(raw) > MAX_DOCUMENT_BYTES:  # a character is at least one byte
+            raise _too_large(origin, f"{len(raw):,} characters")
+        # os.environ carries undecodable bytes as lone surrogates: back to bytes to find the first one.
+        data = _escaped_bytes(raw, origin) if _has_surrogates(raw) else None
+        if data is None:
+            size = len(raw.encode("utf-8"))
+            if size > MAX_DOCUMENT_BYTES:
+                raise _too_large(origin, f"{size:,} bytes")
+            return raw.removeprefix("\ufeff")
+        raw = data
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise _too_large(origin, None)  # a file is read up to one byte past the limit, no further
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{origin}: not UTF-8 text: byte offset {exc.start} (line {line}) is 0x{raw[exc.start]:02x}; "
+            "save the document as UTF-8"
+        ) from None
+
+
+def _escaped_bytes(text: str, origin: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:  # a surrogate no undecodable byte turns into (not from os.environ)
+        raise ConfigError(f"{origin}: not UTF-8 text: character {exc.start} is a lone surrogate") from None
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_depth(text: str, origin: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, in one pass that skips strings (brackets in a string
+    are not nesting)."""
+    depth = 0
+    for m in _JSON_TOKEN_RE.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                column = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                raise ConfigError(
+                    f"{origin}: nested deeper than {MAX_DEPTH} levels (line {line}, column {column}); "
+                    "a budget document needs 5 (document, providers, provider, accounts, account)"
+                )
+        elif token in "]}":
+            depth -= 1
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _segment(p: object) -> str:
@@ -305,7 +421,8 @@ def _segment(p: object) -> str:
 
 def _explain(exc: ValidationError) -> str:
     lines = []
-    for err in exc.errors(include_url=False, include_input=False):
+    errors = exc.errors(include_url=False, include_input=False)
+    for err in errors[:MAX_EXPLAINED]:
         path = ".".join(_segment(p) for p in err["loc"] if not str(p).startswith("function-after"))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
@@ -313,6 +430,8 @@ def _explain(exc: ValidationError) -> str:
         elif err["type"] == "extra_forbidden":
             msg = 'is not a known setting (check the spelling against README "Configuration")'
         lines.append(f"  - {path or '(document)'}: {msg}")
+    if len(errors) > MAX_EXPLAINED:
+        lines.append(f"  - …and {len(errors) - MAX_EXPLAINED} more problems of the same kinds")
     return "\n".join(lines)
 
 
@@ -408,10 +527,11 @@ def _load_budgets(env: Mapping[str, str]) -> BudgetConfig:
         return parse_budget_config(raw, origin="BUDGET_CONFIG")
     if path:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            with Path(path).open("rb") as f:
+                data = f.read(MAX_DOCUMENT_BYTES + 1)  # enough to know it is too large, no more
         except OSError as exc:
             raise ConfigError(f"BUDGET_CONFIG_FILE={path}: cannot read it ({exc.strerror})") from None
-        return parse_budget_config(text, origin=f"BUDGET_CONFIG_FILE={path}")
+        return parse_budget_config(data, origin=f"BUDGET_CONFIG_FILE={path}")
     raise ConfigError(
         "no budget configuration: set BUDGET_CONFIG to the JSON document or BUDGET_CONFIG_FILE to its path "
         "(see budgets.example.json)"

@@ -16,11 +16,13 @@ import json
 import logging
 import sys
 import threading
+from decimal import Decimal
 from typing import Any
 
 import logs
 from config import SecretResolver, Settings
 from errors import ConfigError
+from models import usd
 
 log = logs.get("main")
 _LOCK = threading.Lock()
@@ -39,7 +41,7 @@ def _process_secrets(settings: Settings) -> SecretResolver:
 
 def _setup_logging(level: str) -> None:
     global _LOGGING_READY
-    if not _LOGGING_READY:
+    if not _LOGGING_READY or not logs.installed():
         logs.setup(level)
         _LOGGING_READY = True
 
@@ -48,16 +50,23 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@logs.per_request  # every record of the request carries its execution id
 def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     """HTTP entry point (functions-framework, signature type http).
 
     200 with the check document whenever the check ran, even with failed providers, so Cloud
     Scheduler does not retry and re-post; 500 for a configuration or state problem, with a message
-    that names it (never a secret).
+    that names it (never a secret). Only POST (what Cloud Scheduler sends) runs anything: any other
+    method gets 405 with `Allow: POST` (RFC 9110 section 15.5.6) before settings are even read. IAM
+    (roles/run.invoker for the scheduler's service account only) stays the real guard.
     """
+    headers = {"Content-Type": "application/json"}
+    if request.method != "POST":
+        body = {"status": "method_not_allowed", "error": f"{request.method} is not allowed: send POST to run a check"}
+        return json.dumps(body), 405, {**headers, "Allow": "POST"}
+
     from check import default_deps, run_check, to_json
 
-    headers = {"Content-Type": "application/json"}
     doctor_answer = _doctor_http(request)
     if doctor_answer is not None:
         return doctor_answer[0], doctor_answer[1], headers
@@ -147,16 +156,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _money(value: str | None) -> str:
+    """A document amount as Slack shows it ($1,234.57, models.usd), or "-" when there is none."""
+    return "-" if value is None else usd(Decimal(value))
+
+
 def _summary(doc: dict[str, Any]) -> str:
-    rows = [f"{'scope':<28} {'status':<7} {'month-to-date':>14} {'budget':>10} {'pct':>7}  freshness"]
+    rows = [f"{'scope':<28} {'status':<7} {'month-to-date':>14} {'budget':>12} {'pct':>7}  freshness"]
     t = doc["total"]
     rows.append(
         f"{'TOTAL' + (' (partial)' if doc['partial'] else ''):<28} {'':<7} "
-        f"{t['mtd_usd_rounded'] or '-':>14} {t['budget_usd'] or '-':>10} {t['pct'] or '-':>7}"
+        f"{_money(t['mtd_usd']):>14} {_money(t['budget_usd']):>12} {t['pct'] or '-':>7}"
     )
     for name, p in doc["providers"].items():
         rows.append(
-            f"{name:<28} {'':<7} {p.get('mtd_usd_rounded') or '-':>14} {p.get('budget_usd') or '-':>10} "
+            f"{name:<28} {'':<7} {_money(p.get('mtd_usd')):>14} {_money(p.get('budget_usd')):>12} "
             f"{p.get('pct') or '-':>7}"
         )
         for a in p["accounts"]:
@@ -164,12 +178,18 @@ def _summary(doc: dict[str, Any]) -> str:
             fresh = f"as of {dt.datetime.fromisoformat(as_of):%Y-%m-%d %H:%M}Z" if as_of else ""
             if through := (a.get("freshness") or {}).get("complete_through"):
                 fresh = f"complete days through {through}"
-            value = a.get("mtd_usd_rounded") or f"FAILED ({a.get('cause')})"
+            value = _money(a["mtd_usd"]) if a.get("mtd_usd") is not None else f"FAILED ({a.get('cause')})"
             rows.append(
-                f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>10} {'':>7}  "
+                f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>12} {'':>7}  "
                 f"{fresh} [{a['billing_month']}]"
             )
     return "\n".join(rows)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print for the CLI user: everything passes the redactor (a provider's or proxy's error text
+    may echo a key or the webhook path)."""
+    print(logs.redact(text), file=sys.stderr if err else sys.stdout)
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -179,14 +199,14 @@ def cli(argv: list[str] | None = None) -> int:
 
         _setup_logging("INFO")
         report = doctor.run(post_test=args.post_test)
-        print(doctor.to_json_text(report) if args.json else doctor.table(report))
+        _say(doctor.to_json_text(report) if args.json else doctor.table(report))
         return report.exit_code
     try:
         settings = Settings.from_env()
         if not getattr(args, "dry_run", False):
             settings.require_slack()
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        _say(f"configuration error: {exc}", err=True)
         return 2
     _setup_logging(settings.log_level)
     if args.command == "replay":
@@ -211,18 +231,18 @@ def cli(argv: list[str] | None = None) -> int:
     if args.dry_run:
         doc["message"] = outcome.payload
     if args.json:
-        print(logs.redact(json.dumps(doc, indent=2)))
+        _say(json.dumps(doc, indent=2))
     else:
-        print(_summary(doc))
+        _say(_summary(doc))
         if outcome.payload is not None:
             verb = "would post" if args.dry_run else ("posted" if outcome.posted else "could NOT post")
-            print(f"\nSlack ({verb}):\n{outcome.payload['text']}")
+            _say(f"\nSlack ({verb}):\n{outcome.payload['text']}")
         else:
-            print("\nnothing new to say: no message")
+            _say("\nnothing new to say: no message")
         if outcome.notify_error:
-            print(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
+            _say(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
     if outcome.state_error:
-        print(f"state error: {outcome.state_error}", file=sys.stderr)
+        _say(f"state error: {outcome.state_error}", err=True)
         return 3
     return 0
 

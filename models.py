@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 from errors import Cause
@@ -18,6 +18,35 @@ UTC = dt.UTC
 PACIFIC = ZoneInfo("America/Los_Angeles")
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
+
+
+# --- money as people read it: one rounding rule for the JSON document, Slack and the CLI -----------
+#
+# Half a cent rounds away from zero (ROUND_HALF_UP), as invoices and spreadsheets round: $0.125 →
+# $0.13, -$0.005 → -$0.01. Banker's rounding (Decimal's default, ROUND_HALF_EVEN) would show $0.12
+# for the same amount in one place and $0.13 in another. Only what is *shown* is rounded: budgets
+# are evaluated on the exact sums.
+
+
+def cents(v: Decimal) -> Decimal:
+    """`v` rounded to the cent, half away from zero; never `-0.00`."""
+    if not v.is_finite():
+        raise ValueError(f"not an amount of money: {v}")
+    with localcontext() as ctx:  # enough digits that a huge amount quantizes instead of raising
+        ctx.prec = max(ctx.prec, v.adjusted() + 4)
+        q = v.quantize(CENT, ROUND_HALF_UP)
+    return q if q else abs(q)
+
+
+def usd_plain(v: Decimal) -> str:
+    """`1234.57`: the rounded decimal string the JSON document carries next to the exact one."""
+    return format(cents(v), "f")
+
+
+def usd(v: Decimal) -> str:
+    """`$1,234.57` / `-$0.01`: how Slack and the CLI show an amount."""
+    q = cents(v)
+    return f"-${-q:,.2f}" if q < 0 else f"${q:,.2f}"
 
 
 def require_aware(now: dt.datetime) -> dt.datetime:

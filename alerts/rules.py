@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from config import BudgetConfig
-from models import ZERO, BillingPeriod, DailyCost, SourceResult
+from models import ZERO, BillingPeriod, DailyCost, SourceResult, usd
 
 MIN_SETTLED_DAYS = 2  # a forecast needs at least this many complete days (none on the 1st and 2nd)
 FORECAST_WINDOW = 7  # settled days the daily run-rate is taken from
@@ -83,10 +83,7 @@ class Event:
 PROVIDER_TITLES = {"openai": "OpenAI", "anthropic": "Anthropic", "xai": "xAI", "gemini": "Gemini / Vertex AI"}
 
 
-def money(v: Decimal) -> str:
-    """$1,234.56 (two decimals, half up)."""
-    q = v.quantize(Decimal("0.01"), ROUND_HALF_UP)
-    return f"-${-q:,.2f}" if q < 0 else f"${q:,.2f}"
+money = usd  # $1,234.56: the one money formatter (models.usd), under the name the event lines use
 
 
 def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.datetime) -> list[Scope]:

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from alerts.rules import PROVIDER_TITLES, Event, Scope, money
+import logs
+from alerts.rules import PROVIDER_TITLES, Event, Scope
 from errors import Cause, NotifyError
 from models import SourceResult
+from models import usd as money
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -368,6 +370,8 @@ def post(url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S) ->
         raise NotifyError(Cause.CONNECTION, f"Slack webhook unreachable ({type(exc).__name__})") from None
     if resp.status_code == 200:
         return
-    body = (resp.body or "")[:80].strip() if isinstance(resp.body, str) else ""
+    # Redact before clipping: a proxy's error page may echo the webhook path, and a clipped token
+    # would no longer match the registered secret.
+    body = logs.redact(resp.body or "")[:80].strip() if isinstance(resp.body, str) else ""
     cause = _SLACK_ERRORS.get(resp.status_code, Cause.SERVER_ERROR if resp.status_code >= 500 else Cause.CLIENT_ERROR)
     raise NotifyError(cause, f"Slack answered HTTP {resp.status_code} ({body or 'no body'})", status=resp.status_code)

@@ -143,3 +143,122 @@ def test_fetch_threads_reading_secrets_at_once_share_one_secret_manager_client(m
         requests = fake.request_count
     assert len(built) == 1
     assert got == values and resolver.fetches == 5 and requests == 5
+
+
+# --- malformed budget documents: exit 2 from the CLI, the field (or byte) named, linear time -----
+
+GOOD = {"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 5}}}
+_CHECK_ENV = ("BUDGET_CONFIG", "BUDGET_CONFIG_FILE", "SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_SECRET", "STATE_BACKEND")
+
+
+def _accounts_doc(n: int, *, repeat_last: bool = False) -> str:
+    labels = [f"a{i:06d}" for i in range(n)]
+    if repeat_last:
+        labels[-1] = labels[0]
+    accounts = [{"label": x} for x in labels]
+    doc = {"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 5, "accounts": accounts}}}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _dry_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, document: str | bytes,
+    *, as_file: bool,
+) -> tuple[int, str]:
+    import main
+
+    for k in _CHECK_ENV:
+        monkeypatch.delenv(k, raising=False)
+    if as_file:
+        f = tmp_path / "budgets.json"
+        f.write_bytes(document if isinstance(document, bytes) else document.encode("utf-8", "surrogateescape"))
+        monkeypatch.setenv("BUDGET_CONFIG_FILE", str(f))
+    else:
+        assert isinstance(document, str)
+        monkeypatch.setenv("BUDGET_CONFIG", document)
+    code = main.cli(["check", "--dry-run"])
+    out = capsys.readouterr()
+    assert out.out == "", "nothing but the error is printed"
+    return code, out.err
+
+
+DEEP = '{"total_budget_usd": 10, "providers": ' + "[" * 50_000 + "]" * 50_000 + "}"
+MALFORMED: list[tuple[str, str | bytes, bool, str]] = [
+    ("deep nesting (file)", DEEP, True, "nested deeper than 32 levels (line 1, column 70)"),
+    ("deep nesting (env)", DEEP, False, "BUDGET_CONFIG: nested deeper than 32 levels"),
+    ("deep nesting in accounts", '{"providers": {"openai": {"accounts": [' + "{" * 40, True, "deeper than 32"),
+    (
+        "non-UTF-8 file",
+        b'{"total_budget_usd": 10,\n "providers": {"openai": {"budget_usd": 5, "accounts": [{"label": "caf\xe9"}]}}}',
+        True,
+        "not UTF-8 text: byte offset 95 (line 2) is 0xe9",
+    ),
+    ("non-UTF-8 env var", '{"total_budget_usd": 10, "x": "\udce9"}', False, "BUDGET_CONFIG: not UTF-8 text: byte"),
+    ("larger than 1 MiB (file)", " " * (1024 * 1024) + json.dumps(GOOD), True, "larger than the limit of 1 MiB (1,048"),
+    ("larger than 1 MiB (env)", json.dumps(GOOD) + " " * (1024 * 1024), False, "larger than the limit of 1 MiB"),
+    (
+        "a key twice in one object",
+        '{"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 5}, "openai": {"budget_usd": 500}}}',
+        True,
+        'the key "openai" appears twice in one object',
+    ),
+    ("40,000 accounts, one label twice", _accounts_doc(40_000, repeat_last=True), True, "repeated: a000000"),
+    ("a number of 5000 digits", '{"total_budget_usd": ' + "9" * 5000 + "}", True, "more than 4300 digits"),
+    ("not an object", "[1, 2]", True, "(document): Input should be a valid dictionary"),
+    ("not JSON", "{'total_budget_usd': 10}", True, "not valid JSON (line 1, column 2)"),
+    ("brackets inside strings are not nesting", '{"x": "' + "[" * 100 + '"}', True, "x: is not a known setting"),
+]
+
+
+@pytest.mark.parametrize(("document", "as_file", "needle"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_a_malformed_document_exits_2_naming_the_problem(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    document: str | bytes, as_file: bool, needle: str,
+) -> None:
+    """Each malformed budget document: `check --dry-run` exits 2 with a one-message error, no traceback."""
+    code, err = _dry_run(monkeypatch, capsys, tmp_path, document, as_file=as_file)
+    assert code == 2, err
+    assert err.startswith("configuration error: BUDGET_CONFIG") and needle in err, err
+    assert "Traceback" not in err and len(err) < 2000
+
+
+def test_a_utf8_bom_and_40000_accounts_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file saved with a UTF-8 BOM parses; 40,000 distinct accounts (0.8 MiB) are within the limit."""
+    cfg = parse_budget_config(b"\xef\xbb\xbf" + json.dumps(GOOD).encode(), origin="bom")
+    assert cfg.total_budget_usd == 10
+    many = parse_budget_config(_accounts_doc(40_000), origin="many")
+    assert len(many.accounts("openai")) == 40_000
+
+
+def test_a_lone_surrogate_in_a_string_document_is_a_config_error() -> None:
+    """A str document with a surrogate that no undecodable byte produces is refused, not a traceback."""
+    with pytest.raises(ConfigError, match="BUDGET_CONFIG: not UTF-8 text: character 7 is a lone surrogate"):
+        parse_budget_config('{"x": "\ud800"}', origin="BUDGET_CONFIG")
+
+
+def test_many_problems_are_counted_not_all_listed() -> None:
+    """A document with hundreds of invalid labels lists 20 problems and counts the rest."""
+    doc = {"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 5, "accounts": [{"label": "BAD"}] * 300}}}
+    with pytest.raises(ConfigError) as exc:
+        parse_budget_config(json.dumps(doc), origin="BUDGET_CONFIG")
+    assert str(exc.value).count("\n  - providers.openai.accounts.") == 20
+    assert "…and 280 more problems" in str(exc.value)
+
+
+def test_the_duplicate_label_check_compares_a_linear_number_of_times() -> None:
+    """`repeated` hashes each label once; it never compares every label with every other (quadratic)."""
+    from config import repeated
+
+    comparisons = [0]
+
+    class Label(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            comparisons[0] += 1
+            return str.__eq__(self, other)
+
+    labels = [Label(f"a{i:05d}") for i in range(5000)] + [Label("a00007"), Label("a04999")]
+    assert repeated(labels) == ["a00007", "a04999"]
+    assert comparisons[0] <= 2 * len(labels), f"{comparisons[0]} comparisons for {len(labels)} labels"

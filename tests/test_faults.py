@@ -917,6 +917,48 @@ def _slack_outcome(run: Run) -> str:
     return f"not posted:{causes[0] if causes else '?'}"
 
 
+class _PathEchoingProxy(http.server.BaseHTTPRequestHandler):
+    """A proxy in front of Slack whose 502 page echoes the path it could not reach (the webhook token)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = f"502 Bad Gateway: {self.path} ({urlsplit(self.path).path.rsplit('/', 1)[-1]})".encode()
+        self.send_response(502)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("via", ["http", "cli"])
+def test_slack_behind_a_proxy_echoing_the_webhook_path(world: World, via: str) -> None:
+    """A proxy's error page that echoes the webhook path: not posted, pending, and no part of the path anywhere."""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PathEchoingProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}{HOOK_PATH}"
+        first = world.run(NOW, via=via, env={"SLACK_WEBHOOK_SECRET": "", "SLACK_WEBHOOK_URL": url})
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert first.doc is not None
+    error = str(first.doc["slack"]["error"])
+    _row(
+        f"Slack: proxy 502 page echoing the webhook path [{via}]",
+        ["not posted:server_error", "pending kept", "ERROR", "path shown as [REDACTED]"],
+        [
+            _slack_outcome(first),
+            "pending kept" if first.pending else "nothing pending",
+            _errors(first.logs, {("slack", "server_error")}),
+            "path shown as [REDACTED]" if "[REDACTED]" in error and "SENTINEL" not in error else error,
+        ],
+    )
+
+
 # --- alert state in GCS -------------------------------------------------------------------------------
 
 
