@@ -258,7 +258,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the function, the scheduler job, the Artifact Registry repository and the buckets."
+  description = "Region of the function, the Artifact Registry repository, the buckets and (unless scheduler_region is set) the scheduler job."
   type        = string
   default     = "us-central1"
 
