@@ -58,6 +58,20 @@ class CheckOutcome:
     def partial(self) -> bool:
         return any(r.partial for r in self.results)
 
+    @property
+    def health(self) -> str:
+        """One word for monitoring: "ok" only when every source answered and Slack took the message.
+
+        "notify_failed" (Slack refused or was unreachable), "partial" (a source failed), "dry_run"
+        (nothing was meant to be posted) are the others. A state error ends the run before the
+        "check finished" line, so it shows as a missing line.
+        """
+        if self.notify_error is not None:
+            return "notify_failed"
+        if self.partial:
+            return "partial"
+        return "dry_run" if self.dry_run else "ok"
+
 
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
@@ -292,6 +306,7 @@ def run_check(
         log,
         logging.INFO,
         "check finished",
+        outcome=outcome.health,  # the dead-man's switch (terraform/monitoring.tf) counts "ok" lines
         partial=outcome.partial,
         delivered=outcome.delivered,
         pending=outcome.pending,

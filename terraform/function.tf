@@ -52,11 +52,10 @@ resource "google_artifact_registry_repository" "functions" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 resource "google_cloudfunctions2_function" "fn" {
-  #checkov:skip=CKV_GCP_124:ALLOW_ALL ingress with IAM authentication required: Cloud Scheduler calls from outside any VPC and internal-only ingress is not documented to admit it. Only the invoker service account holds roles/run.invoker (scheduler.tf); unauthenticated requests are rejected by Cloud Run before reaching the code.
   project     = var.project_id
   location    = var.region
   name        = local.function_name
@@ -85,9 +84,18 @@ resource "google_cloudfunctions2_function" "fn" {
     min_instance_count               = 0 # scale to zero between the hourly runs
     max_instance_count               = 2 # one run at a time, plus a manual trigger or retry overlapping it
     max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_ALL"
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY" # see below
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.runtime.email
+
+    # Internal-only ingress admits the hourly job: Cloud Run's ingress documentation lists, under
+    # "Internal", requests from "the following Google Cloud products, if they are in the same project
+    # or VPC Service Controls perimeter as your Cloud Run service: Cloud Scheduler, Cloud Tasks,
+    # Eventarc, Pub/Sub, Workflows, BigQuery", which "stay within the Google network, even if they
+    # access your service at the run.app URL" (https://cloud.google.com/run/docs/securing/ingress).
+    # The job lives in this project (scheduler.tf), in any region. Everything else, the internet
+    # included, is refused before IAM is even consulted; IAM (roles/run.invoker, invoker SA only)
+    # still applies on top. Run a check by hand with `terraform output trigger_command`.
 
     # Exactly config.CLOUD_ENV_VARS (tests/test_terraform.py holds the two lists equal).
     environment_variables = {

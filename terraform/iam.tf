@@ -14,7 +14,7 @@ resource "google_service_account" "runtime" {
   display_name = "LLM budget alert: function runtime"
   description  = "Runs ${local.function_name}: reads its Secret Manager secrets, the alert state object and the billing export."
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 resource "google_service_account" "invoker" {
@@ -23,7 +23,7 @@ resource "google_service_account" "invoker" {
   display_name = "LLM budget alert: scheduler invoker"
   description  = "Identity in Cloud Scheduler's OIDC token; holds roles/run.invoker on ${local.function_name} only."
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 resource "google_service_account" "build" {
@@ -32,7 +32,7 @@ resource "google_service_account" "build" {
   display_name = "LLM budget alert: function build"
   description  = "Cloud Build identity for ${local.function_name}: reads the source, pushes the image, writes build logs."
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 # --- runtime: BigQuery (Gemini / Vertex AI spend) -------------------------------------------
@@ -60,6 +60,15 @@ resource "google_bigquery_dataset_iam_member" "runtime_export_reader" {
 }
 
 # --- build: what a Cloud Run functions build needs, as narrowly as each grant allows ---------
+#
+# Google documents, for a user-specified build service account of a function: Logs Writer
+# (roles/logging.logWriter, "for storing build logs in Cloud Logging"), Artifact Registry Writer
+# (roles/artifactregistry.writer, "for storing build images in Artifact Registry") and Storage
+# Object Admin (roles/storage.objectAdmin, "for retrieving the function source from the Cloud
+# Storage bucket, and to store build images in Artifact Registry")
+# (https://cloud.google.com/run/docs/configuring/services/build-service-account, "Required roles";
+# likewise https://cloud.google.com/functions/docs/securing/build-custom-sa). Each role is granted
+# below, on the narrowest resource that holds what the build touches, never project-wide unscoped.
 
 # Write build logs. Cloud Logging has no per-build scope for this role; it only allows writing
 # log entries (no reading).
@@ -78,20 +87,21 @@ resource "google_artifact_registry_repository_iam_member" "build_writer" {
   member     = "serviceAccount:${google_service_account.build.email}"
 }
 
-# Read the uploaded source archive: on the source bucket only.
+# Read the uploaded source archive: on the source bucket only. Nothing is written back there.
 resource "google_storage_bucket_iam_member" "build_source_reader" {
   bucket = google_storage_bucket.source.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.build.email}"
 }
 
-# Read the copy of the archive that Cloud Functions makes before building: the build fetches it
-# from Google's gcf-v2-sources-<project number>-<region> bucket, which only appears with the first
-# deployment, so it cannot be named in a bucket-level grant. A project-level grant with an IAM
-# condition limits it to those buckets (and this project's, since the grant is on this project).
-resource "google_project_iam_member" "build_gcf_sources_reader" {
+# The documented Storage Object Admin, where the build uses it: Cloud Functions copies the archive
+# to Google's gcf-v2-sources-<project number>-<region> bucket and builds from there. That bucket
+# only appears with the first deployment, so it cannot be named in a bucket-level grant; a
+# project-level grant with an IAM condition limits the role to those buckets. The state bucket and
+# everything else in the project stay out of reach of the build (which runs third-party setup code).
+resource "google_project_iam_member" "build_gcf_sources_admin" {
   project = var.project_id
-  role    = "roles/storage.objectViewer"
+  role    = "roles/storage.objectAdmin"
   member  = "serviceAccount:${google_service_account.build.email}"
 
   condition {
@@ -115,6 +125,6 @@ resource "time_sleep" "build_iam_propagation" {
     google_project_iam_member.build_log_writer,
     google_artifact_registry_repository_iam_member.build_writer,
     google_storage_bucket_iam_member.build_source_reader,
-    google_project_iam_member.build_gcf_sources_reader,
+    google_project_iam_member.build_gcf_sources_admin,
   ]
 }

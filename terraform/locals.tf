@@ -10,6 +10,25 @@ locals {
   function_timeout_seconds = 120 # above the check's worst case, so the check times out first
   scheduler_deadline       = "${local.function_timeout_seconds + 30}s"
 
+  # Cloud Scheduler is offered in fewer regions than Cloud Run functions; the job may live
+  # elsewhere (it calls the function's HTTPS URL, and stays "internal" for ingress: same project).
+  scheduler_region = coalesce(var.scheduler_region, var.region)
+
+  # --- monitoring (monitoring.tf) ---------------------------------------------------------------
+  # The line run_check writes at the end of every check that got past the alert state (check.py,
+  # logs.JsonFormatter), as Cloud Logging stores it for a gen2 function: resource cloud_run_revision
+  # labelled with the service (= function) name, the JSON object in jsonPayload, and its "severity"
+  # field moved to the entry's severity (cloud.google.com/logging/docs/structured-logging, special
+  # JSON fields). tests/test_terraform_monitoring.py evaluates this filter against real lines.
+  checks_completed_filter = join(" AND ", [
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=\"${local.function_name}\"",
+    "jsonPayload.logger=\"llm_budget_alert.check\"",
+    "jsonPayload.message=\"check finished\"",
+    "severity=INFO",
+  ])
+  deadman_window = "${var.deadman_window_hours * 3600}s"
+
   # --- names -------------------------------------------------------------------------------------
   function_name      = "${var.name_prefix}-check"
   scheduler_job_name = "${var.name_prefix}-hourly"

@@ -66,5 +66,5 @@ output "state_bucket" {
 
 output "trigger_command" {
   description = "Command that runs the check now instead of waiting for the next scheduled minute."
-  value       = "gcloud scheduler jobs run ${google_cloud_scheduler_job.hourly.name} --location=${var.region} --project=${var.project_id}"
+  value       = "gcloud scheduler jobs run ${google_cloud_scheduler_job.hourly.name} --location=${local.scheduler_region} --project=${var.project_id}"
 }

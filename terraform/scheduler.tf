@@ -3,7 +3,7 @@
 
 resource "google_cloud_scheduler_job" "hourly" {
   project          = var.project_id
-  region           = var.region
+  region           = local.scheduler_region
   name             = local.scheduler_job_name
   description      = "Runs ${local.function_name}: month-to-date LLM spend vs budgets, Slack alerts, daily digest."
   schedule         = var.schedule

@@ -24,7 +24,7 @@ resource "google_secret_manager_secret" "provider_key" {
     auto {}
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 resource "google_secret_manager_secret_iam_member" "provider_key_runtime" {
@@ -47,7 +47,7 @@ resource "google_secret_manager_secret" "slack_webhook" {
     auto {}
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 resource "google_secret_manager_secret_iam_member" "slack_webhook_runtime" {

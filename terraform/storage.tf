@@ -38,7 +38,7 @@ resource "google_storage_bucket" "state" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }
 
 # The function reads the state object, then replaces it with if_generation_match (a conditional
@@ -77,5 +77,5 @@ resource "google_storage_bucket" "source" {
     }
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [time_sleep.api_propagation]
 }

@@ -2,6 +2,33 @@
 # The budget document itself is validated again by config.BudgetConfig when the function starts;
 # the checks here catch the same mistakes at `terraform plan`, before anything is deployed.
 
+variable "alert_emails" {
+  description = "Email addresses Cloud Monitoring notifies when no check has completed, or none has completed cleanly, for deadman_window_hours (monitoring.tf). Each gets its own email notification channel. Give at least one, or alert_notification_channels."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alert_emails must be plain email addresses, e.g. [\"oncall@example.com\"] (no display names, no commas inside one entry)."
+  }
+
+  validation {
+    condition     = length(distinct(var.alert_emails)) == length(var.alert_emails)
+    error_message = "alert_emails must be distinct addresses: list each address once and remove the duplicate."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Existing Cloud Monitoring notification channels (Slack, PagerDuty, SMS, webhooks...) to notify as well, by full name: projects/PROJECT/notificationChannels/ID (`gcloud beta monitoring channels list --format='value(name)'`). Prefer one that does not depend on the Slack webhook this function posts to."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$", c))])
+    error_message = "alert_notification_channels entries must be full channel names, e.g. \"projects/acme-llm-budget/notificationChannels/1234567890\" (gcloud beta monitoring channels list --format='value(name)')."
+  }
+}
+
 variable "anthropic_base_url" {
   description = "Base URL of the Anthropic Admin API (cost_report). Change it only to route through a proxy."
   type        = string
@@ -163,6 +190,17 @@ variable "budgets" {
   }
 }
 
+variable "deadman_window_hours" {
+  description = "Hours without a completed check (and, separately, without a clean one) after which Cloud Monitoring alerts: the dead-man's switch in monitoring.tf. The check runs hourly, so 3 tolerates two missed runs."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = floor(var.deadman_window_hours) == var.deadman_window_hours && var.deadman_window_hours >= 2 && var.deadman_window_hours <= 23
+    error_message = "deadman_window_hours must be a whole number of hours from 2 (one missed hourly run) to 23 (Cloud Monitoring's metric-absence limit is 23.5 h), e.g. 3."
+  }
+}
+
 variable "labels" {
   description = "Extra labels for every resource that supports labels (added to app = \"llm-budget-alert\")."
   type        = map(string)
@@ -220,7 +258,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the function, the scheduler job, the Artifact Registry repository and the buckets."
+  description = "Region of the function, the Artifact Registry repository, the buckets and (unless scheduler_region is set) the scheduler job."
   type        = string
   default     = "us-central1"
 
@@ -249,6 +287,17 @@ variable "schedule" {
   validation {
     condition     = can(regex("^[0-9*/,A-Za-z-]+( +[0-9*/,A-Za-z-]+){4}$", trimspace(var.schedule)))
     error_message = "schedule must be a 5-field unix-cron expression (minute hour day-of-month month day-of-week), e.g. \"7 * * * *\" for minute 7 of every hour."
+  }
+}
+
+variable "scheduler_region" {
+  description = "Region of the Cloud Scheduler job, when Cloud Scheduler is not offered in `region` (its locations: https://cloud.google.com/scheduler/docs/locations). null (the default) uses `region`. The job calls the function's HTTPS URL, so any region works; it stays in this project, which internal-only ingress requires."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.scheduler_region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", var.scheduler_region))
+    error_message = "scheduler_region must be null or a Cloud Scheduler region such as us-central1 or europe-west1 (a region, not a zone like us-central1-a)."
   }
 }
 

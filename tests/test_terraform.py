@@ -239,7 +239,7 @@ def test_no_secret_values_or_secret_env_vars_in_terraform() -> None:
 
 
 def test_project_level_grants_are_the_expected_few() -> None:
-    """Project-wide roles: only BigQuery jobUser (runtime), logWriter (build), conditional objectViewer (build)."""
+    """Project-wide roles: only BigQuery jobUser (runtime), logWriter (build), conditional objectAdmin (build)."""
     grants = set()
     for rtype, _, body, _ in _blocks("resource"):
         if rtype.startswith("google_project_iam"):
@@ -250,9 +250,9 @@ def test_project_level_grants_are_the_expected_few() -> None:
     assert grants == {
         ("roles/bigquery.jobUser", RUNTIME_SA, False),
         ("roles/logging.logWriter", build, False),
-        ("roles/storage.objectViewer", build, True),
+        ("roles/storage.objectAdmin", build, True),  # the documented build role, gcf-v2-sources-* only
     }
-    condition = _resource("google_project_iam_member", "build_gcf_sources_reader")["condition"][0]
+    condition = _resource("google_project_iam_member", "build_gcf_sources_admin")["condition"][0]
     assert "gcf-v2-sources-" in condition["expression"]
 
 
@@ -317,7 +317,8 @@ def test_function_build_and_service_settings() -> None:
     assert locals_["function_timeout_seconds"] > locals_["check_deadline_seconds"] == 60
     assert service["max_instance_request_concurrency"] == 1
     assert 1 <= service["max_instance_count"] <= 3
-    assert service["ingress_settings"] == "ALLOW_ALL"
+    # Cloud Run's ingress docs count Cloud Scheduler of the same project as internal (function.tf).
+    assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     assert "service" not in service, "service_config.service is output-only since provider 7.0"
 
 
@@ -609,6 +610,40 @@ def test_apis_are_enabled_and_kept_on_destroy_deliberately() -> None:
     assert {f"{api}.googleapis.com" for api in wanted.split()} <= services
     service = _resource("google_project_service", "enabled")
     assert service["disable_on_destroy"] is False
+
+
+def test_everything_waits_for_the_apis_after_enabling_them() -> None:
+    """Only the 60 s pause depends on google_project_service; what used to wait on the APIs waits on the pause."""
+    pause = _resource("time_sleep", "api_propagation")
+    assert pause["create_duration"] == "60s"
+    assert pause["depends_on"] == ["${google_project_service.enabled}"]
+    assert "monitoring.googleapis.com" in _parsed("apis.tf")["locals"][0]["services"]
+    waiting = set()
+    for rtype, rname, body, _ in _blocks("resource"):
+        deps = body.get("depends_on", [])
+        if (rtype, rname) != ("time_sleep", "api_propagation"):
+            assert "${google_project_service.enabled}" not in deps, f"{rtype}.{rname}: depend on the pause"
+        if "${time_sleep.api_propagation}" in deps:
+            waiting.add(rtype)
+    assert {
+        "google_service_account",
+        "google_secret_manager_secret",
+        "google_storage_bucket",
+        "google_artifact_registry_repository",
+        "google_logging_metric",
+        "google_monitoring_notification_channel",
+    } <= waiting
+
+
+@needs_terraform
+def test_scheduler_region_defaults_to_region_and_can_be_set(tmp_path: Path) -> None:
+    """The job and trigger_command use scheduler_region, which falls back to region when null."""
+    assert _resource("google_cloud_scheduler_job", "hourly")["region"] == "${local.scheduler_region}"
+    outputs = {name: body for entry in _parsed("outputs.tf")["output"] for name, body in entry.items()}
+    assert "--location=${local.scheduler_region}" in outputs["trigger_command"]["value"]
+    assert _console_json(tmp_path / "a", _example_tfvars_text(), "local.scheduler_region") == "us-central1"
+    tfvars = _example_tfvars_text() + '\nscheduler_region = "europe-west1"\n'
+    assert _console_json(tmp_path / "b", tfvars, "local.scheduler_region") == "europe-west1"
 
 
 def test_buckets_are_private_and_state_is_versioned() -> None:
