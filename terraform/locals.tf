@@ -32,6 +32,7 @@ locals {
   # --- names -------------------------------------------------------------------------------------
   function_name      = "${var.name_prefix}-check"
   scheduler_job_name = "${var.name_prefix}-hourly"
+  doctor_job_name    = "${var.name_prefix}-doctor"
   state_bucket_name  = "${var.project_id}-${var.name_prefix}-state"
   source_bucket_name = "${var.project_id}-${var.name_prefix}-source"
   repository_id      = "${var.name_prefix}-functions"

@@ -68,3 +68,8 @@ output "trigger_command" {
   description = "Command that runs the check now instead of waiting for the next scheduled minute."
   value       = "gcloud scheduler jobs run ${google_cloud_scheduler_job.hourly.name} --location=${local.scheduler_region} --project=${var.project_id}"
 }
+
+output "doctor_command" {
+  description = "Commands that run `doctor` in the deployed function once (the paused doctor job) and print its readiness table from the logs."
+  value       = "gcloud scheduler jobs run ${google_cloud_scheduler_job.doctor.name} --location=${local.scheduler_region} --project=${var.project_id} && sleep 60 && gcloud logging read 'resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.fn.name}\" AND jsonPayload.message=\"doctor\"' --project=${var.project_id} --freshness=10m --limit=1 --format=json"
+}

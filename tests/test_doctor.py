@@ -427,8 +427,11 @@ def test_cli_prints_the_table_and_exits_non_zero_on_a_fault(
 
 
 @pytest.mark.emulator
-def test_http_doctor_request_runs_doctor_not_the_check(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """POST {"doctor": true} answers the doctor document (200 ready, 503 not); a malformed one is 400."""
+def test_http_doctor_request_runs_doctor_not_the_check(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """POST {"doctor": true} answers the doctor document (200 ready, 503 not) and logs the table on its
+    "doctor" line (how an operator reads it through the paused Scheduler job); a malformed one is 400."""
     from functions_framework import create_app
 
     for k, v in env["env"].items():
@@ -446,6 +449,12 @@ def test_http_doctor_request_runs_doctor_not_the_check(env: dict[str, Any], monk
     env["outputs"].append(resp.get_data(as_text=True))
     assert resp.status_code == 503
     assert [c["target"] for c in resp.get_json()["checks"] if c["status"] == "fail"] == ["webhook"]
+    line = [r for r in caplog.records if r.getMessage() == "doctor"][-1]
+    assert line.levelname == "ERROR" and line.fields["ready"] is False  # type: ignore[attr-defined]
+    logged = line.fields["checks"]  # type: ignore[attr-defined]
+    assert [(c["check"], c["target"], c["status"]) for c in logged] == [
+        (c["check"], c["target"], c["status"]) for c in resp.get_json()["checks"]
+    ]
     env["sim"].clear_requests()
     resp = client.post("/", json={"doctor": "yes"})
     assert resp.status_code == 400 and env["sim"].requests() == []

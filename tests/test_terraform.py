@@ -286,7 +286,19 @@ def test_scheduler_calls_the_function_with_an_oidc_token_of_the_invoker() -> Non
     assert job["schedule"] == "${var.schedule}" and job["time_zone"] == "${var.time_zone}"
     assert job["retry_config"][0]["retry_count"] >= 1
     assert job["attempt_deadline"] == "${local.scheduler_deadline}"
-    assert [t for t, *_ in _blocks("resource")].count("google_cloud_scheduler_job") == 1, "the digest needs no job"
+    jobs = [name for t, name, *_ in _blocks("resource") if t == "google_cloud_scheduler_job"]
+    assert sorted(jobs) == ["doctor", "hourly"], "the digest needs no job; doctor has its own (paused) one"
+
+
+def test_the_doctor_job_is_paused_manual_only_and_sends_the_doctor_body() -> None:
+    """The doctor job never runs on its own, is not retried, and POSTs {"doctor": true, "post_test": true}."""
+    job = _resource("google_cloud_scheduler_job", "doctor")
+    assert job["paused"] is True
+    assert job["retry_config"][0]["retry_count"] == 0
+    target = job["http_target"][0]
+    assert target["http_method"] == "POST"
+    assert target["body"] == "${base64encode(jsonencode({doctor = true, post_test = true}))}"
+    assert target["oidc_token"][0]["service_account_email"] == "${google_service_account.invoker.email}"
 
 
 def test_run_invoker_is_granted_only_to_the_invoker_on_the_function_service() -> None:
