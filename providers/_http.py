@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -63,7 +65,12 @@ def make_client(base_url: str, *, headers: Mapping[str, str] | None = None) -> h
     return httpx.Client(
         base_url=base_url,
         verify=_tls_context(),
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            **(headers or {}),
+        },
         timeout=httpx.Timeout(20.0, connect=5.0),
         follow_redirects=False,
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
@@ -126,24 +133,169 @@ def _error_detail(resp: httpx.Response, body: bytes) -> str:
 
 
 class ResponseTooLarge(ProviderError):
-    """A response over `MAX_BODY_BYTES`: a fault, or a month too heavily grouped for one page."""
+    """A response over `MAX_BODY_BYTES` (on the wire or decoded): a fault, or a month too big for one page."""
 
     def __init__(self, message: str) -> None:
         super().__init__(Cause.BAD_RESPONSE, message)
 
 
-def _read_body(resp: httpx.Response) -> bytes:
+class _BodyUnusable(Exception):
+    """The body could not be read as declared (unknown or corrupt encoding); the status still counts."""
+
+
+def _limit_text(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+
+
+# Content-Encoding layers we decode ourselves, each with its own incremental decoder, so that no
+# layer ever holds more than `_PIECE` decoded bytes at once (httpx's own decoders inflate a whole
+# network chunk in one call: a 64 KiB chunk of a gzip bomb is ~64 MiB). The names and their order
+# are RFC 9110 §8.4: codings are listed in the order they were applied, so they are undone from the
+# last one; "x-gzip" is a gzip alias (RFC 9110 §8.4.1.3). Brotli/zstd are not decodable here (no
+# decoder in requirements.txt), so we never offer them in Accept-Encoding and a body that uses them
+# anyway is a classified failure.
+ACCEPT_ENCODING = "gzip, deflate"
+_PIECE = 64 * 1024
+
+
+class _Inflate:
+    """One gzip or deflate layer, decoded incrementally with `decompressobj(...).decompress(max_length)`."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        # 16 + MAX_WBITS: gzip header and trailer (zlib docs, "wbits"); deflate is zlib-wrapped per
+        # RFC 9110 §8.4.1.2, but some servers send raw deflate: retried raw on a bad first header.
+        self._wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
+        self._d = zlib.decompressobj(self._wbits)
+        self._started = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self._d.eof:  # a gzip body may be several members back to back (RFC 1952 §2.2)
+                if self.coding != "gzip":
+                    raise _BodyUnusable(f"data after the end of the {self.coding} stream")
+                self._d = zlib.decompressobj(self._wbits)
+            try:
+                out = self._d.decompress(data, _PIECE)
+            except zlib.error:
+                if self.coding == "deflate" and not self._started:
+                    self._wbits = -zlib.MAX_WBITS
+                    self._d = zlib.decompressobj(self._wbits)
+                    self._started = True
+                    continue
+                raise _BodyUnusable(f"corrupt {self.coding} body") from None
+            self._started = True
+            if out:
+                yield out
+            data = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
+
+    def finish(self) -> Iterator[bytes]:
+        while not self._d.eof:  # drain output zlib still holds (at most one match), then demand the end
+            out = self._d.decompress(b"", _PIECE)
+            if not out:
+                raise _BodyUnusable(f"truncated {self.coding} body")
+            yield out
+
+
+def _layers(resp: httpx.Response) -> list[_Inflate]:
+    """Decoders for the declared codings, outermost (last applied) first; unknown codings fail."""
+    codings = [c.strip().lower() for c in resp.headers.get_list("content-encoding", split_commas=True)]
+    layers: list[_Inflate] = []
+    for coding in reversed([c for c in codings if c and c != "identity"]):
+        if coding in ("gzip", "x-gzip"):
+            layers.append(_Inflate("gzip"))
+        elif coding == "deflate":
+            layers.append(_Inflate("deflate"))
+        else:
+            raise _BodyUnusable(f"unsupported Content-Encoding {coding!r} (we accept {ACCEPT_ENCODING})")
+    return layers
+
+
+def _read_body(resp: httpx.Response, deadline: Deadline) -> bytes:
+    """The body, decoded through every declared Content-Encoding layer, read as a stream.
+
+    Bounded three ways: `MAX_BODY_BYTES` on the wire, `MAX_BODY_BYTES` decoded (so a nested gzip
+    bomb stops after the cap, whatever its ratio), and the check's deadline between network chunks
+    (the wait for each chunk is cut at the deadline by `_Watchdog`). Only what the headers declare
+    is decoded: a gzip inside a single declared gzip stays compressed and fails the JSON parse.
+    """
+    limit = MAX_BODY_BYTES  # read at call time: tests lower it
     declared = resp.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ResponseTooLarge(f"response of {int(declared)} bytes exceeds the {MAX_BODY_BYTES} byte cap")
-    chunks: list[bytes] = []
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(
+            f"response body of {int(declared)} bytes over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)"
+        )
+    if resp.is_stream_consumed:  # an in-memory `httpx.Response(content=...)` (MockTransport): already decoded
+        if len(resp.content) > limit:
+            raise ResponseTooLarge(f"response body over {_limit_text(limit)} decoded (limit MAX_BODY_BYTES)")
+        return resp.content
+    layers = _layers(resp)
+    out: list[bytes] = []
     size = 0
-    for chunk in resp.iter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ResponseTooLarge(f"response larger than the {MAX_BODY_BYTES} byte cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    def sink(piece: bytes, depth: int) -> None:
+        nonlocal size
+        if depth == len(layers):
+            size += len(piece)
+            if size > limit:
+                raise ResponseTooLarge(f"response body over {_limit_text(limit)} decoded (limit MAX_BODY_BYTES)")
+            out.append(piece)
+            return
+        for inner in layers[depth].feed(piece):
+            sink(inner, depth + 1)
+
+    wire = 0
+    for chunk in resp.iter_raw():
+        wire += len(chunk)
+        if wire > limit:
+            raise ResponseTooLarge(f"response body over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)")
+        sink(chunk, 0)
+        if deadline.remaining() <= 0:
+            raise _DeadlinePassed
+    for depth, layer in enumerate(layers):
+        for inner in layer.finish():
+            sink(inner, depth + 1)
+    return b"".join(out)
+
+
+class _DeadlinePassed(Exception):
+    """The check's deadline passed while the body was still arriving."""
+
+
+class _Watchdog:
+    """Cuts a response's socket when the deadline passes, so no single chunk wait outlives it.
+
+    httpcore fixes the read timeout for the whole body when the body starts (`_receive_response_body`
+    reads `extensions["timeout"]["read"]` once), so a server that drips one byte a second never trips
+    it. `socket.socket.shutdown` (the base method, also for an `SSLSocket`) wakes a thread blocked in
+    `recv`, which then fails with a read error that `_once` reports as a timeout.
+    """
+
+    def __init__(self, resp: httpx.Response, deadline: Deadline) -> None:
+        self.fired = False
+        self._sock: socket.socket | None = None
+        stream = resp.extensions.get("network_stream")
+        get = getattr(stream, "get_extra_info", None)
+        sock = get("socket") if get is not None else None
+        self._sock = sock if isinstance(sock, socket.socket) else None
+        self._timer = threading.Timer(deadline.remaining(), self._fire)
+        self._timer.daemon = True
+        if self._sock is not None:
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self._sock is not None:
+            try:
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: the read has ended anyway
+
+    def __enter__(self) -> _Watchdog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def request_json(
@@ -199,12 +351,31 @@ def _once(
     timeout = httpx.Timeout(min(20.0, left), connect=min(5.0, left))
     if counter is not None:
         counter[0] += 1
+    watchdog: _Watchdog | None = None
     try:
-        with client.stream(method, path, params=params, json=json_body, timeout=timeout) as resp:
-            body = _read_body(resp)
+        with (
+            client.stream(method, path, params=params, json=json_body, timeout=timeout) as resp,
+            _Watchdog(resp, deadline) as watchdog,
+        ):
+            try:
+                body = _read_body(resp, deadline)
+            except _BodyUnusable as exc:
+                if 200 <= resp.status_code < 300:
+                    raise ProviderError(
+                        Cause.BAD_RESPONSE, f"{method} {path}: {exc}", status=resp.status_code
+                    ) from None
+                body = b""  # an error answer with an unreadable body: its status still classifies it
+            except ResponseTooLarge:
+                if 200 <= resp.status_code < 300:
+                    raise
+                body = b""
+    except _DeadlinePassed:
+        raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-body") from None
     except httpx.TimeoutException:
         raise _Retry(ProviderError(Cause.TIMEOUT, f"{method} {path}: timed out"), None) from None
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        if watchdog is not None and watchdog.fired:
+            raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-body") from None
         raise _Retry(ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}"), None) from None
     except httpx.HTTPError as exc:
         raise ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}") from None
