@@ -36,6 +36,7 @@ from providers._http import Deadline
 
 log = logs.get("check")
 NOTIFY_RESERVE_S = 15.0  # of the deadline, kept for state writes and the Slack post
+FETCH_GRACE_S = 1.0  # past the sources' deadline, for a fetch to report its own classified timeout
 
 
 @dataclasses.dataclass
@@ -61,18 +62,34 @@ class CheckOutcome:
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
+    periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     for provider in PROVIDER_NAMES:
         if provider not in settings.budgets.configured():
             continue
         for account in settings.budgets.accounts(provider):
             ref = AccountRef(provider, account.label)
-            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline)))
+            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods)))
     if not jobs:
         return []
     import_client_libraries(settings)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch")
+    started = time.monotonic()
+    try:
         futures = [pool.submit(fn) for _, fn in jobs]
-        return [f.result() for f in futures]
+        # A thread stuck in a client call that ignores its timeout (a Google library retrying, a
+        # socket read that never ends) must not hold the check: wait until the deadline (plus a
+        # grace for a fetch to report its own timeout), then report what is still running as failed.
+        concurrent.futures.wait(futures, timeout=deadline.remaining() + FETCH_GRACE_S)
+        return [
+            f.result() if f.done() else _stuck(ref, periods.get(ref) or BillingPeriod.containing(now), started)
+            for (ref, _), f in zip(jobs, futures, strict=True)
+        ]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a stuck thread ends on its own timeouts, unawaited
+
+
+def _stuck(ref: AccountRef, period: BillingPeriod, started: float) -> SourceResult:
+    return _failed(ref, period, Cause.TIMEOUT, "still running at the check's deadline (abandoned)", started)
 
 
 _IMPORT_LOCK = threading.Lock()
@@ -108,14 +125,20 @@ def import_client_libraries(settings: Settings) -> None:
 
 
 def _fetch_one(
-    provider: str, account: Any, ref: AccountRef, deps: Deps, now: dt.datetime, deadline: Deadline
+    provider: str,
+    account: Any,
+    ref: AccountRef,
+    deps: Deps,
+    now: dt.datetime,
+    deadline: Deadline,
+    periods: dict[AccountRef, BillingPeriod],
 ) -> Callable[[], SourceResult]:
     def run() -> SourceResult:
         started = time.monotonic()
         period = BillingPeriod.containing(now)
         try:
             source = build_source(provider, account, deps)
-            period = source.billing_period(now)
+            period = periods[ref] = source.billing_period(now)
             report = source.fetch(period, deadline)
         except ProviderError as exc:
             return _failed(ref, period, exc.cause, exc.message, started)

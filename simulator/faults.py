@@ -92,9 +92,17 @@ def _gzip(chunks: Iterable[bytes]) -> bytes:
     return b"".join(parts)
 
 
-@functools.cache
+_BOMB_LOCK = threading.Lock()
+
+
 def gzip_bomb(decoded_bytes: int = BOMB_DECODED_BYTES, layers: int = 2) -> bytes:
     """Whitespace, `decoded_bytes` of it, gzipped `layers` times (1 GiB twice: ~2 KB, ~3 s to build once)."""
+    with _BOMB_LOCK:  # concurrent handlers wait for the one build instead of each compressing 1 GiB
+        return _build_bomb(decoded_bytes, layers)
+
+
+@functools.cache
+def _build_bomb(decoded_bytes: int, layers: int) -> bytes:
     block = b" " * (1024 * 1024)
     full, rest = divmod(decoded_bytes, len(block))
     return gzip_layers(itertools.chain(itertools.repeat(block, full), [b" " * rest]), layers)

@@ -199,6 +199,8 @@ class SimState(LatencyKnob):
         labels = {a.label for a in self.scenario.accounts if a.provider == provider}
         if account is not None and account not in labels:
             raise ValueError(f"no {provider} account labelled {account!r} in the scenario")
+        if mode in ("gzip_bomb", "gzip_bomb_single"):
+            gzip_bomb()  # built once (~3 s of CPU) when armed, not on the clock of the request it answers
         self.faults.add(
             Fault(
                 mode=mode,
