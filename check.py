@@ -342,7 +342,9 @@ def _deliver(
             what="Slack webhook URL",
         )
         left = settings.deadline_s - (time.monotonic() - started)
-        slack.post(url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)))
+        slack.post(
+            url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)), within=max(1.0, left - 1.0)
+        )
     except (NotifyError, SecretError) as exc:
         cause = exc.cause.value if isinstance(exc, NotifyError) else Cause.SECRET.value
         outcome.notify_error = str(exc)

@@ -226,3 +226,62 @@ def test_a_nested_gzip_bomb_stays_under_150_mb_of_peak_rss() -> None:
     bounded = rows["request_json"]
     assert bounded["outcome"].startswith("bad_response")
     assert bounded["peak_rss_mb"] < 150, bounded
+
+
+class DripHTTPServer:
+    """Answers every request with HTTP 200 headers, then its body one byte every half second."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/hook"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)  # the request (small: headers and a short JSON body)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n")
+            for _ in range(200):
+                if self._stop.wait(0.5):
+                    return
+                try:
+                    conn.sendall(b"k")
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+
+
+def test_a_dripping_slack_post_is_bounded_as_a_whole() -> None:
+    """A webhook answering a byte every 0.5 s fails TIMEOUT at `within`, though no socket read times out.
+
+    The elapsed check is a correctness bound (the drip alone would take 100 s), not a speed target.
+    """
+    from alerts import slack
+    from errors import NotifyError
+
+    server = DripHTTPServer()
+    try:
+        started = time.monotonic()
+        with pytest.raises(NotifyError) as exc:
+            slack.post(server.url, {"text": "hi"}, timeout=8, within=2.0)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert exc.value.cause is Cause.TIMEOUT
+    assert elapsed < 2.0 + MARGIN_S
