@@ -237,10 +237,11 @@ def digest_event(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def make_store(settings: Settings) -> Store:
+def make_store(settings: Settings, deadline: Deadline | None = None) -> Store:
     if settings.state_backend == "gcs":
         assert settings.state_bucket
-        return GCSStore(settings.state_bucket, settings.state_object)
+        time_left = deadline.remaining if deadline is not None else None
+        return GCSStore(settings.state_bucket, settings.state_object, time_left=time_left)
     return FileStore(settings.state_file)
 
 
@@ -267,7 +268,7 @@ def run_check(
     wanted.update(digest_event(settings, now))
     by_key = {e.key: e for e in events}
 
-    ledger = Ledger(store or make_store(settings))
+    ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
     try:
         if dry_run:
             doc = ledger.snapshot()
@@ -340,6 +341,7 @@ def _deliver(
             secret=settings.slack_webhook_secret,
             env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
             what="Slack webhook URL",
+            time_left=settings.deadline_s - (time.monotonic() - started) - 1.0,
         )
         left = settings.deadline_s - (time.monotonic() - started)
         slack.post(

@@ -444,14 +444,17 @@ class SecretResolver:
         self._client_lock = threading.Lock()
         self.fetches = 0  # Secret Manager calls made (benchmarks read it)
 
-    def get(self, *, secret: str | None, env_name: str | None, what: str) -> str:
-        """The value of `secret` (a Secret Manager version name) or of the variable `env_name`."""
+    def get(self, *, secret: str | None, env_name: str | None, what: str, time_left: float | None = None) -> str:
+        """The value of `secret` (a Secret Manager version name) or of the variable `env_name`.
+
+        `time_left` (seconds of the check's deadline) caps the Secret Manager call below `SECRET_TIMEOUT_S`.
+        """
         if secret:
             with self._lock:  # held only to find the secret's own lock: one slow secret blocks no other
                 one = self._locks.setdefault(secret, threading.Lock())
             with one:
                 if secret not in self._cache:
-                    value = self._access(secret, what)
+                    value = self._access(secret, what, time_left)
                     logs.register_secret(value)
                     self._cache[secret] = value
                 return self._cache[secret]
@@ -463,18 +466,21 @@ class SecretResolver:
             return value
         raise SecretError(f"{what}: no key configured (set key_secret or key_env)")
 
-    def _access(self, name: str, what: str) -> str:
+    def _access(self, name: str, what: str, time_left: float | None = None) -> str:
         from google.api_core import exceptions as gexc  # heavy: only on the Secret Manager path
         from google.api_core import retry as gretry
         from requests import exceptions as req_exc
 
         client = self._secret_client()
         self.fetches += 1
+        # One bound for the attempt and for the retries (api_core `Retry(timeout=...)` stops retrying
+        # once it has passed): the smaller of our own cap and what the check has left.
+        budget = SECRET_TIMEOUT_S if time_left is None else max(0.5, min(SECRET_TIMEOUT_S, time_left))
         try:
             resp = client.access_secret_version(
                 request={"name": name},
-                timeout=SECRET_TIMEOUT_S,
-                retry=gretry.Retry(initial=0.25, maximum=2.0, timeout=SECRET_TIMEOUT_S),
+                timeout=budget,
+                retry=gretry.Retry(initial=0.25, maximum=2.0, timeout=budget),
             )
         except gexc.NotFound:
             raise SecretError(

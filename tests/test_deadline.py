@@ -285,3 +285,46 @@ def test_a_dripping_slack_post_is_bounded_as_a_whole() -> None:
         server.close()
     assert exc.value.cause is Cause.TIMEOUT
     assert elapsed < 2.0 + MARGIN_S
+
+
+def test_a_silent_secret_manager_read_is_cut_at_the_time_left() -> None:
+    """With 1 s left, a Secret Manager that never answers fails the read as a SecretError within it.
+
+    Its own cap is `SECRET_TIMEOUT_S` (5 s); the elapsed check (a wide correctness bound) proves the
+    smaller time left is the one applied.
+    """
+    from config import SECRET_TIMEOUT_S
+    from errors import SecretError
+    from simulator import SecretManagerFake
+
+    name = "projects/llm-deadline/secrets/slack-webhook"
+    with SecretManagerFake.start({name: "https://hooks.slack.invalid/x"}) as sm:
+        sm.add_fault("timeout", secret=name, seconds=30)
+        resolver = SecretResolver(env={}, emulator_host=sm.url)
+        started = time.monotonic()
+        with pytest.raises(SecretError):
+            resolver.get(secret=f"{name}/versions/latest", env_name=None, what="Slack webhook URL", time_left=1.0)
+        elapsed = time.monotonic() - started
+    assert elapsed < SECRET_TIMEOUT_S
+
+
+def test_a_silent_gcs_state_read_is_cut_at_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 1 s left a GCS that never answers fails the state read well inside its own 10 s cap.
+
+    Each call gets `STATE_FLOOR_S` (2 s) at least, so a confirm after the deadline still has a chance;
+    the elapsed check is a wide correctness bound: without the time left the read alone takes 10 s.
+    """
+    from alerts.state import STATE_CALL_S, GCSStore
+    from errors import StateError
+
+    silent = SilentServer()
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", silent.url)
+        store = GCSStore("llm-deadline-state", "state.json", time_left=lambda: 1.0)
+        started = time.monotonic()
+        with pytest.raises(StateError):
+            store.read()
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert elapsed < STATE_CALL_S
