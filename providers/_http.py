@@ -4,6 +4,10 @@ Retry policy: only 429, 5xx (incl. Anthropic's 529) and connection errors/timeou
 most `ATTEMPTS` times and never past the check's deadline. A `Retry-After` header is honoured when
 it fits in the time left; when it does not, the call fails now as rate-limited instead of sleeping
 through the function's timeout. Everything else fails at once with a classified `ProviderError`.
+
+Bounds: the check's `Deadline` holds for the whole request (connect, headers and body, across
+retries), and a body is streamed raw and decoded layer by layer under `MAX_BODY_BYTES` decoded
+(see `_read_body`), so neither a dripping server nor a nested gzip bomb outlives or outgrows a check.
 """
 
 from __future__ import annotations
@@ -148,10 +152,11 @@ def _limit_text(limit: int) -> str:
 
 
 # Content-Encoding layers we decode ourselves, each with its own incremental decoder, so that no
-# layer ever holds more than `_PIECE` decoded bytes at once (httpx's own decoders inflate a whole
-# network chunk in one call: a 64 KiB chunk of a gzip bomb is ~64 MiB). The names and their order
-# are RFC 9110 §8.4: codings are listed in the order they were applied, so they are undone from the
-# last one; "x-gzip" is a gzip alias (RFC 9110 §8.4.1.3). Brotli/zstd are not decodable here (no
+# layer ever holds more than `_PIECE` decoded bytes at once (httpx 0.28's own decoders call
+# `decompress(data)` without `max_length` (`_decoders.py`), inflating a whole network chunk in one
+# call: 64 KiB of a gzip bomb is ~64 MiB, and `gzip, gzip` multiplies that again). The names and
+# their order are RFC 9110 §8.4: codings are listed in the order they were applied, so they are
+# undone from the last one; "x-gzip" is a gzip alias (RFC 9110 §8.4.1.3). Brotli/zstd are not decodable here (no
 # decoder in requirements.txt), so we never offer them in Accept-Encoding and a body that uses them
 # anyway is a classified failure.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -265,9 +270,10 @@ class _DeadlinePassed(Exception):
 class _Watchdog:
     """Cuts a response's socket when the deadline passes, so no single chunk wait outlives it.
 
-    httpcore fixes the read timeout for the whole body when the body starts (`_receive_response_body`
-    reads `extensions["timeout"]["read"]` once), so a server that drips one byte a second never trips
-    it. `socket.socket.shutdown` (the base method, also for an `SSLSocket`) wakes a thread blocked in
+    httpx's read timeout bounds each socket read, not the request (encode/httpx#1450, "low-and-slow"),
+    and httpcore 1.0 fixes it once for the whole body (`_sync/http11.py` `_receive_response_body`
+    reads `extensions["timeout"]["read"]` before its loop), so a server that drips one byte a second
+    never trips it. `socket.socket.shutdown` (the base method, also for an `SSLSocket`) wakes a thread blocked in
     `recv`, which then fails with a read error that `_once` reports as a timeout.
     """
 
