@@ -268,39 +268,53 @@ class _DeadlinePassed(Exception):
 
 
 class _Watchdog:
-    """Cuts a response's socket when the deadline passes, so no single chunk wait outlives it.
+    """Cuts a request's socket when the deadline passes, so no wait (headers or a body chunk) outlives it.
 
     httpx's read timeout bounds each socket read, not the request (encode/httpx#1450, "low-and-slow"),
     and httpcore 1.0 fixes it once for the whole body (`_sync/http11.py` `_receive_response_body`
     reads `extensions["timeout"]["read"]` before its loop), so a server that drips one byte a second
-    never trips it. `socket.socket.shutdown` (the base method, also for an `SSLSocket`) wakes a thread blocked in
-    `recv`, which then fails with a read error that `_once` reports as a timeout.
+    never trips it. The socket is taken from httpcore's `trace` extension as soon as a new connection
+    is up ("connection.connect_tcp.complete", then "connection.start_tls.complete", whose
+    `return_value` is the network stream), or from the response's `network_stream` extension for a
+    pooled one. `socket.socket.shutdown` (the base method, also for an `SSLSocket`) wakes a thread
+    blocked in `recv`, which then fails with a read error that `_once` reports as a timeout.
     """
 
-    def __init__(self, resp: httpx.Response, deadline: Deadline) -> None:
+    _CONNECTED = frozenset({"connection.connect_tcp.complete", "connection.start_tls.complete"})
+
+    def __init__(self, deadline: Deadline) -> None:
         self.fired = False
         self._sock: socket.socket | None = None
-        stream = resp.extensions.get("network_stream")
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(deadline.remaining(), 0.0), self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event in self._CONNECTED:
+            self.watch(info.get("return_value"))
+
+    def watch(self, stream: Any) -> None:
+        """Watch `stream`'s socket (a TLS socket replaces the TCP one it wraps)."""
         get = getattr(stream, "get_extra_info", None)
         sock = get("socket") if get is not None else None
-        self._sock = sock if isinstance(sock, socket.socket) else None
-        self._timer = threading.Timer(deadline.remaining(), self._fire)
-        self._timer.daemon = True
-        if self._sock is not None:
-            self._timer.start()
+        if not isinstance(sock, socket.socket):
+            return  # not a socket (a mock transport): the between-chunk deadline check still holds
+        with self._lock:
+            self._sock = sock
+            if not self._timer.is_alive() and not self.fired:
+                self._timer.start()
 
     def _fire(self) -> None:
-        self.fired = True
-        if self._sock is not None:
+        with self._lock:
+            self.fired = True
+            sock = self._sock
+        if sock is not None:
             try:
-                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:
                 pass  # already closed: the read has ended anyway
 
-    def __enter__(self) -> _Watchdog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._timer.cancel()
 
 
@@ -357,12 +371,12 @@ def _once(
     timeout = httpx.Timeout(min(20.0, left), connect=min(5.0, left))
     if counter is not None:
         counter[0] += 1
-    watchdog: _Watchdog | None = None
+    watchdog = _Watchdog(deadline)
     try:
-        with (
-            client.stream(method, path, params=params, json=json_body, timeout=timeout) as resp,
-            _Watchdog(resp, deadline) as watchdog,
-        ):
+        with client.stream(
+            method, path, params=params, json=json_body, timeout=timeout, extensions={"trace": watchdog.trace}
+        ) as resp:
+            watchdog.watch(resp.extensions.get("network_stream"))  # a pooled connection: no connect event
             try:
                 body = _read_body(resp, deadline)
             except _BodyUnusable as exc:
@@ -380,11 +394,13 @@ def _once(
     except httpx.TimeoutException:
         raise _Retry(ProviderError(Cause.TIMEOUT, f"{method} {path}: timed out"), None) from None
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        if watchdog is not None and watchdog.fired:
-            raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-body") from None
+        if watchdog.fired:
+            raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-request") from None
         raise _Retry(ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}"), None) from None
     except httpx.HTTPError as exc:
         raise ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}") from None
+    finally:
+        watchdog.close()
 
     status = resp.status_code
     if status >= 400 or status < 200:
