@@ -85,6 +85,7 @@ SECRET_NAME_RE = re.compile(r"^projects/[^/\s]+/secrets/[A-Za-z0-9_-]{1,255}/ver
 EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SECRET_TIMEOUT_S = 5.0  # one secret read, retries included
+SECRET_FLOOR_S = 2.0  # ... even when the check's time is (nearly) spent: the webhook read must still work
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -475,7 +476,7 @@ class SecretResolver:
         self.fetches += 1
         # One bound for the attempt and for the retries (api_core `Retry(timeout=...)` stops retrying
         # once it has passed): the smaller of our own cap and what the check has left.
-        budget = SECRET_TIMEOUT_S if time_left is None else max(0.5, min(SECRET_TIMEOUT_S, time_left))
+        budget = SECRET_TIMEOUT_S if time_left is None else max(SECRET_FLOOR_S, min(SECRET_TIMEOUT_S, time_left))
         try:
             resp = client.access_secret_version(
                 request={"name": name},

@@ -288,10 +288,10 @@ def test_a_dripping_slack_post_is_bounded_as_a_whole() -> None:
 
 
 def test_a_silent_secret_manager_read_is_cut_at_the_time_left() -> None:
-    """With 1 s left, a Secret Manager that never answers fails the read as a SecretError within it.
+    """With 1 s left, a Secret Manager that never answers fails the read after its 2 s floor, not 5 s.
 
-    Its own cap is `SECRET_TIMEOUT_S` (5 s); the elapsed check (a wide correctness bound) proves the
-    smaller time left is the one applied.
+    Its own cap is `SECRET_TIMEOUT_S` (5 s) and every read keeps `SECRET_FLOOR_S` (2 s); the elapsed
+    check (a wide correctness bound) proves the time left is the one applied.
     """
     from config import SECRET_TIMEOUT_S
     from errors import SecretError

@@ -19,7 +19,7 @@ Faults no local server produces, and how they are made instead:
   `Deps.bigquery_factory` seam (the emulator has neither IAM nor byte metering).
 
 Time budgets: most cases run with CHECK_DEADLINE_SECONDS=20 (the sources get 5 s of it, the rest is
-kept for state and Slack); a provider or a webhook that never answers (or drips, or stalls) runs with 5 s, the least allowed
+kept for state and Slack); a provider or a webhook that never answers runs with 5 s, the least allowed
 (the sources get 1 s), so a timeout costs a second. Faults under which a Google client library retries
 on its own (Secret Manager unavailable or silent, BigQuery silent or refusing connections, GCS 503 for
 good) run the CLI as `python main.py check` subprocesses, started half a second apart and killed once
