@@ -474,8 +474,9 @@ class SecretResolver:
 
         client = self._secret_client()
         self.fetches += 1
-        # One bound for the attempt and for the retries (api_core `Retry(timeout=...)` stops retrying
-        # once it has passed): the smaller of our own cap and what the check has left.
+        # One bound for the attempt (`timeout`, per request) and for the retries (an api_core `Retry`
+        # terminates once its `timeout` is reached: googleapis/python-api-core#535): the smaller of
+        # our own cap and what the check has left, never under SECRET_FLOOR_S.
         budget = SECRET_TIMEOUT_S if time_left is None else max(SECRET_FLOOR_S, min(SECRET_TIMEOUT_S, time_left))
         try:
             resp = client.access_secret_version(
