@@ -37,6 +37,7 @@ from providers._http import Deadline
 
 log = logs.get("check")
 NOTIFY_RESERVE_S = 15.0  # of the deadline, kept for state writes and the Slack post
+FETCH_GRACE_S = 1.0  # past the sources' deadline, for a fetch to report its own classified timeout
 
 
 @dataclasses.dataclass
@@ -76,20 +77,36 @@ class CheckOutcome:
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
+    periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     for provider in PROVIDER_NAMES:
         if provider not in settings.budgets.configured():
             continue
         for account in settings.budgets.accounts(provider):
             ref = AccountRef(provider, account.label)
-            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline)))
+            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods)))
     if not jobs:
         return []
     import_client_libraries(settings)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch") as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch")
+    started = time.monotonic()
+    try:
         # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
         # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
         futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn in jobs]
-        return [f.result() for f in futures]
+        # A thread stuck in a client call that ignores its timeout (a Google library retrying, a
+        # socket read that never ends) must not hold the check: wait until the deadline (plus a
+        # grace for a fetch to report its own timeout), then report what is still running as failed.
+        concurrent.futures.wait(futures, timeout=deadline.remaining() + FETCH_GRACE_S)
+        return [
+            f.result() if f.done() else _stuck(ref, periods.get(ref) or BillingPeriod.containing(now), started)
+            for (ref, _), f in zip(jobs, futures, strict=True)
+        ]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a stuck thread ends on its own timeouts, unawaited
+
+
+def _stuck(ref: AccountRef, period: BillingPeriod, started: float) -> SourceResult:
+    return _failed(ref, period, Cause.TIMEOUT, "still running at the check's deadline (abandoned)", started)
 
 
 _IMPORT_LOCK = threading.Lock()
@@ -125,14 +142,20 @@ def import_client_libraries(settings: Settings) -> None:
 
 
 def _fetch_one(
-    provider: str, account: Any, ref: AccountRef, deps: Deps, now: dt.datetime, deadline: Deadline
+    provider: str,
+    account: Any,
+    ref: AccountRef,
+    deps: Deps,
+    now: dt.datetime,
+    deadline: Deadline,
+    periods: dict[AccountRef, BillingPeriod],
 ) -> Callable[[], SourceResult]:
     def run() -> SourceResult:
         started = time.monotonic()
         period = BillingPeriod.containing(now)
         try:
             source = build_source(provider, account, deps)
-            period = source.billing_period(now)
+            period = periods[ref] = source.billing_period(now)
             report = source.fetch(period, deadline)
         except ProviderError as exc:
             return _failed(ref, period, exc.cause, exc.message, started)
@@ -231,10 +254,11 @@ def digest_event(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def make_store(settings: Settings) -> Store:
+def make_store(settings: Settings, deadline: Deadline | None = None) -> Store:
     if settings.state_backend == "gcs":
         assert settings.state_bucket
-        return GCSStore(settings.state_bucket, settings.state_object)
+        time_left = deadline.remaining if deadline is not None else None
+        return GCSStore(settings.state_bucket, settings.state_object, time_left=time_left)
     return FileStore(settings.state_file)
 
 
@@ -261,7 +285,7 @@ def run_check(
     wanted.update(digest_event(settings, now))
     by_key = {e.key: e for e in events}
 
-    ledger = Ledger(store or make_store(settings))
+    ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
     try:
         if dry_run:
             doc = ledger.snapshot()
@@ -335,9 +359,12 @@ def _deliver(
             secret=settings.slack_webhook_secret,
             env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
             what="Slack webhook URL",
+            time_left=settings.deadline_s - (time.monotonic() - started) - 1.0,
         )
         left = settings.deadline_s - (time.monotonic() - started)
-        slack.post(url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)))
+        slack.post(
+            url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)), within=max(1.0, left - 1.0)
+        )
     except (NotifyError, SecretError) as exc:
         cause = exc.cause.value if isinstance(exc, NotifyError) else Cause.SECRET.value
         outcome.notify_error = str(exc)

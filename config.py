@@ -86,6 +86,7 @@ SECRET_NAME_RE = re.compile(r"^projects/[^/\s]+/secrets/[A-Za-z0-9_-]{1,255}/ver
 EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SECRET_TIMEOUT_S = 5.0  # one secret read, retries included
+SECRET_FLOOR_S = 2.0  # ... even when the check's time is (nearly) spent: the webhook read must still work
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -570,14 +571,17 @@ class SecretResolver:
         self.fetches = 0  # Secret Manager calls made (benchmarks read it)
         self.stripped: set[str] = set()  # secrets / variables whose value had surrounding whitespace (doctor)
 
-    def get(self, *, secret: str | None, env_name: str | None, what: str) -> str:
-        """The value of `secret` (a Secret Manager version name) or of the variable `env_name`."""
+    def get(self, *, secret: str | None, env_name: str | None, what: str, time_left: float | None = None) -> str:
+        """The value of `secret` (a Secret Manager version name) or of the variable `env_name`.
+
+        `time_left` (seconds of the check's deadline) caps the Secret Manager call below `SECRET_TIMEOUT_S`.
+        """
         if secret:
             with self._lock:  # held only to find the secret's own lock: one slow secret blocks no other
                 one = self._locks.setdefault(secret, threading.Lock())
             with one:
                 if secret not in self._cache:
-                    value = self._access(secret, what)
+                    value = self._access(secret, what, time_left)
                     logs.register_secret(value)
                     self._cache[secret] = value
                 return self._cache[secret]
@@ -594,18 +598,22 @@ class SecretResolver:
             return value
         raise SecretError(f"{what}: no key configured (set key_secret or key_env)", reason="unset")
 
-    def _access(self, name: str, what: str) -> str:
+    def _access(self, name: str, what: str, time_left: float | None = None) -> str:
         from google.api_core import exceptions as gexc  # heavy: only on the Secret Manager path
         from google.api_core import retry as gretry
         from requests import exceptions as req_exc
 
         client = self._secret_client()
         self.fetches += 1
+        # One bound for the attempt (`timeout`, per request) and for the retries (an api_core `Retry`
+        # terminates once its `timeout` is reached: googleapis/python-api-core#535): the smaller of
+        # our own cap and what the check has left, never under SECRET_FLOOR_S.
+        budget = SECRET_TIMEOUT_S if time_left is None else max(SECRET_FLOOR_S, min(SECRET_TIMEOUT_S, time_left))
         try:
             resp = client.access_secret_version(
                 request={"name": name},
-                timeout=SECRET_TIMEOUT_S,
-                retry=gretry.Retry(initial=0.25, maximum=2.0, timeout=SECRET_TIMEOUT_S),
+                timeout=budget,
+                retry=gretry.Retry(initial=0.25, maximum=2.0, timeout=budget),
             )
         except gexc.NotFound:
             raise SecretError(

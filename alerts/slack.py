@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -346,8 +347,37 @@ _SLACK_ERRORS = {
 }
 
 
-def post(url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S) -> None:
-    """Post to an incoming webhook; raise `NotifyError` unless Slack answered 200."""
+def post(url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S, within: float | None = None) -> None:
+    """Post to an incoming webhook; raise `NotifyError` unless Slack answered 200.
+
+    `timeout` bounds each socket operation (urllib's meaning); `within` bounds the whole post, its
+    retries included (default: the worst case those allow). urllib cannot stop a server that answers
+    a byte at a time, so past `within` the post is abandoned and reported as a timeout.
+    """
+    limit = within if within is not None else 2 * timeout + MAX_RETRY_AFTER_S + 1.0
+    _bounded(lambda: _post(url, payload, timeout), limit)
+
+
+def _bounded(call: Callable[[], None], seconds: float) -> None:
+    """Run `call` in a daemon thread; `NotifyError(TIMEOUT)` if it has not returned after `seconds`."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001  # re-raised in the caller's thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="slack-post", daemon=True)
+    worker.start()
+    worker.join(max(0.0, seconds))
+    if worker.is_alive():  # it ends on its own socket timeouts; nobody waits for it
+        raise NotifyError(Cause.TIMEOUT, f"Slack webhook: no complete answer within {seconds:.0f} s")
+    if failure:
+        raise failure[0]
+
+
+def _post(url: str, payload: dict[str, Any], timeout: int) -> None:
     from slack_sdk.http_retry import ConnectionErrorRetryHandler
     from slack_sdk.webhook import WebhookClient
 

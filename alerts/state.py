@@ -298,20 +298,32 @@ class FileStore:
 STATE_RETRY_S = 5.0  # one GCS call, retries included
 
 
-def _retry() -> Any:
+STATE_CALL_S = 10.0  # one attempt's timeout (connect, and each read)
+STATE_FLOOR_S = 2.0  # what a call gets even past the deadline: a lost confirm would repeat an alert
+
+
+def _retry(seconds: float = STATE_RETRY_S) -> Any:
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_timeout(STATE_RETRY_S)
+    return DEFAULT_RETRY.with_timeout(seconds)
 
 
 class GCSStore:
     """One object in a GCS bucket, written with `if_generation_match` (0 = must not exist yet)."""
 
-    def __init__(self, bucket: str, name: str, *, client: Any = None) -> None:
+    def __init__(
+        self, bucket: str, name: str, *, client: Any = None, time_left: Callable[[], float] | None = None
+    ) -> None:
         self.bucket_name = bucket
         self.name = name
         self.location = f"gs://{bucket}/{name}"
         self._client = client
+        self._time_left = time_left  # the check's deadline, when the store serves one check
+
+    def _bounds(self) -> tuple[float, Any]:
+        """(timeout, retry) of the next call: our caps, cut to what the check has left (`STATE_FLOOR_S` at least)."""
+        left = self._time_left() if self._time_left is not None else STATE_CALL_S
+        return max(STATE_FLOOR_S, min(STATE_CALL_S, left)), _retry(max(STATE_FLOOR_S, min(STATE_RETRY_S, left)))
 
     def _blob(self) -> Any:
         if self._client is None:
@@ -325,8 +337,10 @@ class GCSStore:
 
         blob = self._blob()
         try:
-            blob.reload(timeout=10, retry=_retry())
-            data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=10, retry=_retry())
+            timeout, retry = self._bounds()
+            blob.reload(timeout=timeout, retry=retry)
+            timeout, retry = self._bounds()
+            data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=timeout, retry=retry)
             return data, int(blob.generation)
         except gexc.NotFound:
             return None, 0
@@ -339,9 +353,10 @@ class GCSStore:
         from google.api_core import exceptions as gexc
 
         blob = self._blob()
+        timeout, retry = self._bounds()
         try:
             blob.upload_from_string(
-                data, content_type="application/json", if_generation_match=if_generation, timeout=10, retry=_retry()
+                data, content_type="application/json", if_generation_match=if_generation, timeout=timeout, retry=retry
             )
         except gexc.PreconditionFailed:
             raise StateConflict(f"{self.location} changed since it was read") from None

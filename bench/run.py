@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # the repo root, not bench/: production modules and `bench.*` by their names
 
-from bench import coldstart, gemini_cost, latency, peer, request_counts, scale  # noqa: E402
+from bench import body_rss, coldstart, gemini_cost, latency, peer, request_counts, scale  # noqa: E402
 from bench._common import NOW_ISO, RESULTS_DIR, Figure, Section, SimServer, guard_loopback  # noqa: E402
 from bench._google import google_emulators  # noqa: E402
 
-ORDER = ("1.", "2.", "3.", "4.", "5.", "6.")
+ORDER = ("1.", "2.", "3.", "4.", "5.", "6.", "7.")
 
 
 def _section(number: str, title: str, fn: Callable[[], Section]) -> Section:
@@ -69,6 +69,7 @@ def main() -> int:
     print(f"llm-budget-alert benchmarks: clock {NOW_ISO}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
 
     sections.append(_section("5.", "scale", scale.run))
+    sections.append(_section("7.", "body size bound", body_rss.run))  # a simulator of its own (the bomb)
     with tempfile.TemporaryDirectory(prefix="llm-budget-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         try:

@@ -50,10 +50,16 @@ class Deps:
     deep_scan_hour_utc: int | None = None  # the UTC hour whose check also runs the deep Gemini query
 
 
-def admin_key(deps: Deps, provider: str, account: KeyedAccount, what: str) -> str:
-    """The account's key: its Secret Manager version, else its env var, else the provider's default env var."""
+def admin_key(deps: Deps, provider: str, account: KeyedAccount, what: str, deadline: Deadline | None = None) -> str:
+    """The account's key: its Secret Manager version, else its env var, else the provider's default env var.
+
+    With `deadline`, a Secret Manager read is cut to the time the check has left.
+    """
     env_name = account.key_env or (None if account.key_secret else DEFAULT_KEY_ENV[provider])
-    return deps.secrets.get(secret=account.key_secret, env_name=env_name, what=f"{what} ({account.label})")
+    time_left = deadline.remaining() if deadline is not None else None
+    return deps.secrets.get(
+        secret=account.key_secret, env_name=env_name, what=f"{what} ({account.label})", time_left=time_left
+    )
 
 
 Factory = Callable[[Account, Deps], CostSource]

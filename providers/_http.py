@@ -4,15 +4,21 @@ Retry policy: only 429, 5xx (incl. Anthropic's 529) and connection errors/timeou
 most `ATTEMPTS` times and never past the check's deadline. A `Retry-After` header is honoured when
 it fits in the time left; when it does not, the call fails now as rate-limited instead of sleeping
 through the function's timeout. Everything else fails at once with a classified `ProviderError`.
+
+Bounds: the check's `Deadline` holds for the whole request (connect, headers and body, across
+retries), and a body is streamed raw and decoded layer by layer under `MAX_BODY_BYTES` decoded
+(see `_read_body`), so neither a dripping server nor a nested gzip bomb outlives or outgrows a check.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -63,7 +69,12 @@ def make_client(base_url: str, *, headers: Mapping[str, str] | None = None) -> h
     return httpx.Client(
         base_url=base_url,
         verify=_tls_context(),
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            **(headers or {}),
+        },
         timeout=httpx.Timeout(20.0, connect=5.0),
         follow_redirects=False,
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
@@ -126,24 +137,185 @@ def _error_detail(resp: httpx.Response, body: bytes) -> str:
 
 
 class ResponseTooLarge(ProviderError):
-    """A response over `MAX_BODY_BYTES`: a fault, or a month too heavily grouped for one page."""
+    """A response over `MAX_BODY_BYTES` (on the wire or decoded): a fault, or a month too big for one page."""
 
     def __init__(self, message: str) -> None:
         super().__init__(Cause.BAD_RESPONSE, message)
 
 
-def _read_body(resp: httpx.Response) -> bytes:
+class _BodyUnusable(Exception):
+    """The body could not be read as declared (unknown or corrupt encoding); the status still counts."""
+
+
+def _limit_text(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+
+
+# Content-Encoding layers we decode ourselves, each with its own incremental decoder, so that no
+# layer ever holds more than `_PIECE` decoded bytes at once (httpx 0.28's own decoders call
+# `decompress(data)` without `max_length` (`_decoders.py`), inflating a whole network chunk in one
+# call: 64 KiB of a gzip bomb is ~64 MiB, and `gzip, gzip` multiplies that again). The names and
+# their order are RFC 9110 §8.4: codings are listed in the order they were applied, so they are
+# undone from the last one; "x-gzip" is a gzip alias (RFC 9110 §8.4.1.3). Brotli/zstd are not decodable here (no
+# decoder in requirements.txt), so we never offer them in Accept-Encoding and a body that uses them
+# anyway is a classified failure.
+ACCEPT_ENCODING = "gzip, deflate"
+_PIECE = 64 * 1024
+
+
+class _Inflate:
+    """One gzip or deflate layer, decoded incrementally with `decompressobj(...).decompress(max_length)`."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        # 16 + MAX_WBITS: gzip header and trailer (zlib docs, "wbits"); deflate is zlib-wrapped per
+        # RFC 9110 §8.4.1.2, but some servers send raw deflate: retried raw on a bad first header.
+        self._wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
+        self._d = zlib.decompressobj(self._wbits)
+        self._started = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self._d.eof:  # a gzip body may be several members back to back (RFC 1952 §2.2)
+                if self.coding != "gzip":
+                    raise _BodyUnusable(f"data after the end of the {self.coding} stream")
+                self._d = zlib.decompressobj(self._wbits)
+            try:
+                out = self._d.decompress(data, _PIECE)
+            except zlib.error:
+                if self.coding == "deflate" and not self._started:
+                    self._wbits = -zlib.MAX_WBITS
+                    self._d = zlib.decompressobj(self._wbits)
+                    self._started = True
+                    continue
+                raise _BodyUnusable(f"corrupt {self.coding} body") from None
+            self._started = True
+            if out:
+                yield out
+            data = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
+
+    def finish(self) -> Iterator[bytes]:
+        while not self._d.eof:  # drain output zlib still holds (at most one match), then demand the end
+            out = self._d.decompress(b"", _PIECE)
+            if not out:
+                raise _BodyUnusable(f"truncated {self.coding} body")
+            yield out
+
+
+def _layers(resp: httpx.Response) -> list[_Inflate]:
+    """Decoders for the declared codings, outermost (last applied) first; unknown codings fail."""
+    codings = [c.strip().lower() for c in resp.headers.get_list("content-encoding", split_commas=True)]
+    layers: list[_Inflate] = []
+    for coding in reversed([c for c in codings if c and c != "identity"]):
+        if coding in ("gzip", "x-gzip"):
+            layers.append(_Inflate("gzip"))
+        elif coding == "deflate":
+            layers.append(_Inflate("deflate"))
+        else:
+            raise _BodyUnusable(f"unsupported Content-Encoding {coding!r} (we accept {ACCEPT_ENCODING})")
+    return layers
+
+
+def _read_body(resp: httpx.Response, deadline: Deadline) -> bytes:
+    """The body, decoded through every declared Content-Encoding layer, read as a stream.
+
+    Bounded three ways: `MAX_BODY_BYTES` on the wire, `MAX_BODY_BYTES` decoded (so a nested gzip
+    bomb stops after the cap, whatever its ratio), and the check's deadline between network chunks
+    (the wait for each chunk is cut at the deadline by `_Watchdog`). Only what the headers declare
+    is decoded: a gzip inside a single declared gzip stays compressed and fails the JSON parse.
+    """
+    limit = MAX_BODY_BYTES  # read at call time: tests lower it
     declared = resp.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ResponseTooLarge(f"response of {int(declared)} bytes exceeds the {MAX_BODY_BYTES} byte cap")
-    chunks: list[bytes] = []
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(
+            f"response body of {int(declared)} bytes over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)"
+        )
+    if resp.is_stream_consumed:  # an in-memory `httpx.Response(content=...)` (MockTransport): already decoded
+        if len(resp.content) > limit:
+            raise ResponseTooLarge(f"response body over {_limit_text(limit)} decoded (limit MAX_BODY_BYTES)")
+        return resp.content
+    layers = _layers(resp)
+    out: list[bytes] = []
     size = 0
-    for chunk in resp.iter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ResponseTooLarge(f"response larger than the {MAX_BODY_BYTES} byte cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    def sink(piece: bytes, depth: int) -> None:
+        nonlocal size
+        if depth == len(layers):
+            size += len(piece)
+            if size > limit:
+                raise ResponseTooLarge(f"response body over {_limit_text(limit)} decoded (limit MAX_BODY_BYTES)")
+            out.append(piece)
+            return
+        for inner in layers[depth].feed(piece):
+            sink(inner, depth + 1)
+
+    wire = 0
+    for chunk in resp.iter_raw():
+        wire += len(chunk)
+        if wire > limit:
+            raise ResponseTooLarge(f"response body over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)")
+        sink(chunk, 0)
+        if deadline.remaining() <= 0:
+            raise _DeadlinePassed
+    for depth, layer in enumerate(layers):
+        for inner in layer.finish():
+            sink(inner, depth + 1)
+    return b"".join(out)
+
+
+class _DeadlinePassed(Exception):
+    """The check's deadline passed while the body was still arriving."""
+
+
+class _Watchdog:
+    """Cuts a request's socket when the deadline passes, so no wait (headers or a body chunk) outlives it.
+
+    httpx's read timeout bounds each socket read, not the request (encode/httpx#1450, "low-and-slow"),
+    and httpcore 1.0 fixes it once for the whole body (`_sync/http11.py` `_receive_response_body`
+    reads `extensions["timeout"]["read"]` before its loop), so a server that drips one byte a second
+    never trips it. The socket is taken from httpcore's `trace` extension as soon as a new connection
+    is up ("connection.connect_tcp.complete", then "connection.start_tls.complete", whose
+    `return_value` is the network stream), or from the response's `network_stream` extension for a
+    pooled one. `socket.socket.shutdown` (the base method, also for an `SSLSocket`) wakes a thread
+    blocked in `recv`, which then fails with a read error that `_once` reports as a timeout.
+    """
+
+    _CONNECTED = frozenset({"connection.connect_tcp.complete", "connection.start_tls.complete"})
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.fired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(deadline.remaining(), 0.0), self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event in self._CONNECTED:
+            self.watch(info.get("return_value"))
+
+    def watch(self, stream: Any) -> None:
+        """Watch `stream`'s socket (a TLS socket replaces the TCP one it wraps)."""
+        get = getattr(stream, "get_extra_info", None)
+        sock = get("socket") if get is not None else None
+        if not isinstance(sock, socket.socket):
+            return  # not a socket (a mock transport): the between-chunk deadline check still holds
+        with self._lock:
+            self._sock = sock
+            if not self._timer.is_alive() and not self.fired:
+                self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = self._sock
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: the read has ended anyway
+
+    def close(self) -> None:
+        self._timer.cancel()
 
 
 def request_json(
@@ -199,15 +371,36 @@ def _once(
     timeout = httpx.Timeout(min(20.0, left), connect=min(5.0, left))
     if counter is not None:
         counter[0] += 1
+    watchdog = _Watchdog(deadline)
     try:
-        with client.stream(method, path, params=params, json=json_body, timeout=timeout) as resp:
-            body = _read_body(resp)
+        with client.stream(
+            method, path, params=params, json=json_body, timeout=timeout, extensions={"trace": watchdog.trace}
+        ) as resp:
+            watchdog.watch(resp.extensions.get("network_stream"))  # a pooled connection: no connect event
+            try:
+                body = _read_body(resp, deadline)
+            except _BodyUnusable as exc:
+                if 200 <= resp.status_code < 300:
+                    raise ProviderError(
+                        Cause.BAD_RESPONSE, f"{method} {path}: {exc}", status=resp.status_code
+                    ) from None
+                body = b""  # an error answer with an unreadable body: its status still classifies it
+            except ResponseTooLarge:
+                if 200 <= resp.status_code < 300:
+                    raise
+                body = b""
+    except _DeadlinePassed:
+        raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-body") from None
     except httpx.TimeoutException:
         raise _Retry(ProviderError(Cause.TIMEOUT, f"{method} {path}: timed out"), None) from None
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        if watchdog.fired:
+            raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-request") from None
         raise _Retry(ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}"), None) from None
     except httpx.HTTPError as exc:
         raise ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}") from None
+    finally:
+        watchdog.close()
 
     status = resp.status_code
     if status >= 400 or status < 200:

@@ -146,7 +146,7 @@ class AnthropicCosts:
         return BillingPeriod.containing(now)
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        key = admin_key(self.deps, "anthropic", self.account, "Anthropic admin key")
+        key = admin_key(self.deps, "anthropic", self.account, "Anthropic admin key", deadline)
         counter = [0]
         tomorrow = dt.datetime.combine(period.today + dt.timedelta(days=1), dt.time(), UTC)
         params: list[tuple[str, str | int]] = [

@@ -66,7 +66,7 @@ class OpenAICosts:
         return BillingPeriod.containing(now)
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        key = admin_key(self.deps, "openai", self.account, "OpenAI admin key")
+        key = admin_key(self.deps, "openai", self.account, "OpenAI admin key", deadline)
         if int(period.now.timestamp()) <= int(period.start.timestamp()):
             # The first second of a month: an empty window (the API refuses end_time <= start_time).
             return CostAccumulator(period).report(Freshness(period.now, "the month has just begun"), requests=0)

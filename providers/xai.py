@@ -492,7 +492,7 @@ class XAIBilling:
         return BillingPeriod.containing(now)
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        key = admin_key(self.deps, "xai", self.account, "xAI management key")
+        key = admin_key(self.deps, "xai", self.account, "xAI management key", deadline)
         team = self.account.team_id
         counters = {"usage": [0], "preview": [0], "limits": [0]}
         with (

@@ -8,8 +8,11 @@ scope matches a request is consumed and produced on the wire.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import threading
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 # Provider faults produced before the key is checked (a proxy or the provider's edge answers).
@@ -29,7 +32,18 @@ STATUS_FAULTS: tuple[str, ...] = (
     "error_envelope_200",
     "timeout",
     "reset",
+    "drip",
+    "stall",
+    "gzip_bomb",
+    "gzip_bomb_single",
 )
+# What the wire-level faults above do (the first ones are HTTP statuses or pages):
+#   timeout           accept the request and answer nothing for `seconds`
+#   reset             TCP reset instead of an answer
+#   drip              HTTP 200 JSON headers, then the body one byte every `DRIP_INTERVAL_S`
+#   stall             HTTP 200 JSON headers, then nothing for `seconds` (and the connection closes)
+#   gzip_bomb         `Content-Encoding: gzip, gzip`: ~2 KB that decode to `BOMB_DECODED_BYTES`
+#   gzip_bomb_single  `Content-Encoding: gzip` over a gzip inside a gzip (only one layer declared)
 # Provider faults that spoil an otherwise correct answer (the key must be valid).
 DATA_FAULTS: tuple[str, ...] = (
     "drift_missing_data",
@@ -61,6 +75,39 @@ SECRET_FAULT_MODES: tuple[str, ...] = ("http_403", "http_429", "http_500", "http
 
 DEFAULT_TIMEOUT_S = 120.0  # longer than any sane client timeout; interrupted when the server stops
 HUGE_BYTES = 32 * 1024 * 1024
+DRIP_INTERVAL_S = 1.0
+BOMB_DECODED_BYTES = 1024 * 1024 * 1024  # 1 GiB of JSON whitespace behind ~2 KB on the wire
+
+
+def gzip_layers(data: Iterable[bytes], layers: int) -> bytes:
+    """`data` gzip-compressed `layers` times, streamed (never holds the decoded size in memory)."""
+    out: Iterable[bytes] = data
+    for _ in range(layers):
+        out = [_gzip(out)]
+    return b"".join(out)
+
+
+def _gzip(chunks: Iterable[bytes]) -> bytes:
+    enc = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16 + MAX_WBITS: gzip framing
+    parts = [enc.compress(c) for c in chunks]
+    parts.append(enc.flush())
+    return b"".join(parts)
+
+
+_BOMB_LOCK = threading.Lock()
+
+
+def gzip_bomb(decoded_bytes: int = BOMB_DECODED_BYTES, layers: int = 2) -> bytes:
+    """Whitespace, `decoded_bytes` of it, gzipped `layers` times (1 GiB twice: ~2 KB, ~3 s to build once)."""
+    with _BOMB_LOCK:  # concurrent handlers wait for the one build instead of each compressing 1 GiB
+        return _build_bomb(decoded_bytes, layers)
+
+
+@functools.cache
+def _build_bomb(decoded_bytes: int, layers: int) -> bytes:
+    block = b" " * (1024 * 1024)
+    full, rest = divmod(decoded_bytes, len(block))
+    return gzip_layers(itertools.chain(itertools.repeat(block, full), [b" " * rest]), layers)
 
 
 @dataclasses.dataclass
@@ -70,7 +117,7 @@ class Fault:
     mode: str
     count: int | None = None
     scope: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
-    seconds: float = DEFAULT_TIMEOUT_S  # for `timeout`
+    seconds: float = DEFAULT_TIMEOUT_S  # for `timeout` and `stall`
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "count": self.count, **self.scope, "seconds": self.seconds}

@@ -18,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,12 +46,14 @@ from simulator._server import (
 from simulator._wire import Ctx, Emitter
 from simulator.faults import (
     DATA_FAULTS,
+    DRIP_INTERVAL_S,
     PAGINATED_ONLY,
     PROVIDER_FAULT_MODES,
     STATUS_FAULTS,
     XAI_ONLY,
     Fault,
     FaultBook,
+    gzip_bomb,
     parse_count,
     parse_seconds,
 )
@@ -212,6 +216,8 @@ class SimState(LatencyKnob):
         labels = {a.label for a in self.scenario.accounts if a.provider == provider}
         if account is not None and account not in labels:
             raise ValueError(f"no {provider} account labelled {account!r} in the scenario")
+        if mode in ("gzip_bomb", "gzip_bomb_single"):
+            gzip_bomb()  # built once (~3 s of CPU) when armed, not on the clock of the request it answers
         self.faults.add(
             Fault(
                 mode=mode,
@@ -311,6 +317,11 @@ def _status_fault(wire: Wire, fault: Fault, request_id: str) -> Reply:
         return hang_reply(fault.seconds)
     if mode == "reset":
         return reset_reply()
+    if mode in ("drip", "stall"):
+        return _slow_reply(mode, fault.seconds)
+    if mode in ("gzip_bomb", "gzip_bomb_single"):
+        declared = "gzip, gzip" if mode == "gzip_bomb" else "gzip"  # two layers on the wire either way
+        return Reply(200, gzip_bomb(), "application/json", {"Content-Encoding": declared})
     if mode in ("html", "html_200"):
         return text_reply(502 if mode == "html" else 200, HTML_ERROR_PAGE, "text/html; charset=utf-8")
     if mode == "error_envelope_200":
@@ -320,6 +331,37 @@ def _status_fault(wire: Wire, fault: Fault, request_id: str) -> Reply:
     if mode == "http_429_no_retry_after":
         return wire.status_error(429, request_id, None)
     return wire.status_error(int(mode.removeprefix("http_")), request_id, None)
+
+
+_DRIP_BODY = json.dumps({"object": "page", "data": [], "has_more": False}).encode().ljust(4096)
+
+
+def _slow_reply(mode: str, seconds: float) -> Reply:
+    """HTTP 200 headers at once, then the body a byte a second (`drip`) or nothing for `seconds` (`stall`).
+
+    `Connection: close` so a stalled connection is never reused for the next request. The stream is
+    a generator the server writes chunk by chunk, checking between chunks whether it is stopping.
+    """
+
+    def drip() -> Iterator[bytes]:
+        for i in range(len(_DRIP_BODY)):
+            if i:
+                time.sleep(DRIP_INTERVAL_S)
+            yield _DRIP_BODY[i : i + 1]
+
+    def stall() -> Iterator[bytes]:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(0.1)
+            yield b""
+
+    return Reply(
+        200,
+        content_type="application/json",
+        headers={"Connection": "close"},
+        stream=drip if mode == "drip" else stall,
+        length=len(_DRIP_BODY),
+    )
 
 
 class ProviderHandler(Handler):

@@ -736,7 +736,12 @@ FAILING_MODES: dict[str, tuple[str, str]] = {  # simulator mode: (what the table
     "pagination_loop": ("pagination loop (same next_page)", "bad_response"),
     "endless_has_more": ("endless has_more", "bad_response"),
     "huge": ("huge response (32 MB)", "bad_response"),
+    "drip": ("body at one byte a second", "timeout"),
+    "stall": ("headers, then silence", "timeout"),
+    "gzip_bomb": ("gzip bomb: gzip, gzip to 1 GiB", "bad_response"),
+    "gzip_bomb_single": ("gzip inside one declared gzip", "bad_response"),
 }
+SLOW_MODES = frozenset({"timeout", "drip", "stall"})  # run with the tight deadline: each costs its budget
 VIA = {"http_401": "http", "http_403": "http", "html": "cli", "html_200": "cli"}  # the rest: run_check
 VIA_LABEL = {"run_check": "", "cli": " [CLI]", "http": " [HTTP fn]"}
 FAULTED = {"openai": ("prod", ("openai/prod",)), "anthropic": (None, ("anthropic/main",)), "xai": (None, ("xai/core",))}
@@ -752,15 +757,15 @@ def _source_faults() -> Iterator[Any]:
                 mode == "http_529" and provider != "anthropic"
             ):
                 continue
-            timeout = mode == "timeout"
+            slow = mode in SLOW_MODES
             via = VIA.get(mode, "run_check")
             yield pytest.param(
                 SourceFault(
                     f"{who}: {what}{VIA_LABEL[via]}",
                     targets,
-                    _sim(provider, mode, account, seconds=3 if timeout else None),
+                    _sim(provider, mode, account, seconds=3 if slow else None),
                     cause=cause,
-                    deadline=TIGHT_DEADLINE_S if timeout else DEADLINE_S,
+                    deadline=TIGHT_DEADLINE_S if slow else DEADLINE_S,
                     via=via,
                 ),
                 id=f"{provider}-{mode}",
@@ -795,6 +800,16 @@ def _source_faults() -> Iterator[Any]:
             cause="not_found",
         ),
         id="gemini-missing-table",
+    )
+    yield pytest.param(
+        SourceFault(
+            "gemini/billing: BigQuery accepts, never answers [in process]",
+            gemini,
+            lambda w: {"env": {"BIGQUERY_EMULATOR_HOST": w.servers.silent.url}},
+            cause="timeout",
+            deadline=TIGHT_DEADLINE_S,
+        ),
+        id="gemini-stalled",
     )
     denied = gexc.Forbidden(
         "Access Denied: Table llm-faults:billing.gcp_billing_export_v1: User does not have permission",
