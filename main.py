@@ -22,6 +22,8 @@ from config import SecretResolver, Settings
 from errors import ConfigError
 
 log = logs.get("main")
+SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
+SLACK_REFUSED_EXIT = 4  # the CLI's exit status for the same (2: configuration, 3: state)
 _LOCK = threading.Lock()
 _SECRETS: SecretResolver | None = None
 _LOGGING_READY = False
@@ -52,7 +54,8 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
 
     200 with the check document whenever the check ran, even with failed providers, so Cloud
     Scheduler does not retry and re-post; 500 for a configuration or state problem, with a message
-    that names it (never a secret).
+    that names it (never a secret); 502 when Slack refuses the alerts for good (webhook revoked,
+    channel archived, posting denied): they stay pending and the answer's `slack.fix` says what to do.
     """
     from check import default_deps, run_check, to_json
 
@@ -77,6 +80,9 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     if outcome.state_error:
         doc["status"] = "state_error"
         return logs.redact(json.dumps(doc)), 500, headers
+    if outcome.notify_permanent:  # nothing was posted, so a Scheduler retry cannot post twice
+        doc["status"] = "slack_refused"
+        return logs.redact(json.dumps(doc)), SLACK_REFUSED_HTTP, headers
     doc["status"] = "ok"
     return logs.redact(json.dumps(doc)), 200, headers
 
@@ -182,11 +188,16 @@ def cli(argv: list[str] | None = None) -> int:
             print(f"\nSlack ({verb}):\n{outcome.payload['text']}")
         else:
             print("\nnothing new to say: no message")
-        if outcome.notify_error:
+        if outcome.notify_error and not outcome.posted:
             print(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
+        elif outcome.notify_error:
+            print(f"\nSlack warning: {outcome.notify_error}")
     if outcome.state_error:
         print(f"state error: {outcome.state_error}", file=sys.stderr)
         return 3
+    if outcome.notify_permanent:
+        print(f"Slack refuses the alerts: {outcome.notify_error}. Fix: {outcome.notify_fix}", file=sys.stderr)
+        return SLACK_REFUSED_EXIT
     return 0
 
 
