@@ -55,6 +55,7 @@ class GCSProxy:
     def __init__(self, upstream: str, *, port: int = 0) -> None:
         split = urlsplit(upstream)
         self._upstream = (split.hostname or "127.0.0.1", split.port or 80)
+        self._upstream_url = upstream.rstrip("/")
         self._lock = threading.Lock()  # one request at a time upstream: checks and the request they guard
         self._hooks: dict[str, list[tuple[Callable[[], None], int]]] = {}
         self._drop_writes = 0
@@ -212,6 +213,9 @@ class GCSProxy:
                 if self.command == "POST" and split.path.startswith("/upload/") and proxy._take_drop():
                     self._reset()
                     return
+                # Object resources carry links (mediaLink, selfLink) to fake-gcs-server's own address:
+                # the client downloads from mediaLink after a reload, so they must lead back here.
+                out = out.replace(proxy._upstream_url.encode(), proxy.url.encode())
                 self.send_response(status)
                 for k, v in out_headers:
                     if k.lower() not in _HOP:
