@@ -500,8 +500,19 @@ class GCSStore:
         from google.api_core import exceptions as gexc
 
         blob = self._blob()
+
+        def download() -> bytes:
+            # Retried here rather than by the library: a refused download leaves its streamed
+            # response (and its socket) open, and the library's own retry drops it unclosed.
+            try:
+                return bytes(blob.download_as_bytes(timeout=10, retry=None))
+            except gexc.GoogleAPIError as exc:
+                with contextlib.suppress(Exception):
+                    getattr(exc, "response", None).close()  # type: ignore[union-attr]
+                raise
+
         try:
-            data = blob.download_as_bytes(timeout=10, retry=_retry())
+            data = _retry()(download)()
         except gexc.NotFound:
             return None, 0
         except gexc.PreconditionFailed:
