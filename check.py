@@ -5,7 +5,7 @@
     state.Ledger.claim (CAS) ◄──────────────────────────┘
            │ owned events
            ▼
-    slack.render ─► slack.post ─► Ledger.confirm | Ledger.release (pending, retried next run)
+    slack.render ─► slack.deliver ─► Ledger.confirm | Ledger.release (pending, retried next run)
 
 A failing account becomes a failed `SourceResult` (never $0) and never stops the others. A config or
 state error stops the check before anything is posted.

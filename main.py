@@ -3,6 +3,10 @@
     python main.py check  [--dry-run] [--json] [--now 2026-12-01T00:05:00Z]
     python main.py replay --from 2026-11-28T00:00Z --to 2026-12-02T00:00Z [--step 1h] [--simulator URL]
 
+Exit codes of `check`: 0 the check ran (failed providers and transient Slack failures included: the
+alerts stay pending), 2 configuration error, 3 alert state unusable, 4 Slack refuses the alerts for good
+(webhook revoked, channel archived, posting denied; the message says the fix).
+
 Nothing is built at import time: settings, secrets and clients come to life on the first call, and
 the secret cache lives for the process (a warm instance fetches no secret twice).
 """

@@ -875,13 +875,16 @@ def test_source_fault(world: World, case: SourceFault) -> None:
 
 
 SLACK_FAULTS = [  # mode, how many posts it spoils, expected cause, deadline, HTTP answer, what the table says
-    pytest.param("http_429", 3, "rate_limit", DEADLINE_S, 200, "Slack: HTTP 429 rate_limited (after its retries)", id="429"),
+    pytest.param("http_429", 3, "rate_limit", DEADLINE_S, 200, "Slack: HTTP 429 rate_limited (after its retries)",
+                 id="429"),
     pytest.param("http_500", 1, "server_error", DEADLINE_S, 200, "Slack: HTTP 500 rollup_error", id="500"),
-    pytest.param("timeout", 1, "timeout", TIGHT_DEADLINE_S, 200, "Slack: webhook never answers (timeout)", id="timeout"),
+    pytest.param("timeout", 1, "timeout", TIGHT_DEADLINE_S, 200, "Slack: webhook never answers (timeout)",
+                 id="timeout"),
     # Permanent: nothing posted, alerts kept, and the answer says so (502) with the fix.
-    pytest.param("no_service", 1, "webhook_revoked", DEADLINE_S, 502, "Slack: webhook revoked, HTTP 404 no_service", id="no-service"),
+    pytest.param("no_service", 1, "webhook_revoked", DEADLINE_S, 502, "Slack: webhook revoked, HTTP 404 no_service",
+                 id="no-service"),
     pytest.param("http_410", 1, "channel_archived", DEADLINE_S, 502, "Slack: channel archived, HTTP 410", id="410"),
-    pytest.param("http_403", 1, "posting_denied", DEADLINE_S, 502, "Slack: posting denied, HTTP 403 action_prohibited", id="403"),
+    pytest.param("http_403", 1, "posting_denied", DEADLINE_S, 502, "Slack: posting denied, HTTP 403", id="403"),
 ]  # fmt: skip
 
 

@@ -358,3 +358,35 @@ def test_malformed_state_exits_3_untouched_and_the_restored_object_delivers_once
     assert {e["status"] for e in doc["events"]["2026-11"].values()} == {"sent"}
     assert main.cli(["check", "--now", (later + dt.timedelta(hours=1)).isoformat()]) == 0
     assert len(world["slack"].messages()) == 1
+
+
+def test_a_render_failure_after_the_claim_still_delivers(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering raises after the claim: the alert lines go out as plain text and are confirmed, not stranded."""
+    from alerts import slack
+
+    def broken(msg: Any) -> dict[str, Any]:
+        raise KeyError("a bug in rendering")
+
+    monkeypatch.setattr(slack, "render", broken)
+    out = _check(world)
+    (msg,) = world["slack"].messages()
+    assert out.posted and out.delivered and "crossed" in msg["text"] and "blocks" not in msg
+    doc = Ledger(GCSStore(world["bucket"], OBJECT)).snapshot()
+    assert {e["status"] for e in doc["events"]["2026-11"].values()} == {"sent"}
+
+
+def test_cli_exits_4_with_the_fix_when_the_webhook_is_revoked(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A revoked webhook: exit code 4, stderr names it and the fix; the next run after the fix posts once."""
+    import main
+
+    for k, v in world["env"].items():
+        monkeypatch.setenv(k, v)
+    world["slack"].add_fault("no_service", count=1)
+    assert main.cli(["check", "--now", NOW.isoformat()]) == 4
+    err = capsys.readouterr().err
+    assert "webhook revoked" in err and "create a new incoming webhook" in err
+    assert main.cli(["check", "--now", NOW.isoformat()]) == 0 and len(world["slack"].messages()) == 1
