@@ -5,7 +5,7 @@
     state.Ledger.claim (CAS) ◄──────────────────────────┘
            │ owned events
            ▼
-    slack.render ─► slack.post ─► Ledger.confirm | Ledger.release (pending, retried next run)
+    slack.render ─► slack.deliver ─► Ledger.confirm | Ledger.release (pending, retried next run)
 
 A failing account becomes a failed `SourceResult` (never $0) and never stops the others. A config or
 state error stops the check before anything is posted.
@@ -51,6 +51,8 @@ class CheckOutcome:
     payload: dict[str, Any] | None = None  # the Slack message (posted, or rendered in a dry run)
     posted: bool = False
     notify_error: str | None = None
+    notify_permanent: str | None = None  # the Cause of a Slack refusal that retrying will not fix
+    notify_fix: str | None = None  # what to do about it
     state_error: str | None = None
     dry_run: bool = False
     elapsed_s: float = 0.0
@@ -300,27 +302,15 @@ def run_check(
         return outcome
 
     if owned:
-        to_say = [
-            by_key.get(k)
-            or Event(
-                key=k,
-                kind=v["kind"],
-                scope=v["scope"],
-                month=v["month"],
-                line=v["line"] + (" _(delayed)_" if v.get("delayed") else ""),
-                severity=_severity(v["kind"]),
-            )
-            for k, v in owned.items()
-        ]
-        outcome.payload = slack.render(
-            slack.MessageInput(
-                now=now,
-                scopes=scopes,
-                results=results,
-                events=to_say,
-                digest=any(e.kind == "digest" for e in to_say),
-            )
+        to_say = [_labelled(by_key.get(k), k, v) for k, v in owned.items()]
+        msg = slack.MessageInput(
+            now=now, scopes=scopes, results=results, events=to_say, digest=any(e.kind == "digest" for e in to_say)
         )
+        try:
+            outcome.payload = slack.render(msg)
+        except Exception:  # a claim is held: rendering must not strand it (the lines alone still say it)
+            log.exception("could not render the Slack message; posting its alert lines as plain text")
+            outcome.payload = {"text": "\n".join(e.line for e in to_say)[: slack.MAX_TEXT]}
         if dry_run:
             outcome.pending = sorted(owned)
         else:
@@ -338,6 +328,24 @@ def run_check(
         dry_run=dry_run,
     )
     return outcome
+
+
+MAYBE_REPEAT = " _(delayed; may be a repeat: an earlier attempt may have reached Slack)_"
+DELAYED = " _(delayed)_"
+
+
+def _labelled(holding: Event | None, key: str, owned: dict[str, Any]) -> Event:
+    """The event to say, labelled when earlier runs failed to deliver it (whether or not it still holds)."""
+    event = holding or Event(
+        key=key,
+        kind=owned["kind"],
+        scope=owned["scope"],
+        month=owned["month"],
+        line=owned["line"],
+        severity=_severity(owned["kind"]),
+    )
+    label = MAYBE_REPEAT if owned.get("uncertain") else DELAYED if owned.get("delayed") else ""
+    return dataclasses.replace(event, line=event.line + label) if label else event
 
 
 def _severity(kind: str) -> int:
@@ -362,29 +370,42 @@ def _deliver(
             time_left=settings.deadline_s - (time.monotonic() - started) - 1.0,
         )
         left = settings.deadline_s - (time.monotonic() - started)
-        slack.post(
+        rejected = slack.deliver(
             url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)), within=max(1.0, left - 1.0)
         )
     except (NotifyError, SecretError) as exc:
-        cause = exc.cause.value if isinstance(exc, NotifyError) else Cause.SECRET.value
+        notify = exc if isinstance(exc, NotifyError) else None
+        cause = notify.cause.value if notify is not None else Cause.SECRET.value
         outcome.notify_error = str(exc)
         outcome.pending = sorted(owned)
-        logs.event(
-            log,
-            logging.ERROR,
-            "Slack post failed; alerts kept pending for the next run",
-            cause=cause,
-            error=str(exc),
-            pending=outcome.pending,
-        )
+        fields: dict[str, Any] = {"cause": cause, "error": str(exc), "pending": outcome.pending}
+        message = "Slack post failed; alerts kept pending for the next run"
+        if notify is not None and notify.permanent:
+            outcome.notify_permanent, outcome.notify_fix = cause, notify.fix
+            message = f"Slack refuses the alerts ({notify.cause.describe}); kept pending until fixed: {notify.fix}"
+            fields["fix"] = notify.fix
+        if notify is not None and notify.maybe_delivered:
+            fields["maybe_delivered"] = True
+            message += " (the post may have reached Slack: the re-delivery is labelled a possible repeat)"
+        logs.event(log, logging.ERROR, message, **fields)
         try:
-            ledger.release(owned, outcome.now, cause)
+            ledger.release(owned, outcome.now, cause, maybe_posted=notify is not None and notify.maybe_delivered)
         except StateError as sexc:
             outcome.state_error = str(sexc)
             logs.event(log, logging.ERROR, "could not release claims; they expire and are retried", error=str(sexc))
         return
     outcome.posted = True
     outcome.delivered = sorted(owned)
+    if rejected is not None:
+        outcome.notify_error = f"{rejected}; posted as plain text instead"
+        logs.event(
+            log,
+            logging.ERROR,
+            "Slack rejected the formatted message; its alerts were posted as plain text",
+            cause=rejected.cause.value,
+            error=str(rejected),
+            fix=rejected.fix,
+        )
     try:
         ledger.confirm(owned, outcome.now)
     except StateError as exc:
@@ -448,7 +469,13 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
             "delivered": outcome.delivered,
             "pending": outcome.pending,
         },
-        "slack": {"posted": outcome.posted, "error": outcome.notify_error, "dry_run": outcome.dry_run},
+        "slack": {
+            "posted": outcome.posted,
+            "error": outcome.notify_error,
+            "dry_run": outcome.dry_run,
+            "permanent": outcome.notify_permanent,
+            "fix": outcome.notify_fix,
+        },
         "state_error": outcome.state_error,
         "elapsed_s": round(outcome.elapsed_s, 3),
     }

@@ -8,7 +8,8 @@ The hierarchy is small on purpose; every error a check can meet is one of these:
     ├── ProviderError                one cost source failed: carries provider, account and a `Cause`
     ├── StateError                   alert state is unreadable, corrupted or of an unknown version
     │   └── StateConflict            a conditional write lost a race (another run wrote first)
-    └── NotifyError                  Slack did not accept a message: carries a `Cause`
+    └── NotifyError                  Slack did not accept a message: carries a `Cause`, whether it is
+                                     permanent (with the fix) and whether the post may have landed
 
 A `ProviderError` is caught per source by the check and becomes a *failed* result: it is never
 turned into $0 and never stops the other sources. `ConfigError` and `StateError` stop a check
@@ -34,6 +35,10 @@ class Cause(enum.StrEnum):
     QUOTA = "quota"  # a cost cap we set ourselves was hit (BigQuery maximum_bytes_billed)
     SECRET = "secret"  # the key could not be read from Secret Manager / environment
     CLIENT_ERROR = "client_error"  # other 4xx: the request we built was refused
+    WEBHOOK_REVOKED = "webhook_revoked"  # Slack 404 no_service / 403 invalid_token: the webhook is gone
+    CHANNEL_ARCHIVED = "channel_archived"  # Slack 410 channel_is_archived
+    POSTING_DENIED = "posting_denied"  # Slack 403 action_prohibited / posting_to_general_channel_denied
+    MESSAGE_REJECTED = "message_rejected"  # Slack 400 invalid_payload / invalid_blocks / too_many_attachments
 
     @property
     def describe(self) -> str:
@@ -52,6 +57,10 @@ _DESCRIPTIONS: dict[Cause, str] = {
     Cause.QUOTA: "query cost cap reached",
     Cause.SECRET: "key could not be read",
     Cause.CLIENT_ERROR: "request refused",
+    Cause.WEBHOOK_REVOKED: "Slack webhook revoked or deleted",
+    Cause.CHANNEL_ARCHIVED: "Slack channel archived",
+    Cause.POSTING_DENIED: "Slack refuses posts to that channel",
+    Cause.MESSAGE_REJECTED: "Slack rejected the message",
 }
 
 
@@ -93,10 +102,26 @@ class StateConflict(StateError):
 
 
 class NotifyError(BudgetAlertError):
-    """Slack did not accept a message."""
+    """Slack did not accept a message.
 
-    def __init__(self, cause: Cause, message: str, *, status: int | None = None) -> None:
+    `permanent`: retrying will not help until someone acts (`fix` says what to do). `maybe_delivered`:
+    the request was sent and its answer lost (reset, timeout), so Slack may have posted it.
+    """
+
+    def __init__(
+        self,
+        cause: Cause,
+        message: str,
+        *,
+        status: int | None = None,
+        permanent: bool = False,
+        fix: str | None = None,
+        maybe_delivered: bool = False,
+    ) -> None:
         super().__init__(message)
         self.cause = cause
         self.message = message
         self.status = status
+        self.permanent = permanent
+        self.fix = fix
+        self.maybe_delivered = maybe_delivered

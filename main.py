@@ -4,6 +4,10 @@
     python main.py replay --from 2026-11-28T00:00Z --to 2026-12-02T00:00Z [--step 1h] [--simulator URL]
     python main.py doctor [--json] [--post-test]      # read-only readiness check; exit 1 if not ready
 
+Exit codes of `check`: 0 the check ran (failed providers and transient Slack failures included: the
+alerts stay pending), 2 configuration error, 3 alert state unusable, 4 Slack refuses the alerts for good
+(webhook revoked, channel archived, posting denied; the message says the fix).
+
 Nothing is built at import time: settings, secrets and clients come to life on the first call, and
 the secret cache lives for the process (a warm instance fetches no secret twice).
 """
@@ -25,6 +29,8 @@ from errors import ConfigError
 from models import usd
 
 log = logs.get("main")
+SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
+SLACK_REFUSED_EXIT = 4  # the CLI's exit status for the same (2: configuration, 3: state)
 _LOCK = threading.Lock()
 _SECRETS: SecretResolver | None = None
 _LOGGING_READY = False
@@ -56,9 +62,11 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
 
     200 with the check document whenever the check ran, even with failed providers, so Cloud
     Scheduler does not retry and re-post; 500 for a configuration or state problem, with a message
-    that names it (never a secret). Only POST (what Cloud Scheduler sends) runs anything: any other
-    method gets 405 with `Allow: POST` (RFC 9110 section 15.5.6) before settings are even read. IAM
-    (roles/run.invoker for the scheduler's service account only) stays the real guard.
+    that names it (never a secret); 502 when Slack refuses the alerts for good (webhook revoked,
+    channel archived, posting denied): they stay pending and the answer's `slack.fix` says what to do.
+    Only POST (what Cloud Scheduler sends) runs anything: any other method gets 405 with
+    `Allow: POST` (RFC 9110 section 15.5.6) before settings are even read. IAM (roles/run.invoker for
+    the scheduler's service account only) stays the real guard.
     """
     headers = {"Content-Type": "application/json"}
     if request.method != "POST":
@@ -90,6 +98,9 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     if outcome.state_error:
         doc["status"] = "state_error"
         return logs.redact(json.dumps(doc)), 500, headers
+    if outcome.notify_permanent:  # nothing was posted, so a Scheduler retry cannot post twice
+        doc["status"] = "slack_refused"
+        return logs.redact(json.dumps(doc)), SLACK_REFUSED_HTTP, headers
     doc["status"] = "ok"
     return logs.redact(json.dumps(doc)), 200, headers
 
@@ -242,11 +253,16 @@ def cli(argv: list[str] | None = None) -> int:
             _say(f"\nSlack ({verb}):\n{outcome.payload['text']}")
         else:
             _say("\nnothing new to say: no message")
-        if outcome.notify_error:
+        if outcome.notify_error and not outcome.posted:
             _say(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
+        elif outcome.notify_error:
+            _say(f"\nSlack warning: {outcome.notify_error}")
     if outcome.state_error:
         _say(f"state error: {outcome.state_error}", err=True)
         return 3
+    if outcome.notify_permanent:
+        _say(f"Slack refuses the alerts: {outcome.notify_error}. Fix: {outcome.notify_fix}", err=True)
+        return SLACK_REFUSED_EXIT
     return 0
 
 

@@ -2,9 +2,12 @@
 
 `render()` builds blocks from `slack_sdk.models.blocks` and always sets the `text` fallback. It keeps
 within Slack's limits: at most 50 blocks, section text at most 3000 characters, header at most 150;
-long lists end in "and N more". `post()` sends with connection-error and (bounded) rate-limit
-retries and raises `NotifyError` for anything but HTTP 200; the webhook URL never appears in an
-error or a log line.
+long lists end in "and N more". `post()` sends with a (bounded) rate-limit retry and a retry of
+errors that prove the request never left (refused, DNS) — never a blind re-POST of a request that
+may have reached Slack — and raises `NotifyError` for anything but HTTP 200, classified: permanent
+(webhook revoked, channel archived, posting denied, message rejected; with the fix) or not, and
+whether it may have been delivered. `deliver()` falls back to plain text when Slack rejects the
+message's content. The webhook URL never appears in an error or a log line.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -338,13 +343,74 @@ def _capped_rate_limit_handler() -> Any:
     return CappedRateLimit(max_retry_count=1)
 
 
-_SLACK_ERRORS = {
-    400: Cause.CLIENT_ERROR,  # invalid_payload
-    403: Cause.PERMISSION,  # action_prohibited
-    404: Cause.AUTH,  # no_service / channel_not_found: webhook revoked or gone
-    410: Cause.AUTH,  # channel_is_archived
-    429: Cause.RATE_LIMIT,
+# Incoming-webhook errors are plain-text strings with an HTTP status
+# (https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks and
+# https://api.slack.com/messaging/webhooks#handling_errors: invalid_payload, user_not_found,
+# channel_not_found, channel_is_archived, action_prohibited, posting_to_general_channel_denied,
+# too_many_attachments, no_text, invalid_blocks...; no_service / invalid_token for a revoked hook are
+# observed rather than listed). The string decides; the status is the fallback for strings we do not know.
+_NEW_WEBHOOK = (
+    "create a new incoming webhook for the channel (Slack app settings → Incoming Webhooks) and store its URL "
+    "as the new version of the webhook secret (SLACK_WEBHOOK_URL locally)"
+)
+_PERMANENT: dict[str, tuple[Cause, str]] = {
+    "no_service": (Cause.WEBHOOK_REVOKED, _NEW_WEBHOOK),
+    "invalid_token": (Cause.WEBHOOK_REVOKED, _NEW_WEBHOOK),
+    "channel_not_found": (Cause.WEBHOOK_REVOKED, "the webhook's channel was deleted: " + _NEW_WEBHOOK),
+    "team_disabled": (Cause.WEBHOOK_REVOKED, "the Slack workspace is disabled: use a webhook of a live workspace"),
+    "channel_is_archived": (
+        Cause.CHANNEL_ARCHIVED,
+        "unarchive the channel, or create a webhook for another channel and store its URL in the webhook secret",
+    ),
+    "action_prohibited": (
+        Cause.POSTING_DENIED,
+        "a workspace admin restricts posting to that channel: ask them to allow the app, or use another channel",
+    ),
+    "posting_to_general_channel_denied": (
+        Cause.POSTING_DENIED,
+        "only admins may post to that channel: use a webhook for another channel",
+    ),
 }
+_CONTENT_REJECTED = frozenset(
+    {
+        "invalid_payload",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_attachments",
+        "too_many_attachments",
+        "no_text",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "markdown_text_conflict",
+    }
+)
+_BY_STATUS: dict[int, tuple[Cause, str]] = {
+    404: _PERMANENT["no_service"],
+    403: _PERMANENT["action_prohibited"],
+    410: _PERMANENT["channel_is_archived"],
+}
+REJECTED_FIX = "the formatted message was replaced by plain text; report the rejected payload as a bug"
+
+
+def _send_once_retry_handler() -> Any:
+    from slack_sdk.http_retry import ConnectionErrorRetryHandler
+
+    class RetryOnlyUnsent(ConnectionErrorRetryHandler):
+        """Retry only errors that prove the request never reached Slack (refused, DNS failure).
+
+        slack_sdk's default handler also retries a reset or a dropped answer, which happens after
+        the request was sent: Slack may have posted it, and a blind re-POST would post it twice.
+        """
+
+        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+            return response is None and _never_sent(error)
+
+    return RetryOnlyUnsent(max_retry_count=1)
+
+
+def _never_sent(error: BaseException | None) -> bool:
+    reason = getattr(error, "reason", error)  # urllib wraps socket errors in URLError(reason)
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
 
 
 def post(url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S, within: float | None = None) -> None:
@@ -353,6 +419,10 @@ def post(url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S, wi
     `timeout` bounds each socket operation (urllib's meaning); `within` bounds the whole post, its
     retries included (default: the worst case those allow). urllib cannot stop a server that answers
     a byte at a time, so past `within` the post is abandoned and reported as a timeout.
+
+    A request that may have reached Slack (reset or timeout after sending, or abandoned) is not
+    retried here: the error says `maybe_delivered`, and a later run re-delivers it labelled as a
+    possible repeat.
     """
     limit = within if within is not None else 2 * timeout + MAX_RETRY_AFTER_S + 1.0
     _bounded(lambda: _post(url, payload, timeout), limit)
@@ -372,13 +442,14 @@ def _bounded(call: Callable[[], None], seconds: float) -> None:
     worker.start()
     worker.join(max(0.0, seconds))
     if worker.is_alive():  # it ends on its own socket timeouts; nobody waits for it
-        raise NotifyError(Cause.TIMEOUT, f"Slack webhook: no complete answer within {seconds:.0f} s")
+        raise NotifyError(
+            Cause.TIMEOUT, f"Slack webhook: no complete answer within {seconds:.0f} s", maybe_delivered=True
+        )
     if failure:
         raise failure[0]
 
 
 def _post(url: str, payload: dict[str, Any], timeout: int) -> None:
-    from slack_sdk.http_retry import ConnectionErrorRetryHandler
     from slack_sdk.webhook import WebhookClient
 
     quiet = logging.getLogger("llm_budget_alert.slack_sdk")
@@ -387,21 +458,70 @@ def _post(url: str, payload: dict[str, Any], timeout: int) -> None:
         url=url,
         timeout=timeout,
         logger=quiet,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), _capped_rate_limit_handler()],
+        retry_handlers=[_send_once_retry_handler(), _capped_rate_limit_handler()],
     )
     try:
         resp = client.send_dict(payload)
     except TimeoutError:
-        raise NotifyError(Cause.TIMEOUT, "Slack webhook timed out") from None
+        raise NotifyError(Cause.TIMEOUT, "Slack webhook timed out", maybe_delivered=True) from None
     except OSError as exc:
         reason = getattr(exc, "reason", None)
         if isinstance(reason, TimeoutError):
-            raise NotifyError(Cause.TIMEOUT, "Slack webhook timed out") from None
-        raise NotifyError(Cause.CONNECTION, f"Slack webhook unreachable ({type(exc).__name__})") from None
+            raise NotifyError(Cause.TIMEOUT, "Slack webhook timed out", maybe_delivered=True) from None
+        unsent = _never_sent(exc)
+        what = "unreachable" if unsent else "dropped the connection before answering (the post may have landed)"
+        raise NotifyError(
+            Cause.CONNECTION, f"Slack webhook {what} ({type(reason or exc).__name__})", maybe_delivered=not unsent
+        ) from None
     if resp.status_code == 200:
         return
     # Redact before clipping: a proxy's error page may echo the webhook path, and a clipped token
     # would no longer match the registered secret.
     body = logs.redact(resp.body or "")[:80].strip() if isinstance(resp.body, str) else ""
-    cause = _SLACK_ERRORS.get(resp.status_code, Cause.SERVER_ERROR if resp.status_code >= 500 else Cause.CLIENT_ERROR)
-    raise NotifyError(cause, f"Slack answered HTTP {resp.status_code} ({body or 'no body'})", status=resp.status_code)
+    raise _classified(resp.status_code, body)
+
+
+def _classified(status: int, body: str) -> NotifyError:
+    answer = f"HTTP {status} ({body or 'no body'})"
+    known = _PERMANENT.get(body) or (None if body in _CONTENT_REJECTED else _BY_STATUS.get(status))
+    if known is not None:
+        cause, fix = known
+        return NotifyError(cause, f"{cause.describe}: Slack answered {answer}", status=status, permanent=True, fix=fix)
+    if body in _CONTENT_REJECTED or status == 400:
+        return NotifyError(
+            Cause.MESSAGE_REJECTED, f"Slack rejected the message: {answer}", status=status, permanent=True,
+            fix=REJECTED_FIX,
+        )  # fmt: skip
+    if status == 429:
+        return NotifyError(Cause.RATE_LIMIT, f"Slack answered {answer}", status=status)
+    cause = Cause.SERVER_ERROR if status >= 500 else Cause.CLIENT_ERROR
+    return NotifyError(cause, f"Slack answered {answer}", status=status)
+
+
+def plain_text(payload: dict[str, Any], rejected: NotifyError) -> dict[str, Any]:
+    """The message as plain text only (no blocks), for when Slack rejects the formatted one."""
+    note = f"\n_(sent as plain text: Slack rejected the formatted message, HTTP {rejected.status})_"
+    text = str(payload.get("text") or "LLM budget alert")
+    return {"text": _clip(text, MAX_TEXT - len(note)) + note}
+
+
+def deliver(
+    url: str, payload: dict[str, Any], *, timeout: int = POST_TIMEOUT_S, within: float | None = None
+) -> NotifyError | None:
+    """`post`, falling back to plain text when Slack rejects the message for its content.
+
+    Returns the rejection when the plain-text fallback was posted instead (None: posted as is);
+    raises `NotifyError` when nothing was posted. A message Slack refuses for its content must
+    not hold the alerts back forever. `within` bounds both posts together.
+    """
+    ends = None if within is None else time.monotonic() + within
+    try:
+        post(url, payload, timeout=timeout, within=within)
+        return None
+    except NotifyError as exc:
+        if exc.cause is not Cause.MESSAGE_REJECTED:
+            raise
+        rejected = exc
+    left = None if ends is None else max(1.0, ends - time.monotonic())
+    post(url, plain_text(payload, rejected), timeout=timeout, within=left)
+    return rejected

@@ -13,14 +13,22 @@ an OS lock, or a GCS object written with `if_generation_match`. Protocol for one
    cause), so a later run delivers them once Slack is back. Confirm/release re-read and retry on
    conflict, and only touch events still claimed by this run.
 
-A claim older than `CLAIM_LEASE` belongs to a run that died between claiming and confirming; a later
-run takes it over. That is the one window where a message can be posted twice (the process died
-after Slack accepted the post and before the confirm was written) — never zero times.
+A read is one request (the download names the generation it served), and a read that loses a race
+is a conflict like a lost write: re-read and re-decide. A write whose answer was lost and whose retry
+was refused (412: the first attempt had landed) is recognised as our own by its bytes (they carry
+`claim=<run id>` and this run's stamp), and a claim this run holds is ours on re-read.
 
-The document is versioned (`version`). A document that does not parse, or has an unknown version,
-raises `StateError`: the check stops before posting anything and reports it, rather than treat
-it as empty and repeat every alert of the month. Recover by restoring the previous object
-generation (the bucket is versioned) or deleting the object to start over deliberately.
+A claim older than `CLAIM_LEASE` belongs to a run that died between claiming and confirming (or
+whose confirm could not be written); a later run takes it over and marks it `uncertain`: the earlier
+run may have posted it. A release after a post whose answer was lost (reset, timeout after sending)
+is `uncertain` too. Those are the windows where a message can be posted twice — never zero times —
+and the re-delivery says it may be a repeat.
+
+The document is versioned (`version`) and validated field by field (`StateDocument`). A document
+that does not parse, has an unknown version or breaks the schema raises `StateError` naming the
+object and the field: the check stops before writing or posting anything, rather than treat it as
+empty and repeat every alert of the month (or crash on it in every later run). Recover by restoring
+the previous object generation (the bucket is versioned) or deleting the object to start over.
 
 Events are filed by month; months older than the previous one are dropped, so a new month starts
 clean while last month's record stays until it cannot matter any more.
@@ -37,11 +45,23 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from errors import StateConflict, StateError
 
-VERSION = 1
+VERSION = 1  # `uncertain` (optional, default false) was added without a bump: older builds ignore it
 CLAIM_LEASE = dt.timedelta(minutes=10)
 KEEP_MONTHS = 2  # the current month and the one before
 FAILURE_RECOUNT = dt.timedelta(minutes=5)  # failures closer together than this are one run (retries, overlaps)
@@ -67,6 +87,104 @@ class Store(Protocol):
         ...
 
 
+# --- the document's schema -------------------------------------------------------------------
+
+
+def _aware_iso(text: str) -> str:
+    """An ISO 8601 instant with an offset, as `datetime.isoformat()` writes it (the code compares them)."""
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an ISO 8601 timestamp") from None
+    if stamp.tzinfo is None or stamp.utcoffset() is None:
+        raise ValueError("timestamp has no time zone offset")
+    return text
+
+
+Stamp = Annotated[StrictStr, AfterValidator(_aware_iso)]
+Text = Annotated[StrictStr, Field(min_length=1, max_length=10_000)]
+Month = Annotated[StrictStr, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class EventEntry(_Strict):
+    """One event of one month: what it says, and where its delivery stands."""
+
+    status: Literal["claimed", "pending", "sent"]
+    kind: Text
+    scope: Text
+    line: Text
+    first_seen: Stamp
+    attempts: Annotated[StrictInt, Field(ge=0)]
+    claim: StrictStr | None = None
+    claimed_at: Stamp | None = None
+    sent_at: Stamp | None = None
+    last_error: StrictStr | None = None
+    uncertain: StrictBool = False  # an earlier attempt may have reached Slack
+
+    @model_validator(mode="after")
+    def _claim_has_owner(self) -> EventEntry:
+        if self.status == "claimed" and (self.claim is None or self.claimed_at is None):
+            raise ValueError("a claimed event needs claim and claimed_at")
+        return self
+
+
+class HealthEntry(_Strict):
+    """Failure bookkeeping of one account (see check.health_events)."""
+
+    failures: Annotated[StrictInt, Field(ge=0)]
+    since: Stamp
+    notified: StrictBool
+    last_counted: Stamp | None = None
+    cause: StrictStr | None = None
+
+
+class StateDocument(_Strict):
+    """The whole state document, version 1."""
+
+    version: Literal[1]
+    events: dict[Month, dict[Text, EventEntry]]
+    health: dict[Text, HealthEntry]
+    updated_at: Stamp | None = None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location in words: the object, then the field."""
+    parts = [str(p) for p in loc]
+    if parts[-1:] == ["[key]"]:
+        container = {2: "events (month key)", 3: f"month {parts[1]!r} (event key)"}.get(len(parts) - 1, "health key")
+        if parts[0] == "health":
+            container = "health (account key)"
+        return f"{container} {parts[-2]!r}"
+    if parts[:1] == ["events"] and len(parts) >= 3:
+        obj, rest = f"event {parts[2]!r} of month {parts[1]!r}", parts[3:]
+    elif parts[:1] == ["events"] and len(parts) == 2:
+        obj, rest = f"month {parts[1]!r}", []
+    elif parts[:1] == ["health"] and len(parts) >= 2:
+        obj, rest = f"health entry {parts[1]!r}", parts[2:]
+    else:
+        obj, rest = "the document", parts
+    return f"{obj}, field {'.'.join(rest)!r}" if rest else f"{obj} (the whole entry)"
+
+
+def validate(doc: Any, *, location: str) -> None:
+    """Check `doc` against `StateDocument`; a `StateError` names the first bad object and field."""
+    try:
+        StateDocument.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise StateError(
+            f"alert state at {location} is corrupted: {_where(tuple(first['loc']))}: {first['msg']}{more}. "
+            "Nothing was written or posted. Restore the previous object version, or fix that field."
+        ) from None
+    except RecursionError:
+        raise StateError(f"alert state at {location} is corrupted: nested too deeply") from None
+
+
 def empty_doc() -> Doc:
     return {"version": VERSION, "events": {}, "health": {}, "updated_at": None}
 
@@ -77,6 +195,8 @@ def decode(data: bytes | None, *, location: str) -> Doc:
         return empty_doc()
     try:
         doc = json.loads(data)
+    except RecursionError:
+        raise StateError(f"alert state at {location} is corrupted: nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise StateError(
             f"alert state at {location} is corrupted (not JSON); refusing to re-send every alert. "
@@ -90,12 +210,7 @@ def decode(data: bytes | None, *, location: str) -> Doc:
             f"alert state at {location} has unknown version {version!r} (this build reads {VERSION}); "
             "refusing to overwrite it. Deploy the matching build or restore a compatible version."
         )
-    events, health = doc.get("events"), doc.get("health")
-    if not isinstance(events, dict) or not isinstance(health, dict):
-        raise StateError(f"alert state at {location} is corrupted (events/health missing)")
-    for month, entries in events.items():
-        if not isinstance(entries, dict) or not all(isinstance(e, dict) and "status" in e for e in entries.values()):
-            raise StateError(f"alert state at {location} is corrupted (month {month!r})")
+    validate(doc, location=location)
     return doc
 
 
@@ -111,28 +226,52 @@ class Ledger:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.conflicts = 0  # lost CAS races (observability, tests)
         self.writes = 0
+        self.own_writes_recognised = 0  # writes refused on retry that had landed (answer lost)
 
     def snapshot(self) -> Doc:
         data, _ = self.store.read()
         return decode(data, location=self.store.location)
 
     def update(self, mutate: Callable[[Doc], Any]) -> tuple[Doc, Any]:
-        """Read, apply `mutate` to a copy, write conditionally; on conflict re-read and re-apply."""
+        """Read, apply `mutate` to a copy, write conditionally; on conflict re-read and re-apply.
+
+        A conflict is a read that lost a race as much as a write that did. A write refused with a
+        conflict whose bytes are nevertheless what is stored now was our own (its answer was lost
+        and the client's retry met the generation it had created): it counts as written.
+        """
         for _ in range(CAS_ATTEMPTS):
-            data, gen = self.store.read()
+            try:
+                data, gen = self.store.read()
+            except StateConflict:
+                self.conflicts += 1
+                continue
             doc = decode(data, location=self.store.location)
             new = copy.deepcopy(doc)
             outcome = mutate(new)
             if new == doc:
                 return doc, outcome
+            validate(new, location=self.store.location)  # never write what the next read would refuse
+            payload = encode(new)
             try:
-                self.store.write(encode(new), if_generation=gen)
-                self.writes += 1
-                return new, outcome
+                self.store.write(payload, if_generation=gen)
             except StateConflict:
                 self.conflicts += 1
+                if self._stored_is(payload):
+                    self.own_writes_recognised += 1
+                    self.writes += 1
+                    return new, outcome
                 continue
+            self.writes += 1
+            return new, outcome
         raise StateError(f"alert state at {self.store.location}: gave up after {CAS_ATTEMPTS} write conflicts")
+
+    def _stored_is(self, payload: bytes) -> bool:
+        """Whether the stored document is byte for byte `payload` (it names this run and its stamp)."""
+        try:
+            data, _ = self.store.read()
+        except StateConflict:
+            return False
+        return data == payload
 
     def claim(
         self,
@@ -161,11 +300,21 @@ class Ledger:
             for key, ev in candidates.items():
                 month_entries = doc["events"].setdefault(ev["month"], {})
                 cur = month_entries.get(key)
+                if cur is not None and cur["status"] == "claimed" and cur.get("claim") == self.run_id:
+                    owned[key] = _owned(ev["month"], cur)  # our own claim (a retry or a re-read after it)
+                    continue
+                uncertain = False
+                attempts = 0
                 if cur is not None:
                     if cur["status"] == "sent":
                         continue
                     if cur["status"] == "claimed" and not _expired(cur, now):
                         continue
+                    attempts = int(cur.get("attempts", 0))
+                    uncertain = bool(cur.get("uncertain"))
+                    if cur["status"] == "claimed":  # an expired claim: that run may have posted before dying
+                        attempts += 1
+                        uncertain = True
                 entry = {
                     "status": "claimed",
                     "claim": self.run_id,
@@ -174,16 +323,12 @@ class Ledger:
                     "scope": ev.get("scope"),
                     "line": ev.get("line"),
                     "first_seen": (cur or {}).get("first_seen", stamp),
-                    "attempts": (cur or {}).get("attempts", 0),
+                    "attempts": attempts,
                 }
+                if uncertain:
+                    entry["uncertain"] = True
                 month_entries[key] = entry
-                owned[key] = {
-                    "month": ev["month"],
-                    "kind": entry["kind"],
-                    "scope": entry["scope"],
-                    "line": entry["line"],
-                    "delayed": cur is not None and cur["status"] == "pending",
-                }
+                owned[key] = _owned(ev["month"], entry)
             doc["updated_at"] = stamp
             return owned
 
@@ -194,11 +339,19 @@ class Ledger:
         """Mark our claimed events as sent."""
         self._settle(keys, now, lambda e: e.update(status="sent", sent_at=now.isoformat()))
 
-    def release(self, keys: dict[str, dict[str, Any]], now: dt.datetime, cause: str) -> None:
-        """Give our claimed events back as pending, so a later run delivers them."""
+    def release(
+        self, keys: dict[str, dict[str, Any]], now: dt.datetime, cause: str, *, maybe_posted: bool = False
+    ) -> None:
+        """Give our claimed events back as pending, so a later run delivers them.
+
+        `maybe_posted`: the post may have reached Slack (its answer was lost); the re-delivery says
+        it may be a repeat.
+        """
 
         def back(e: dict[str, Any]) -> None:
             e.update(status="pending", last_error=cause, attempts=int(e.get("attempts", 0)) + 1)
+            if maybe_posted:
+                e["uncertain"] = True
             e.pop("claim", None)
 
         self._settle(keys, now, back)
@@ -214,6 +367,18 @@ class Ledger:
             doc["updated_at"] = now.isoformat()
 
         self.update(mutate)
+
+
+def _owned(month: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """What the check needs of an event it owns; `delayed` when earlier attempts failed."""
+    return {
+        "month": month,
+        "kind": entry["kind"],
+        "scope": entry["scope"],
+        "line": entry["line"],
+        "delayed": int(entry.get("attempts", 0)) > 0,
+        "uncertain": bool(entry.get("uncertain")),
+    }
 
 
 def _expired(entry: dict[str, Any], now: dt.datetime) -> bool:
@@ -333,23 +498,55 @@ class GCSStore:
         return self._client.bucket(self.bucket_name).blob(self.name)
 
     def read(self) -> tuple[bytes | None, int]:
+        """One download; its generation is the one the answer names.
+
+        A metadata GET followed by a download conditioned on its generation is two requests: real
+        GCS answers the second with 412 when a writer lands between them (fake-gcs-server does not
+        enforce download preconditions). One `objects.get?alt=media` serves one consistent
+        generation and names it in the `x-goog-generation` response header
+        (https://cloud.google.com/storage/docs/xml-api/reference-headers#xgooggeneration);
+        google-cloud-storage copies that header into `blob.generation`
+        (`Blob._extract_headers_from_download`, google/cloud/storage/blob.py, 3.x). A 412 that
+        still comes back (a retried request meeting a precondition) is a conflict: re-read.
+        """
         from google.api_core import exceptions as gexc
 
         blob = self._blob()
+        timeout, retry = self._bounds()
+
+        def download() -> bytes:
+            # Retried here rather than by the library: a refused download leaves its streamed
+            # response (and its socket) open, and the library's own retry drops it unclosed.
+            try:
+                return bytes(blob.download_as_bytes(timeout=timeout, retry=None))
+            except gexc.GoogleAPIError as exc:
+                with contextlib.suppress(Exception):
+                    getattr(exc, "response", None).close()  # type: ignore[union-attr]
+                raise
+
         try:
-            timeout, retry = self._bounds()
-            blob.reload(timeout=timeout, retry=retry)
-            timeout, retry = self._bounds()
-            data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=timeout, retry=retry)
-            return data, int(blob.generation)
+            data = retry(download)()
         except gexc.NotFound:
             return None, 0
         except gexc.PreconditionFailed:
             raise StateConflict(f"{self.location} changed while being read") from None
         except gexc.GoogleAPIError as exc:
             raise StateError(f"alert state at {self.location}: read failed ({type(exc).__name__})") from None
+        try:
+            generation = int(blob.generation)
+        except (TypeError, ValueError):
+            raise StateError(
+                f"alert state at {self.location}: the download named no generation (x-goog-generation missing)"
+            ) from None
+        return data, generation
 
     def write(self, data: bytes, *, if_generation: int) -> int:
+        """Upload with `ifGenerationMatch`. The client retries a conditional upload whose answer was
+        lost (DEFAULT_RETRY; the library's own default for uploads is
+        DEFAULT_RETRY_IF_GENERATION_SPECIFIED, google/cloud/storage/retry.py): when the first attempt
+        had landed, the retry gets 412 and this raises `StateConflict`; `Ledger.update` then
+        recognises the stored bytes as its own.
+        """
         from google.api_core import exceptions as gexc
 
         blob = self._blob()

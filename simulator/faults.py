@@ -70,6 +70,8 @@ SLACK_FAULT_MODES: tuple[str, ...] = (
     "http_410",
     "http_403",
     "reset",
+    "accept_then_reset",  # the message is posted, then the connection is reset before the answer
+    "invalid_blocks",
 )
 SECRET_FAULT_MODES: tuple[str, ...] = ("http_403", "http_429", "http_500", "http_503", "timeout")
 

@@ -3,7 +3,9 @@
 `POST /hook` (or any `/services/...` path) records the JSON payload (or a form `payload=`) and answers
 200 `ok` as text/plain, like Slack (provider-apis.md section 5.1). Like Slack it refuses a payload
 without text, blocks or attachments (400 `no_text`) and, when `strict_blocks` is on (the default),
-Block Kit that breaks the documented limits of section 5.2 (400 `invalid_blocks`).
+Block Kit that breaks the documented limits of section 5.2 (400 `invalid_blocks`). Fault
+`accept_then_reset` records the message and then resets the connection before answering (Slack
+accepted it, the answer was lost).
 
 Control API: `POST /_slack/faults {"mode", "count"}`, `DELETE /_slack/faults`, `POST /_slack/latency
 {"ms"}`, `GET|DELETE /_slack/messages`, `POST /_slack/reset`.
@@ -44,6 +46,7 @@ _FAULT_REPLIES: Mapping[str, tuple[int, str]] = {
     "no_service": (404, "no_service"),
     "http_410": (410, "channel_is_archived"),
     "http_403": (403, "action_prohibited"),
+    "invalid_blocks": (400, "invalid_blocks"),
 }
 MAX_BLOCKS = 50
 KNOWN_BLOCKS = frozenset(
@@ -160,7 +163,7 @@ class SlackHandler(Handler):
         if not self.pause(state.latency_s):
             return hang_reply(0)
         fault = state.faults.take(lambda f: True)
-        if fault is not None:
+        if fault is not None and fault.mode != "accept_then_reset":
             if fault.mode == "timeout":
                 return hang_reply(fault.seconds)
             if fault.mode == "reset":
@@ -179,6 +182,8 @@ class SlackHandler(Handler):
             out = state.out or sys.stdout
             out.write(render_terminal(payload) + "\n\n")
             out.flush()
+        if fault is not None:  # accept_then_reset: Slack posted it, the answer never arrives
+            return reset_reply()
         return text_reply(200, "ok")
 
     def _control(self, request: Request) -> Reply:

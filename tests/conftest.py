@@ -143,6 +143,29 @@ def gcs_bucket(gcs_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
+def gcs_proxy(gcs_emulator: Any) -> Iterator[Any]:
+    """fake-gcs-server behind `GCSProxy`, which enforces download/metadata preconditions as GCS does."""
+    from devservers.gcs_proxy import GCSProxy
+
+    with GCSProxy(gcs_emulator.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied_bucket(gcs_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket reached through the precondition-enforcing proxy (STORAGE_EMULATOR_HOST)."""
+    import uuid
+
+    from devservers import create_bucket
+
+    gcs_proxy.clear()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_proxy.url)
+    name = f"state-{uuid.uuid4().hex[:12]}"
+    create_bucket(gcs_proxy.url, name)
+    return name
+
+
+@pytest.fixture(scope="session")
 def bigquery_emulator() -> Iterator[Any]:
     """The BigQuery emulator (bqemulator on DuckDB), for the whole session."""
     from devservers import bigquery_server

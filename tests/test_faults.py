@@ -889,18 +889,22 @@ def test_source_fault(world: World, case: SourceFault) -> None:
 # --- Slack refuses or fails the post ------------------------------------------------------------------
 
 
-SLACK_FAULTS = [  # mode, how many posts it spoils, expected cause, deadline, what the table says
-    pytest.param("http_429", 3, "rate_limit", DEADLINE_S, "Slack: HTTP 429 rate_limited (after its retries)", id="429"),
-    pytest.param("http_500", 1, "server_error", DEADLINE_S, "Slack: HTTP 500 rollup_error", id="500"),
-    pytest.param("timeout", 1, "timeout", TIGHT_DEADLINE_S, "Slack: webhook never answers (timeout)", id="timeout"),
-    pytest.param("invalid_payload", 1, "client_error", DEADLINE_S, "Slack: HTTP 400 invalid_payload", id="invalid"),
-    pytest.param("no_service", 1, "auth", DEADLINE_S, "Slack: webhook revoked, HTTP 404 no_service", id="no-service"),
-    pytest.param("http_410", 1, "auth", DEADLINE_S, "Slack: channel archived, HTTP 410", id="410"),
-]
+SLACK_FAULTS = [  # mode, how many posts it spoils, expected cause, deadline, HTTP answer, what the table says
+    pytest.param("http_429", 3, "rate_limit", DEADLINE_S, 200, "Slack: HTTP 429 rate_limited (after its retries)",
+                 id="429"),
+    pytest.param("http_500", 1, "server_error", DEADLINE_S, 200, "Slack: HTTP 500 rollup_error", id="500"),
+    pytest.param("timeout", 1, "timeout", TIGHT_DEADLINE_S, 200, "Slack: webhook never answers (timeout)",
+                 id="timeout"),
+    # Permanent: nothing posted, alerts kept, and the answer says so (502) with the fix.
+    pytest.param("no_service", 1, "webhook_revoked", DEADLINE_S, 502, "Slack: webhook revoked, HTTP 404 no_service",
+                 id="no-service"),
+    pytest.param("http_410", 1, "channel_archived", DEADLINE_S, 502, "Slack: channel archived, HTTP 410", id="410"),
+    pytest.param("http_403", 1, "posting_denied", DEADLINE_S, 502, "Slack: posting denied, HTTP 403", id="403"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("mode", "count", "cause", "deadline", "name"), SLACK_FAULTS)
-def test_slack_fault(world: World, mode: str, count: int, cause: str, deadline: int, name: str) -> None:
+@pytest.mark.parametrize(("mode", "count", "cause", "deadline", "code", "name"), SLACK_FAULTS)
+def test_slack_fault(world: World, mode: str, count: int, cause: str, deadline: int, code: int, name: str) -> None:
     """A refused post keeps its alerts pending; the first check after recovery posts them exactly once."""
     world.slack.add_fault(mode, count=count, seconds=30 if mode == "timeout" else None)
     first = world.run(NOW, via="http", deadline=deadline)
@@ -911,7 +915,7 @@ def test_slack_fault(world: World, mode: str, count: int, cause: str, deadline: 
     assert first.doc is not None
     _row(
         f"{name} [HTTP fn]",
-        [f"≤{deadline}s", "HTTP 200", f"not posted:{cause}", "pending kept", "ERROR", "1 post after recovery"],
+        [f"≤{deadline}s", f"HTTP {code}", f"not posted:{cause}", "pending kept", "ERROR", "1 post after recovery"],
         [
             _budget(deadline, first.seconds),
             f"HTTP {first.code}",
@@ -919,6 +923,27 @@ def test_slack_fault(world: World, mode: str, count: int, cause: str, deadline: 
             "pending kept" if first.pending and pending_state == {"pending"} else f"state {sorted(pending_state)}",
             _errors(first.logs, {("slack", cause)}),
             _recovered(first, second, third, world.state()),
+        ],
+    )
+
+
+@pytest.mark.parametrize("mode", ["invalid_payload", "invalid_blocks"])
+def test_slack_rejects_the_message(world: World, mode: str) -> None:
+    """Slack rejects the message's content: the same run posts it as plain text, once; ERROR names it."""
+    world.slack.add_fault(mode, count=1)
+    first = world.run(NOW, via="http")
+    second = world.run(NOW + HOUR)
+    assert first.doc is not None
+    plain = len(first.posts) == 1 and "blocks" not in first.posts[0] and first.doc["slack"]["posted"]
+    _row(
+        f"Slack: HTTP 400 {mode} [HTTP fn]",
+        [f"≤{DEADLINE_S}s", "HTTP 200", "posted as plain text", "ERROR", "once"],
+        [
+            _budget(DEADLINE_S, first.seconds),
+            f"HTTP {first.code}",
+            "posted as plain text" if plain else f"{len(first.posts)} posts",
+            _errors(first.logs, {("slack", "message_rejected")}),
+            _once(first, second, world.state()),
         ],
     )
 

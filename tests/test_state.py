@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,23 @@ from errors import StateConflict, StateError
 from models import UTC
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
+
+
+# An event and a health entry exactly as the build before the schema wrote them.
+TODAYS_SENT = {
+    "status": "sent", "claim": "3f9c0a1b2d4e", "claimed_at": "2026-11-28T17:00:00+00:00", "kind": "threshold",
+    "scope": "total", "line": "*Total* crossed 50%", "first_seen": "2026-11-28T17:00:00+00:00", "attempts": 0,
+    "sent_at": "2026-11-28T17:00:00+00:00",
+}  # fmt: skip
+TODAYS_PENDING = {
+    "status": "pending", "claimed_at": "2026-11-28T17:00:00+00:00", "kind": "threshold", "scope": "openai",
+    "line": "*OpenAI* crossed 80%", "first_seen": "2026-11-28T17:00:00+00:00", "attempts": 2,
+    "last_error": "server_error",
+}  # fmt: skip
+TODAYS_HEALTH = {
+    "failures": 2, "since": "2026-11-28T15:00:00+00:00", "notified": False,
+    "last_counted": "2026-11-28T16:00:00+00:00", "cause": "auth",
+}  # fmt: skip
 
 
 def _ev(*keys: str, month: str = "2026-11") -> dict[str, dict[str, Any]]:
@@ -103,7 +122,7 @@ def test_concurrent_claims_have_one_winner_per_event(tmp_path: Path) -> None:
         (b"{not json", "not JSON"),
         (b"[1,2]", "not a JSON object"),
         (b'{"version": 99, "events": {}, "health": {}}', "unknown version 99"),
-        (b'{"version": 1, "events": [], "health": {}}', "events/health missing"),
+        (b'{"version": 1, "events": [], "health": {}}', "field 'events'"),
         (b'{"version": 1, "events": {"2026-11": {"a": 3}}, "health": {}}', "corrupted"),
     ],
 )
@@ -131,5 +150,144 @@ def test_new_month_starts_clean_and_keeps_last_month(tmp_path: Path) -> None:
 
 def test_round_trip_encoding() -> None:
     """encode/decode keep the document."""
-    doc = {"version": 1, "events": {"2026-11": {"a": {"status": "sent"}}}, "health": {}, "updated_at": None}
+    doc = {"version": 1, "events": {"2026-11": {"a": TODAYS_SENT}}, "health": {}, "updated_at": None}
     assert decode(encode(doc), location="x") == doc
+
+
+def test_a_document_as_the_previous_build_wrote_it_is_read_and_delivered(tmp_path: Path) -> None:
+    """Version 1 as written before the schema existed: read as is, its pending event delivered (delayed)."""
+    doc = {
+        "version": 1,
+        "events": {
+            "2026-11": {"threshold:2026-11:total:50": TODAYS_SENT, "threshold:2026-11:openai:80": TODAYS_PENDING}
+        },
+        "health": {"openai/prod": TODAYS_HEALTH},
+        "updated_at": "2026-11-28T17:00:00+00:00",
+    }
+    path = tmp_path / "s.json"
+    path.write_bytes(json.dumps(doc).encode())
+    owned = Ledger(FileStore(path)).claim(_ev("threshold:2026-11:total:50"), NOW)
+    assert list(owned) == ["threshold:2026-11:openai:80"] and owned["threshold:2026-11:openai:80"]["delayed"]
+
+
+def _with(**change: Any) -> bytes:
+    """A valid document with one pending event and one health entry, then `change` applied by path."""
+    doc: dict[str, Any] = {
+        "version": 1,
+        "events": {"2026-11": {"a": dict(TODAYS_PENDING)}},
+        "health": {"openai/prod": dict(TODAYS_HEALTH)},
+        "updated_at": None,
+    }
+    for path, value in change.items():
+        *parents, leaf = path.split("__")
+        target = doc
+        for p in parents:
+            target = target[p.replace("_", "-") if p[:1].isdigit() else p]
+        if value is DELETE:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return json.dumps(doc).encode()
+
+
+DELETE = object()
+EV, HEALTH = "event 'a' of month '2026-11'", "health entry 'openai/prod'"
+NESTED = json.loads("[" * 500 + "]" * 500)
+DEEP = b'{"version": 1, "events": ' + b"[" * 100_000 + b"]" * 100_000 + b', "health": {}}'
+MALFORMED = {
+    "deep nesting": (DEEP, "nested too deeply"),
+    "deep nesting in a field": (_with(events__2026_11__a__line=NESTED), f"{EV}, field 'line'"),
+    "health entry a string": (_with(**{"health__openai/prod": "failing"}), f"{HEALTH} (the whole entry)"),
+    "non-numeric counter": (_with(**{"health__openai/prod__failures": "3"}), f"{HEALTH}, field 'failures'"),
+    "non-numeric attempts": (_with(events__2026_11__a__attempts="2"), f"{EV}, field 'attempts'"),
+    "naive timestamp": (
+        _with(events__2026_11__a__first_seen="2026-11-28T17:00:00"),
+        f"{EV}, field 'first_seen': Value error, timestamp has no time zone",
+    ),
+    "naive health timestamp": (_with(**{"health__openai/prod__since": "2026-11-28 15:00"}), f"{HEALTH}, field 'since'"),
+    "unknown status": (_with(events__2026_11__a__status="delivered"), f"{EV}, field 'status'"),
+    "event without its text": (_with(events__2026_11__a__line=DELETE), f"{EV}, field 'line': Field required"),
+    "event without its kind": (_with(events__2026_11__a__kind=DELETE), f"{EV}, field 'kind': Field required"),
+    "claimed without owner": (_with(events__2026_11__a__status="claimed"), "needs claim and claimed_at"),
+    "month key not a month": (b'{"version": 1, "events": {"soon": {}}, "health": {}}', "events (month key) 'soon'"),
+}
+
+
+@pytest.mark.parametrize("data, match", MALFORMED.values(), ids=list(MALFORMED))
+def test_malformed_state_is_a_state_error_naming_object_and_field(tmp_path: Path, data: bytes, match: str) -> None:
+    """Each malformed variant: StateError naming the object and the field; the file is not rewritten."""
+    path = tmp_path / "s.json"
+    path.write_bytes(data)
+    with pytest.raises(StateError, match=re.escape(match)):
+        Ledger(FileStore(path)).claim(_ev("a"), NOW)
+    assert path.read_bytes() == data and not (tmp_path / "s.json.gen").exists()
+
+
+class _RacingStore(FileStore):
+    """A file store whose next reads lose a race (as a GCS download precondition can) or whose next
+    write lands but answers as refused (its answer lost, the client's retry met its own generation)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.lost_reads = 0
+        self.lost_write_answers = 0
+
+    def read(self) -> tuple[bytes | None, int]:
+        if self.lost_reads:
+            self.lost_reads -= 1
+            raise StateConflict(f"{self.location} changed while being read")
+        return super().read()
+
+    def write(self, data: bytes, *, if_generation: int) -> int:
+        gen = super().write(data, if_generation=if_generation)
+        if self.lost_write_answers:
+            self.lost_write_answers -= 1
+            raise StateConflict(f"{self.location} changed since it was read")
+        return gen
+
+
+def test_a_read_that_loses_a_race_is_retried_at_claim_and_confirm(tmp_path: Path) -> None:
+    """A conflicting read during claim or confirm is re-read, not an unusable state."""
+    store = _RacingStore(tmp_path / "s.json")
+    ledger = Ledger(store)
+    store.lost_reads = 2
+    owned = ledger.claim(_ev("a"), NOW)
+    store.lost_reads = 2
+    ledger.confirm(owned, NOW)
+    assert ledger.conflicts == 4 and ledger.snapshot()["events"]["2026-11"]["a"]["status"] == "sent"
+
+
+def test_a_run_recognises_its_own_claim_after_the_answer_was_lost(tmp_path: Path) -> None:
+    """The claim landed but answered 412 on retry: this run still owns (and later confirms) its events."""
+    store = _RacingStore(tmp_path / "s.json")
+    ledger = Ledger(store)
+    store.lost_write_answers = 1
+    owned = ledger.claim(_ev("a", "b"), NOW)
+    assert set(owned) == {"a", "b"} and ledger.own_writes_recognised == 1
+    store.lost_write_answers = 1
+    ledger.confirm(owned, NOW)
+    assert {e["status"] for e in ledger.snapshot()["events"]["2026-11"].values()} == {"sent"}
+
+
+def test_a_run_owns_its_claim_when_another_run_wrote_on_top(tmp_path: Path) -> None:
+    """Our claim landed, another run then wrote: on re-read the events claimed by our run id are ours."""
+    store = FileStore(tmp_path / "s.json")
+    ledger = Ledger(store, run_id="run-one")
+    first = ledger.claim(_ev("a"), NOW)
+    Ledger(store, run_id="run-two").claim(_ev("b"), NOW)
+    again = ledger.claim(_ev("a", "b"), NOW)
+    assert set(first) == set(again) == {"a"}
+
+
+def test_takeover_of_an_expired_claim_and_a_lost_post_answer_are_marked_uncertain(tmp_path: Path) -> None:
+    """A re-delivery after a run died, or after a post whose answer was lost, says it may be a repeat."""
+    store = FileStore(tmp_path / "s.json")
+    Ledger(store).claim(_ev("a"), NOW)  # dies after posting, before confirming
+    taken = Ledger(store).claim(_ev("a"), NOW + CLAIM_LEASE)
+    assert taken["a"]["uncertain"] and taken["a"]["delayed"]
+    run = Ledger(store)
+    run.release(run.claim(_ev("b"), NOW), NOW, "connection", maybe_posted=True)
+    again = Ledger(store).claim({}, NOW + dt.timedelta(hours=1))
+    assert again["b"]["uncertain"] and again["b"]["delayed"]
+    fresh = Ledger(store).claim(_ev("c"), NOW)
+    assert not fresh["c"]["uncertain"] and not fresh["c"]["delayed"]
