@@ -17,9 +17,7 @@ import concurrent.futures
 import contextvars
 import dataclasses
 import datetime as dt
-import importlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -29,11 +27,11 @@ import logs
 from alerts import rules, slack
 from alerts.rules import Event, Scope
 from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Store
-from config import PROVIDER_NAMES, SECRET_MANAGER_IMPORTS, KeyedAccount, SecretResolver, Settings
+from config import SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
-from models import AccountRef, BillingPeriod, SourceResult, require_aware, usd_plain
-from providers import Deps, build_source, registry
-from providers._http import Deadline
+from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware, usd_plain
+from preload import import_client_libraries
+from providers import Deps, build_source, spec
 
 log = logs.get("check")
 NOTIFY_RESERVE_S = 15.0  # of the deadline, kept for state writes and the Slack post
@@ -80,9 +78,7 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
     """Every configured account, fetched concurrently; failures are classified results."""
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
-    for provider in PROVIDER_NAMES:
-        if provider not in settings.budgets.configured():
-            continue
+    for provider in settings.budgets.configured():
         for account in settings.budgets.accounts(provider):
             ref = AccountRef(provider, account.label)
             jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods)))
@@ -109,38 +105,6 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
 
 def _stuck(ref: AccountRef, period: BillingPeriod, started: float) -> SourceResult:
     return _failed(ref, period, Cause.TIMEOUT, "still running at the check's deadline (abandoned)", started)
-
-
-_IMPORT_LOCK = threading.Lock()
-
-
-def import_client_libraries(settings: Settings) -> None:
-    """Import, on this thread, our provider modules and the Google client libraries the fetch
-    threads will need, so that no first import happens in two threads at once.
-
-    The Google clients are imported lazily so a cold start that needs neither pays nothing, but a
-    first import of google.cloud.secretmanager and google.cloud.bigquery from two fetch threads at
-    once can fail with importlib's `_DeadlockError` (both pull in google.api_core and google.auth).
-    CI hit it once; two threads importing both in a fresh interpreter failed 2 times in 160 here,
-    0 in 120 once this thread imported them first. An import that fails here is left for the fetch
-    that needs it to report as its own failure.
-    """
-    registry()  # imports providers.openai, .anthropic, .xai, .gemini
-    from providers.gemini import BIGQUERY_IMPORTS
-
-    wanted: list[str] = []
-    configured = settings.budgets.configured()
-    keyed = [a for p in configured for a in settings.budgets.accounts(p) if isinstance(a, KeyedAccount)]
-    if settings.slack_webhook_secret or any(a.key_secret for a in keyed):
-        wanted += SECRET_MANAGER_IMPORTS
-    if "gemini" in configured:
-        wanted += BIGQUERY_IMPORTS
-    with _IMPORT_LOCK:  # two checks in one process (a threaded dev server) import one at a time too
-        for name in dict.fromkeys(wanted):
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # noqa: BLE001  # the fetch that needs it reports it, classified
-                log.debug("could not import %s ahead of the fetch: %s", name, type(exc).__name__)
 
 
 def _fetch_one(
@@ -198,7 +162,7 @@ def health_events(
         health = doc["health"]
         for r in results:
             scope = r.account.scope
-            title = f"{rules.PROVIDER_TITLES[r.account.provider]} · {r.account.label}"
+            title = f"{spec(r.account.provider).title} · {r.account.label}"
             h = health.get(scope)
             if r.report is None:
                 h = h or {"failures": 0, "since": now.isoformat(), "notified": False}

@@ -7,6 +7,9 @@ Two sources, both validated here and nowhere else:
   `jsonencode`) or `BUDGET_CONFIG_FILE` (a path, for local runs).
 * the **environment** (`Settings`): Slack webhook, state location, base URLs, emulator hosts.
 
+Vendor facts (account schemas, key and base-URL variables) live in each `providers/<name>.py`;
+the budget document's schema is built from the registry (`document_schema`).
+
 Every variable the code reads is listed in `CLOUD_ENV_VARS` (Terraform sets each of them) or
 `LOCAL_ENV_VARS` (local runs, tests and the demo only). `tests/test_terraform.py` holds both lists
 against `terraform/` and against the source.
@@ -15,6 +18,7 @@ against `terraform/` and against the source.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -31,29 +35,56 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 import logs
+import providers
 from errors import ConfigError, SecretError
+from providers import Account, KeyedAccount, ProviderSpec, Usd
+from providers._spec import SECRET_NAME_RE
+
+__all__ = [
+    "BASE_URL_ENV",
+    "CLOUD_ENV_VARS",
+    "DEFAULT_BASE_URLS",
+    "LOCAL_ENV_VARS",
+    "MAX_DOCUMENT_BYTES",
+    "SECRET_MANAGER_IMPORTS",
+    "SECRET_NAME_RE",
+    "SECRET_TIMEOUT_S",
+    "Account",
+    "BudgetConfig",
+    "ConfigError",
+    "KeyedAccount",
+    "ProviderBudget",
+    "ProviderTable",
+    "SecretResolver",
+    "Settings",
+    "document_schema",
+    "parse_budget_config",
+    "repeated",
+]
 
 # --- environment variables -------------------------------------------------------------------
 
-CLOUD_ENV_VARS: tuple[str, ...] = (
-    "ANTHROPIC_BASE_URL",
+_STATIC_CLOUD_ENV_VARS = (
     "BIGQUERY_JOB_PROJECT",
     "BUDGET_CONFIG",
     "CHECK_DEADLINE_SECONDS",
     "LOG_LEVEL",
-    "OPENAI_BASE_URL",
     "SLACK_WEBHOOK_SECRET",
     "STATE_BACKEND",
     "STATE_BUCKET",
     "STATE_OBJECT",
-    "XAI_MANAGEMENT_BASE_URL",
 )
-"""Read by the deployed function; `terraform/function.tf` sets exactly these."""
+CLOUD_ENV_VARS: tuple[str, ...] = tuple(
+    sorted({*_STATIC_CLOUD_ENV_VARS, *(s.base_url_env for s in providers.builtin() if s.base_url_env)})
+)
+"""Read by the deployed function (the fixed ones, and each built-in provider's base-URL variable);
+`terraform/function.tf` sets exactly these."""
 
 LOCAL_ENV_VARS: tuple[str, ...] = (
     "BIGQUERY_EMULATOR_HOST",
@@ -64,39 +95,14 @@ LOCAL_ENV_VARS: tuple[str, ...] = (
 )
 """Local runs only (plus each account's `key_env`, named in the budget document)."""
 
-DEFAULT_BASE_URLS: Mapping[str, str] = {
-    "openai": "https://api.openai.com",
-    "anthropic": "https://api.anthropic.com",
-    "xai": "https://management-api.x.ai",
-}
-BASE_URL_ENV: Mapping[str, str] = {
-    "openai": "OPENAI_BASE_URL",
-    "anthropic": "ANTHROPIC_BASE_URL",
-    "xai": "XAI_MANAGEMENT_BASE_URL",
-}
-DEFAULT_KEY_ENV: Mapping[str, str] = {
-    "openai": "OPENAI_ADMIN_KEY",
-    "anthropic": "ANTHROPIC_ADMIN_KEY",
-    "xai": "XAI_MANAGEMENT_KEY",
-}
-GEMINI_API_SERVICE_ID = "AEFD-7695-64FA"
-VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
-
-SECRET_NAME_RE = re.compile(r"^projects/[^/\s]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[0-9]+)$")
-EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
-LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# Derived from the built-in specs, for the tests that hold them against Terraform.
+DEFAULT_BASE_URLS: Mapping[str, str] = {s.name: s.default_base_url for s in providers.builtin() if s.default_base_url}
+BASE_URL_ENV: Mapping[str, str] = {s.name: s.base_url_env for s in providers.builtin() if s.base_url_env}
 SECRET_TIMEOUT_S = 5.0  # one secret read, retries included
 SECRET_FLOOR_S = 2.0  # ... even when the check's time is (nearly) spent: the webhook read must still work
-ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 # --- the budget document ---------------------------------------------------------------------
-
-
-def _positive(v: Decimal) -> Decimal:
-    if not v.is_finite() or not (Decimal("0.01") <= v <= Decimal("1e12")):
-        raise ValueError('must be a positive amount of US dollars from 0.01 to 1000000000000, e.g. 500 or "1250.00"')
-    return v
 
 
 def _percent(v: Decimal) -> Decimal:
@@ -105,98 +111,11 @@ def _percent(v: Decimal) -> Decimal:
     return v
 
 
-Usd = Annotated[Decimal, AfterValidator(_positive)]
 Percent = Annotated[Decimal, AfterValidator(_percent)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Account(_Strict):
-    """One organisation / team / billing account of a provider."""
-
-    label: str = "default"
-    budget_usd: Usd | None = None
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, v: str) -> str:
-        if not LABEL_RE.match(v):
-            raise ValueError("use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")
-        return v
-
-
-class KeyedAccount(Account):
-    """An account whose admin key is a secret: `key_secret` in the cloud, `key_env` locally."""
-
-    key_secret: str | None = Field(default=None, description="projects/P/secrets/S/versions/latest")
-    key_env: str | None = Field(default=None, description="environment variable holding the key")
-
-    @field_validator("key_secret")
-    @classmethod
-    def _secret(cls, v: str | None) -> str | None:
-        if v is not None and not SECRET_NAME_RE.match(v):
-            raise ValueError("must be a Secret Manager version name: projects/P/secrets/S/versions/latest")
-        return v
-
-    @field_validator("key_env")
-    @classmethod
-    def _env(cls, v: str | None) -> str | None:
-        if v is not None and not ENV_NAME_RE.match(v):
-            raise ValueError("must be an environment variable name such as OPENAI_ADMIN_KEY")
-        return v
-
-    @model_validator(mode="after")
-    def _one_source(self) -> KeyedAccount:
-        if self.key_secret and self.key_env:
-            raise ValueError("set either key_secret (cloud) or key_env (local), not both")
-        return self
-
-
-class OpenAIAccount(KeyedAccount):
-    pass
-
-
-class AnthropicAccount(KeyedAccount):
-    pass
-
-
-class XAIAccount(KeyedAccount):
-    team_id: str = Field(min_length=1, description="xAI Console → Settings → Team ID")
-
-
-GEMINI_DEEP_SCAN_DAYS = 35
-"""Partitions below the invoice month that the daily deep Gemini query reads (and the margin's maximum)."""
-
-
-class GeminiAccount(Account):
-    """A Cloud Billing export table; the function's service account reads it (no key)."""
-
-    billing_export_table: str
-    service_ids: tuple[str, ...] = (GEMINI_API_SERVICE_ID, VERTEX_AI_SERVICE_ID)
-    maximum_bytes_billed: int = Field(default=5 * 1024**3, gt=0)
-    # Partitions below the invoice month that the hourly query still reads; see providers/gemini.py.
-    late_row_margin_days: int = Field(default=10, ge=0, le=GEMINI_DEEP_SCAN_DAYS)
-
-    @field_validator("billing_export_table")
-    @classmethod
-    def _table(cls, v: str) -> str:
-        if not EXPORT_TABLE_RE.match(v):
-            raise ValueError(
-                "must be project.dataset.table, e.g. my-proj.billing.gcp_billing_export_v1_01ABCD_234567_89ABCD"
-            )
-        return v
-
-    @field_validator("service_ids")
-    @classmethod
-    def _services(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError(f'list at least one service id, e.g. ["{GEMINI_API_SERVICE_ID}"]')
-        for sid in v:
-            if not re.match(r"^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", sid):
-                raise ValueError(f"{sid!r} is not a Cloud Billing service id like {GEMINI_API_SERVICE_ID}")
-        return v
 
 
 A = TypeVar("A", bound=Account)
@@ -232,14 +151,12 @@ class Digest(_Strict):
     hour_utc: int = Field(default=9, ge=0, le=23)
 
 
-class Providers(_Strict):
-    openai: ProviderBudget[OpenAIAccount] | None = None
-    anthropic: ProviderBudget[AnthropicAccount] | None = None
-    xai: ProviderBudget[XAIAccount] | None = None
-    gemini: ProviderBudget[GeminiAccount] | None = None
+class ProviderTable(_Strict):
+    """The budget document's `providers`: one optional field per registered provider (`document_schema`)."""
 
-
-PROVIDER_NAMES: tuple[str, ...] = ("openai", "anthropic", "xai", "gemini")
+    def configured(self) -> dict[str, ProviderBudget[Any]]:
+        """The providers the document configures, in registry order."""
+        return {name: pb for name in type(self).model_fields if (pb := getattr(self, name)) is not None}
 
 
 class BudgetConfig(_Strict):
@@ -248,7 +165,7 @@ class BudgetConfig(_Strict):
     total_budget_usd: Usd
     thresholds_pct: tuple[Percent, ...] = (Decimal(50), Decimal(80), Decimal(100))
     forecast_thresholds_pct: tuple[Percent, ...] = (Decimal(100),)
-    providers: Providers
+    providers: ProviderTable
     spike: Spike = Spike()
     failure_notice_after_runs: int = Field(default=2, ge=1, le=48)
     digest: Digest = Digest()
@@ -262,33 +179,40 @@ class BudgetConfig(_Strict):
     def _complete(self) -> BudgetConfig:
         configured = self.configured()
         if not configured:
-            raise ValueError("providers: configure at least one of openai, anthropic, xai, gemini")
+            known = ", ".join(type(self.providers).model_fields)
+            raise ValueError(f"providers: configure at least one of {known}")
         for name, pb in configured.items():
             if pb.budget_usd is None:
                 raise ValueError(
                     f"providers.{name}.budget_usd is missing: every configured provider needs a "
                     f'monthly budget in USD, e.g. "budget_usd": 500'
                 )
-            if name in ("xai", "gemini") and not pb.accounts:
-                need = "team_id" if name == "xai" else "billing_export_table"
+            need = providers.spec(name).accounts_required
+            if need is not None and not pb.accounts:
                 raise ValueError(f"providers.{name}.accounts: list at least one account with its {need}")
         return self
 
     def configured(self) -> dict[str, ProviderBudget[Any]]:
-        out: dict[str, ProviderBudget[Any]] = {}
-        for name in PROVIDER_NAMES:
-            pb = getattr(self.providers, name)
-            if pb is not None:
-                out[name] = pb
-        return out
+        """The configured providers, in registry order."""
+        return self.providers.configured()
 
     def accounts(self, provider: str) -> tuple[Account, ...]:
         pb = self.configured()[provider]
         if pb.accounts:
             return tuple(pb.accounts)
-        # A keyed provider with no account list has one "default" account keyed by its default env var.
-        cls = {"openai": OpenAIAccount, "anthropic": AnthropicAccount}[provider]
-        return (cls(),)
+        # A provider with no account list has one "default" account (keyed by its default env var).
+        return providers.spec(provider).default_accounts()
+
+
+@functools.cache
+def document_schema(specs: tuple[ProviderSpec, ...]) -> type[BudgetConfig]:
+    """The budget document's model for these providers: `providers.<name>` is a `ProviderBudget` of
+    each spec's account schema. Built once per spec tuple, so a provider registered for a test
+    takes effect at the next parse."""
+    fields: dict[str, Any] = {s.name: (ProviderBudget[s.account_schema] | None, None) for s in specs}  # type: ignore[name-defined]
+    table = create_model("Providers", __base__=ProviderTable, **fields)
+    schema: type[BudgetConfig] = create_model("BudgetConfig", __base__=BudgetConfig, providers=(table, ...))
+    return schema
 
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -324,7 +248,7 @@ def parse_budget_config(raw: str | bytes, *, origin: str) -> BudgetConfig:
     except ValueError:  # an integer of more digits than Python converts (4300)
         raise ConfigError(f"{origin}: not valid JSON: a number has more than 4300 digits") from None
     try:
-        return BudgetConfig.model_validate(data)
+        return document_schema(providers.specs()).model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: invalid budget configuration:\n{_explain(exc)}") from None
 
@@ -489,11 +413,13 @@ class Settings:
             raise ConfigError("STATE_BACKEND=gcs needs STATE_BUCKET, the bucket Terraform created for alert state")
 
         base_urls = {}
-        for provider, default in DEFAULT_BASE_URLS.items():
-            url = (env.get(BASE_URL_ENV[provider]) or default).rstrip("/")
+        for spec in providers.specs():
+            if spec.default_base_url is None:
+                continue
+            url = ((env.get(spec.base_url_env) if spec.base_url_env else None) or spec.default_base_url).rstrip("/")
             if not url.startswith(("https://", "http://")):
-                raise ConfigError(f"{BASE_URL_ENV[provider]} must start with https:// (got a value without a scheme)")
-            base_urls[provider] = url
+                raise ConfigError(f"{spec.base_url_env} must start with https:// (got a value without a scheme)")
+            base_urls[spec.name] = url
 
         try:
             deadline = float(env.get("CHECK_DEADLINE_SECONDS", "60"))

@@ -1,7 +1,6 @@
 """Entry points: `budget_check`, the HTTP function Cloud Scheduler calls, and the command line.
 
     python main.py check  [--dry-run] [--json] [--now 2026-12-01T00:05:00Z]
-    python main.py replay --from 2026-11-28T00:00Z --to 2026-12-02T00:00Z [--step 1h] [--simulator URL]
     python main.py doctor [--json] [--post-test]      # read-only readiness check; exit 1 if not ready
 
 Exit codes of `check`: 0 the check ran (failed providers and transient Slack failures included: the
@@ -142,15 +141,6 @@ def _instant(text: str) -> dt.datetime:
     return t.astimezone(dt.UTC)
 
 
-def _step(text: str) -> dt.timedelta:
-    units = {"m": 60, "h": 3600, "d": 86400}
-    try:
-        n, unit = int(text[:-1]), text[-1]
-        return dt.timedelta(seconds=n * units[unit])
-    except (ValueError, KeyError, IndexError):
-        raise argparse.ArgumentTypeError(f"{text!r}: use a step such as 30m, 1h or 1d") from None
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description="LLM month-to-date budget alerts")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,12 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dry-run", action="store_true", help="render the Slack message; post nothing, record nothing")
     c.add_argument("--json", action="store_true", help="print the check document (as the HTTP function answers)")
     c.add_argument("--now", type=_instant, help="the instant to check at, e.g. 2026-12-01T00:05:00Z")
-    r = sub.add_parser("replay", help="run the real pipeline step by step over a time range (simulator clock)")
-    r.add_argument("--from", dest="start", type=_instant, required=True)
-    r.add_argument("--to", dest="end", type=_instant, required=True)
-    r.add_argument("--step", type=_step, default=dt.timedelta(hours=1))
-    r.add_argument("--simulator", help="simulator base URL whose clock to move (default: OPENAI_BASE_URL)")
-    r.add_argument("--json", action="store_true", help="print one JSON line per delivered event")
     d = sub.add_parser("doctor", help="read-only readiness check of secrets, accounts, state and Slack")
     d.add_argument("--json", action="store_true", help='print the checks as JSON (as POST {"doctor": true})')
     d.add_argument("--post-test", action="store_true", help="also post one test message to the Slack webhook")
@@ -223,19 +207,6 @@ def cli(argv: list[str] | None = None) -> int:
         _say(f"configuration error: {exc}", err=True)
         return 2
     _setup_logging(settings.log_level)
-    if args.command == "replay":
-        from replay import replay
-
-        return replay(
-            settings,
-            _process_secrets(settings),
-            args.start,
-            args.end,
-            args.step,
-            simulator=args.simulator,
-            as_json=args.json,
-        )
-
     from check import default_deps, run_check, to_json
 
     outcome = run_check(

@@ -1,6 +1,6 @@
 """Budget rules: turn the sources' month-to-date reports into scopes and candidate events.
 
-Scopes are evaluated at three levels: each account (`openai/prod`), each provider (`openai`) and
+Scopes are evaluated at three levels: each account (`<provider>/<label>`), each provider and
 the total. A scope computed with a failed or truncated source is *partial*: its number is a lower
 bound, so a threshold it crosses is really crossed and still alerts, labelled partial.
 
@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from config import BudgetConfig
 from models import ZERO, BillingPeriod, DailyCost, SourceResult, usd
+from providers import spec
 
 MIN_SETTLED_DAYS = 2  # a forecast needs at least this many complete days (none on the 1st and 2nd)
 FORECAST_WINDOW = 7  # settled days the daily run-rate is taken from
@@ -40,9 +41,9 @@ class Forecast:
 class Scope:
     """One budget scope's numbers for this check."""
 
-    name: str  # "total", "openai", "openai/prod"
+    name: str  # "total", a provider name, or "<provider>/<label>"
     level: str  # "total" | "provider" | "account"
-    title: str  # "Total", "OpenAI", "OpenAI · prod"
+    title: str  # "Total", the provider's title, or "<title> · <label>"
     month: str  # YYYY-MM the scope's alerts are filed under
     mtd_usd: Decimal | None  # None when nothing at all could be read
     budget_usd: Decimal | None
@@ -80,9 +81,6 @@ class Event:
     severity: int  # for ordering and the header: 3 budget crossed, 2 forecast/spike/failure, 1 info
 
 
-PROVIDER_TITLES = {"openai": "OpenAI", "anthropic": "Anthropic", "xai": "xAI", "gemini": "Gemini / Vertex AI"}
-
-
 money = usd  # $1,234.56: the one money formatter (models.usd), under the name the event lines use
 
 
@@ -103,7 +101,7 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
                 _scope_of(
                     name=r.account.scope,
                     level="account",
-                    title=f"{PROVIDER_TITLES[provider]} · {r.account.label}",
+                    title=f"{spec(provider).title} · {r.account.label}",
                     parts=[r],
                     budget=acc_budgets.get(r.account.label),
                     period=r.period,
@@ -114,14 +112,14 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
             _scope_of(
                 name=provider,
                 level="provider",
-                title=PROVIDER_TITLES[provider],
+                title=spec(provider).title,
                 parts=rs,
                 budget=pb.budget_usd,
                 period=period,
             )
         )
-    # The total is a UTC-month budget. A source still on another billing month (Google's Pacific
-    # invoice month in the first hours of a UTC month) has spent nothing in this one yet: leave it
+    # The total is a UTC-month budget. A source still on another billing month (one billed by a
+    # US Pacific invoice month, in the first hours of a UTC month) has spent nothing in this one yet: leave it
     # out rather than count last month's spend against this month's total.
     same_month = [r for r in results if r.period.key == utc_month.key]
     other = sorted({r.account.provider for r in results if r.period.key != utc_month.key})
@@ -135,7 +133,7 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
             period=utc_month,
         ),
         note=(
-            f"{', '.join(PROVIDER_TITLES[p] for p in other)} not included yet: still on its "
+            f"{', '.join(spec(p).title for p in other)} not included yet: still on its "
             f"{', '.join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))} billing month"
             if other
             else None

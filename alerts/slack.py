@@ -23,10 +23,11 @@ from decimal import Decimal
 from typing import Any
 
 import logs
-from alerts.rules import PROVIDER_TITLES, Event, Scope
+from alerts.rules import Event, Scope
 from errors import Cause, NotifyError
 from models import SourceResult
 from models import usd as money
+from providers import spec
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -38,12 +39,6 @@ BAR_WIDTH = 10
 POST_TIMEOUT_S = 8  # with one connection retry and one short 429 retry: < 30 s worst case
 MAX_RETRY_AFTER_S = 5
 
-CONSOLES = {
-    "openai": "https://platform.openai.com/settings/organization/usage",
-    "anthropic": "https://console.anthropic.com/settings/cost",
-    "xai": "https://console.x.ai",
-    "gemini": "https://console.cloud.google.com/billing/reports",
-}
 SEVERITY_ICON = {3: ":red_circle:", 2: ":large_orange_circle:", 1: ":large_blue_circle:"}
 
 
@@ -194,7 +189,8 @@ def _account_line(r: SourceResult, scope: Scope | None) -> str:
     if rep.partial_reason:
         extra += f"  _partial: {rep.partial_reason}_"
     if rep.headroom is not None and rep.headroom.remaining_usd is not None:
-        extra += f"  · {money(rep.headroom.remaining_usd)} left of its {money(rep.headroom.limit_usd)} xAI limit"
+        limit = f"{money(rep.headroom.limit_usd)} {spec(r.account.provider).title} limit"
+        extra += f"  · {money(rep.headroom.remaining_usd)} left of its {limit}"
     return f"• *{r.account.label}* {money(rep.mtd_usd)}{budget}{extra}"
 
 
@@ -252,8 +248,11 @@ def _provider_blocks(
             when = f"complete days through {through:%b %d}" if through is not None else age(f.as_of, now)
             fresh.append(f"{r.account.label} {when}")
     month = pscope.month
-    tz = "US Pacific invoice month" if provider == "gemini" else "UTC month"
-    ctx = f"billing month {month} ({tz}) · data {'; '.join(fresh) or 'unavailable'} · <{CONSOLES[provider]}|console>"
+    facts = spec(provider)
+    ctx = (
+        f"billing month {month} ({facts.month_wording}) · data {'; '.join(fresh) or 'unavailable'} · "
+        f"<{facts.console_url}|console>"
+    )
     return [
         SectionBlock(text=MarkdownTextObject(text=text)),
         ContextBlock(elements=[MarkdownTextObject(text=_clip(ctx, 2000))]),
@@ -310,8 +309,10 @@ def render(msg: MessageInput) -> dict[str, Any]:
     if failed:
         foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
     if len(months) > 1:
-        per = ", ".join(f"{PROVIDER_TITLES[s.name]} {s.month}" for s in msg.scopes if s.level == "provider")
-        foot.append(f"billing months differ ({per}): Google bills by the US Pacific invoice month")
+        shown = [s for s in msg.scopes if s.level == "provider"]
+        per = ", ".join(f"{spec(s.name).title} {s.month}" for s in shown)
+        why = "; ".join(dict.fromkeys(n for s in shown if (n := spec(s.name).month_note)))
+        foot.append(f"billing months differ ({per})" + (f": {why}" if why else ""))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(foot), 2000))]))
 
     text_lines = [head] + [e.line for e in events if e.kind != "digest"] + [_scope_line(total)]

@@ -9,7 +9,7 @@
 4. switches the simulator's Anthropic to complete days only (as Anthropic's cookbook asks for them,
    and as other clients report the real API): a dry run says "complete days through Nov 27" rather
    than a fetch time, and on Dec 1 00:30 the date-range 400 is a correct $0, not a failure;
-5. replays Nov 28 → Dec 2 hour by hour with fresh state (`python main.py replay`), in the default
+5. replays Nov 28 → Dec 2 hour by hour with fresh state (`python -m tools.replay`), in the default
    mode (today's bucket served): each alert fires once, the month rolls over on Dec 1 (Google's
    invoice month 8 hours later);
 6. stops everything it started, also on failure.
@@ -156,7 +156,7 @@ def main() -> int:
         banner("5. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
         env["STATE_FILE"] = str(Path(tmp) / "replay-state.json")
         before = len(slack.messages())
-        if run(["main.py", "replay", "--from", "2026-11-28T00:00:00Z", "--to", "2026-12-02T00:00:00Z",
+        if run(["-m", "tools.replay", "--from", "2026-11-28T00:00:00Z", "--to", "2026-12-02T00:00:00Z",
                 "--step", "1h", "--simulator", sim.url], env) != 0:
             return 1
         print(f"Slack messages posted by the replay: {len(slack.messages()) - before}")

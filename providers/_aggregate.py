@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from errors import Cause, ProviderError
-from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness
-from providers._http import Deadline, ResponseTooLarge, pages, request_json
+from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness
+from providers._http import ResponseTooLarge, pages, request_json
 
 ABSURD_DAILY_USD = Decimal(1_000_000)
 MAX_DIGITS = 15  # |value| >= 1e15: beyond this a value is a unit/shape fault (and would overflow Decimal sums)
@@ -113,7 +113,6 @@ def fetch_month(
     period: BillingPeriod,
     *,
     deadline: Deadline,
-    counter: list[int],
     limits: Sequence[int] = (31, 1),
 ) -> CostAccumulator:
     """GET every page of a bucketed cost listing (`limit` + `page` cursor) and aggregate it as it arrives.
@@ -127,7 +126,7 @@ def fetch_month(
 
         def fetch_page(cursor: str | None, limit: int = limit) -> dict[str, Any]:
             query = [*params, ("limit", limit)] + ([("page", cursor)] if cursor else [])
-            return request_json(client, "GET", path, params=query, deadline=deadline, counter=counter)
+            return request_json(client, "GET", path, params=query, deadline=deadline)
 
         try:
             for page in pages(fetch_page):

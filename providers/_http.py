@@ -17,7 +17,6 @@ import json
 import socket
 import ssl
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -26,22 +25,12 @@ import httpx
 import stamina
 
 from errors import Cause, ProviderError
+from models import Deadline
 
 USER_AGENT = "llm-budget-alert/1.0 (+https://github.com/llm-budget-alert)"
 ATTEMPTS = 3
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a month of heavily grouped costs is ~1-5 MB; more is a fault
 MAX_PAGES = 60
-
-
-class Deadline:
-    """The time a check has left, on a monotonic clock."""
-
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._end = clock() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - self._clock())
 
 
 _TLS_LOCK = threading.Lock()
@@ -318,6 +307,31 @@ class _Watchdog:
         self._timer.cancel()
 
 
+class RequestCount:
+    """The HTTP requests a client sent, retries included: an httpx `request` event hook.
+
+    httpx calls every `event_hooks["request"]` hook once per request it sends, before sending it
+    (httpx `_client.py`, `Client._send_handling_redirects`); `Client.event_hooks` is the live dict,
+    so appending to it works on any client, a test's `MockTransport` client too. Thread-safe: the
+    xAI source sends its three calls at once on one client.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> None:
+        with self._lock:
+            self.value += 1
+
+
+def count_requests(client: httpx.Client) -> RequestCount:
+    """Start counting the requests `client` sends (for `CostReport.requests`)."""
+    counter = RequestCount()
+    client.event_hooks["request"].append(counter)
+    return counter
+
+
 def request_json(
     client: httpx.Client,
     method: str,
@@ -326,12 +340,11 @@ def request_json(
     deadline: Deadline,
     params: Any = None,
     json_body: Any = None,
-    counter: list[int] | None = None,
 ) -> dict[str, Any]:
     """Send one request (with bounded retries) and return its JSON object body.
 
     Raises `ProviderError` with a classified cause on any failure, including a 2xx whose body is not
-    a JSON object. `counter[0]` is incremented per HTTP attempt (benchmarks count requests).
+    a JSON object. Count the attempts with `count_requests(client)`.
     """
 
     def hook(exc: Exception) -> bool | float:
@@ -347,9 +360,7 @@ def request_json(
             on=hook, attempts=ATTEMPTS, timeout=max(deadline.remaining(), 0.1), wait_initial=0.5, wait_max=4.0
         ):
             with attempt:
-                return _once(
-                    client, method, path, deadline=deadline, params=params, json_body=json_body, counter=counter
-                )
+                return _once(client, method, path, deadline=deadline, params=params, json_body=json_body)
     except _Retry as exc:
         raise exc.error from None
     raise AssertionError("unreachable")  # pragma: no cover
@@ -363,14 +374,11 @@ def _once(
     deadline: Deadline,
     params: Any,
     json_body: Any,
-    counter: list[int] | None,
 ) -> dict[str, Any]:
     left = deadline.remaining()
     if left <= 0.05:
         raise ProviderError(Cause.TIMEOUT, "no time left in the check's deadline")
     timeout = httpx.Timeout(min(20.0, left), connect=min(5.0, left))
-    if counter is not None:
-        counter[0] += 1
     watchdog = _Watchdog(deadline)
     try:
         with client.stream(

@@ -11,20 +11,78 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pydantic import Field, field_validator
+
 import logs
-from config import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
 from errors import Cause, ProviderError
-from models import PACIFIC, UTC, BillingPeriod, CostReport, Freshness
-from providers import Deps
+from models import PACIFIC, UTC, BillingPeriod, CostReport, Deadline, Freshness
 from providers._aggregate import CostAccumulator
-from providers._http import Deadline
+from providers._spec import Account, Deps, ProbeResult, ProviderSpec
+
+__all__ = [
+    "BIGQUERY_IMPORTS",
+    "COLUMNS_READ",
+    "FRESHNESS_NOTE",
+    "GEMINI_API_SERVICE_ID",
+    "GEMINI_DEEP_SCAN_DAYS",
+    "SPEC",
+    "VERTEX_AI_SERVICE_ID",
+    "GeminiAccount",
+    "GeminiBilling",
+    "QueryParams",
+    "QueryStats",
+    "build_query",
+    "classify",
+    "from_config",
+    "make_client",
+    "parse_rows",
+    "probe",
+]
 
 log = logging.getLogger(__name__)
+
+GEMINI_API_SERVICE_ID = "AEFD-7695-64FA"
+VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
+EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
+GEMINI_DEEP_SCAN_DAYS = 35
+"""Partitions below the invoice month that the daily deep query reads (and the margin's maximum)."""
+
+
+class GeminiAccount(Account):
+    """A Cloud Billing export table; the function's service account reads it (no key)."""
+
+    billing_export_table: str
+    service_ids: tuple[str, ...] = (GEMINI_API_SERVICE_ID, VERTEX_AI_SERVICE_ID)
+    maximum_bytes_billed: int = Field(default=5 * 1024**3, gt=0)
+    # Partitions below the invoice month that the hourly query still reads (see `QueryParams`).
+    late_row_margin_days: int = Field(default=10, ge=0, le=GEMINI_DEEP_SCAN_DAYS)
+
+    @field_validator("billing_export_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not EXPORT_TABLE_RE.match(v):
+            raise ValueError(
+                "must be project.dataset.table, e.g. my-proj.billing.gcp_billing_export_v1_01ABCD_234567_89ABCD"
+            )
+        return v
+
+    @field_validator("service_ids")
+    @classmethod
+    def _services(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f'list at least one service id, e.g. ["{GEMINI_API_SERVICE_ID}"]')
+        for sid in v:
+            if not re.match(r"^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", sid):
+                raise ValueError(f"{sid!r} is not a Cloud Billing service id like {GEMINI_API_SERVICE_ID}")
+        return v
+
 
 FRESHNESS_NOTE = "Cloud Billing export lags by hours; Google invoice month (US Pacific)"
 TIME_ZONE = "America/Los_Angeles"  # the invoice month's clock, as BigQuery names it
@@ -433,7 +491,7 @@ class GeminiBilling:
     _client: Any = dataclasses.field(default=None, repr=False)
 
     def billing_period(self, now: dt.datetime) -> BillingPeriod:
-        return BillingPeriod.containing(now, PACIFIC)
+        return BillingPeriod.containing(now, SPEC.month_tz)
 
     def deep_scan_due(self, now: dt.datetime) -> bool:
         """Whether the check at `now` also runs the deep query: once a day, in `deps.deep_scan_hour_utc`.
@@ -559,3 +617,132 @@ class GeminiBilling:
 def from_config(account: Any, deps: Deps) -> GeminiBilling:
     assert isinstance(account, GeminiAccount)
     return GeminiBilling(account, deps)
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+RUNS_PER_MONTH = 720  # Cloud Scheduler hourly, 30 days
+# BigQuery on-demand analysis: $6.25 per TiB, a 10 MB minimum per table referenced, first 1 TiB per
+# month free per billing account (https://cloud.google.com/bigquery/pricing#on_demand_pricing). The
+# estimate ignores the free tier: it is shared with everything else on the billing account.
+USD_PER_TIB = Decimal("6.25")
+MIN_BILLED_BYTES = 10 * 1024**2
+EXPORT_STALE = dt.timedelta(hours=48)  # the export lags hours; two days without a row means it is off
+
+
+def probe(account: Any, deps: Deps, now: dt.datetime, deadline: Deadline) -> ProbeResult:
+    """Doctor: a dry run of the check's own query and parameters, then the newest `export_time` (one column).
+
+    Reports the bytes per run, the monthly bytes and cost at `RUNS_PER_MONTH` runs, and whether
+    `maximum_bytes_billed` would be hit. Both BigQuery calls share `deadline`.
+    """
+    source = from_config(account, deps)
+    period = source.billing_period(now)
+    params = QueryParams.for_period(period, account)
+    client, processed = _dry_run(source, params, deadline)
+    cap = account.maximum_bytes_billed
+    per_run = max(math.ceil(processed / 1024**2) * 1024**2, MIN_BILLED_BYTES)  # what the cap is held against
+    monthly = per_run * RUNS_PER_MONTH
+    cost = (Decimal(monthly) / Decimal(1024**4) * USD_PER_TIB).quantize(Decimal("0.01"))
+    facts: dict[str, Any] = {
+        "bytes_processed": processed,
+        "maximum_bytes_billed": cap,
+        "bytes_billed_per_run": per_run,
+        "would_hit_cap": per_run > cap,
+        "runs_per_month": RUNS_PER_MONTH,
+        "monthly_bytes_billed": monthly,
+        "monthly_cost_usd": str(cost),
+    }
+    summary = f"dry run: {_bytes(processed)} per run, {_bytes(monthly)} / ~${cost} a month at {RUNS_PER_MONTH} runs"
+    if per_run > cap:
+        return (
+            "fail",
+            f"{summary}; over maximum_bytes_billed ({_bytes(cap)}): every check would fail as quota. "
+            "Raise maximum_bytes_billed or lower late_row_margin_days",
+            facts,
+        )
+    newest = _newest_export(client, account.billing_export_table, params, cap, deadline)
+    facts["newest_export_time"] = newest.isoformat() if newest else None
+    if newest is None:
+        return "warn", f"{summary}; no export rows since the partition floor: is the billing export on?", facts
+    if now - newest > EXPORT_STALE:
+        return "warn", f"{summary}; newest export_time {newest:%Y-%m-%d %H:%M}Z is over 2 days old", facts
+    return "ok", f"{summary}; newest export_time {newest:%Y-%m-%d %H:%M}Z", facts
+
+
+def _dry_run(source: GeminiBilling, params: QueryParams, deadline: Deadline) -> tuple[Any, int]:
+    """The check's own client and the bytes its month query would process (a dry run bills nothing)."""
+    from google.cloud import bigquery
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    table = source.account.billing_export_table
+    try:
+        client = source._bigquery()  # the check's own client path (factory, emulator, job project)
+        # Dry run: validates the SQL against the real table and returns the estimate in
+        # statistics.query.totalBytesProcessed, billing nothing. No maximum_bytes_billed on it: the
+        # point is to learn the number and compare it with the cap ourselves.
+        # (https://cloud.google.com/bigquery/docs/samples/bigquery-query-dry-run)
+        job = client.query(
+            build_query(table),
+            job_config=bigquery.QueryJobConfig(
+                dry_run=True, use_query_cache=False, query_parameters=params.to_bigquery()
+            ),
+            timeout=deadline.remaining(),
+            retry=DEFAULT_RETRY.with_timeout(deadline.remaining()),
+            job_retry=None,
+        )
+        return client, int(job.total_bytes_processed or 0)
+    except _handled_errors() as exc:
+        raise classify(exc, table) from None
+
+
+def _newest_export(client: Any, table: str, params: Any, cap: int, deadline: Deadline) -> dt.datetime | None:
+    from google.cloud import bigquery
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    if "`" in table or "\n" in table:
+        raise ValueError("billing_export_table must be a plain project.dataset.table name")
+    sql = (
+        f"SELECT MAX(export_time) AS newest FROM `{table}` "
+        "WHERE _PARTITIONTIME >= @partition_floor AND export_time <= @as_of"
+    )  # one column over the month query's partitions: a fraction of its bytes, under the same cap
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("partition_floor", "TIMESTAMP", params.partition_floor),
+            bigquery.ScalarQueryParameter("as_of", "TIMESTAMP", params.as_of),
+        ],
+        maximum_bytes_billed=cap,
+    )
+    try:
+        left = max(deadline.remaining(), 0.1)
+        job = client.query(sql, job_config=config, timeout=left, retry=DEFAULT_RETRY.with_timeout(left), job_retry=None)
+        left = max(deadline.remaining(), 0.1)
+        rows = list(job.result(timeout=left, retry=DEFAULT_RETRY.with_timeout(left)))
+    except _handled_errors() as exc:
+        raise classify(exc, table) from None
+    value = rows[0]["newest"] if rows else None
+    if value is not None and not isinstance(value, dt.datetime):
+        raise ProviderError(Cause.BAD_RESPONSE, "MAX(export_time) is not a timestamp")
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+SPEC = ProviderSpec(
+    name="gemini",
+    title="Gemini / Vertex AI",
+    console_url="https://console.cloud.google.com/billing/reports",
+    account_schema=GeminiAccount,
+    build=from_config,
+    month_tz=PACIFIC,
+    month_wording="US Pacific invoice month",
+    month_note="Google bills by the US Pacific invoice month",
+    accounts_required="billing_export_table",
+    client_imports=BIGQUERY_IMPORTS,
+    probe=probe,
+)

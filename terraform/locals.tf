@@ -108,7 +108,7 @@ locals {
     ".checkov.yaml", ".ci", ".git", ".github", ".gitignore", ".mypy_cache", ".pytest_cache",
     ".ruff_cache", ".run", ".state", ".venv", ".venv-checkov", "Makefile", "README.md", "bench",
     "build", "conftest.py", "devservers", "dist", "docs", "requirements-dev.txt", "scripts",
-    "simulator", "terraform", "tests",
+    "simulator", "terraform", "tests", "tools",
   ]
   source_excludes = sort(distinct(concat(
     # top-level files other than *.py modules and requirements.txt

@@ -31,11 +31,10 @@ from google.cloud.bigquery.job.base import _error_result_to_exception
 from requests import exceptions as req_exc
 
 import devservers
-from config import GeminiAccount
 from errors import Cause, ProviderError
 from models import CENT, PACIFIC, UTC, BillingPeriod
-from providers import gemini
-from providers._http import Deadline
+from providers import Deadline, gemini
+from providers.gemini import GeminiAccount
 from simulator import billing_export as sim
 
 PROJECT = "gemini-test"

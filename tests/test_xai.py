@@ -16,11 +16,10 @@ from conftest import load_fixture
 from google.protobuf import json_format
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 
-from config import SecretResolver, XAIAccount
+from config import SecretResolver
 from errors import Cause, ProviderError, SecretError
 from models import UTC, BillingPeriod, CostReport, DailyCost, Headroom
-from providers import Deps, build_source, xai
-from providers._http import Deadline
+from providers import Deadline, Deps, build_source, xai
 from providers.xai import (
     INVOICE_PREVIEW,
     READ_CALLS,
@@ -31,6 +30,7 @@ from providers.xai import (
     SpendingLimits,
     Usage,
     UsagePoint,
+    XAIAccount,
     XAIBilling,
     _call,
     cents_to_usd,
@@ -503,7 +503,7 @@ def test_a_call_outside_read_calls_is_refused_before_sending() -> None:
         httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client,
         pytest.raises(ValueError, match="not a read call"),
     ):
-        _call(client, ("POST", "/v1/billing/teams/{team}/prepaid/top-up"), TEAM, deadline=Deadline(5), counter=[0])
+        _call(client, ("POST", "/v1/billing/teams/{team}/prepaid/top-up"), TEAM, deadline=Deadline(5))
     assert sent == []
 
 
@@ -516,7 +516,7 @@ def test_team_id_cannot_change_the_path() -> None:
         return httpx.Response(200, json={"spendingLimits": {}})
 
     with httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client:
-        _call(client, SPENDING_LIMITS, "t/../../prepaid/top-up", deadline=Deadline(5), counter=[0])
+        _call(client, SPENDING_LIMITS, "t/../../prepaid/top-up", deadline=Deadline(5))
     assert seen == ["/v1/billing/teams/t%2F..%2F..%2Fprepaid%2Ftop-up/postpaid/spending-limits"]
 
 
