@@ -4,11 +4,8 @@ Scopes are evaluated at three levels: each account (`<provider>/<label>`), each 
 the total. A scope computed with a failed or truncated source is *partial*: its number is a lower
 bound, so a threshold it crosses is really crossed and still alerts, labelled partial.
 
-Every event has a stable key; alert state uses it to say each event exactly once:
-
-    threshold:<month>:<scope>:<pct>      month-to-date crossed pct% of budget      once per month
-    forecast:<month>:<scope>:<pct>       projected month-end above pct% of budget  once per month
-    spike:<day>:<scope>                  one day far above its trailing median     once per day
+The threshold, forecast, spike and digest events are built here, typed (`alerts.events`, where
+their keys are listed); alert state uses each key to say each event exactly once.
 """
 
 from __future__ import annotations
@@ -20,9 +17,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
+from alerts.events import Amounts, Event, Kind, Severity
 from config import BudgetConfig
 from models import ZERO, BillingPeriod, DailyCost, SourceResult, usd
 from providers import spec
+
+__all__ = [
+    "Event",
+    "Forecast",
+    "Scope",
+    "budget_events",
+    "digest_event",
+    "evaluate",
+    "forecast",
+    "money",
+    "spike_events",
+]
 
 MIN_SETTLED_DAYS = 2  # a forecast needs at least this many complete days (none on the 1st and 2nd)
 FORECAST_WINDOW = 7  # settled days the daily run-rate is taken from
@@ -51,7 +61,6 @@ class Scope:
     partial: bool
     failed_parts: tuple[str, ...]  # account scopes that failed
     forecast: Forecast | None
-    days_in_month: int
     note: str | None = None  # shown under the scope's figure
     missing_from: dt.date | None = None  # a part's data stops before this day: it and later days are unknown
 
@@ -67,18 +76,6 @@ class Scope:
         if self.mtd_usd is None or not self.budget_usd:
             return None
         return (self.mtd_usd * 100 / self.budget_usd).quantize(Decimal("0.1"), ROUND_HALF_UP)
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """Something worth one line in Slack, with the key that makes it be said once."""
-
-    key: str
-    kind: str  # threshold | forecast | spike | failure | recovery | digest | state
-    scope: str
-    month: str
-    line: str  # mrkdwn, self-contained (it is stored and may be delivered by a later run)
-    severity: int  # for ordering and the header: 3 budget crossed, 2 forecast/spike/failure, 1 info
 
 
 money = usd  # $1,234.56: the one money formatter (models.usd), under the name the event lines use
@@ -172,7 +169,6 @@ def _scope_of(
         partial=bool(failed) or truncated or not parts,
         failed_parts=failed,
         forecast=fc,
-        days_in_month=period.days_in_month,
         missing_from=missing_from,
     )
 
@@ -234,48 +230,61 @@ def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
     """Threshold and forecast events that hold right now (state decides which are new)."""
     events: list[Event] = []
     for s in scopes:
-        pct = s.pct
-        if pct is None or s.budget_usd is None or s.mtd_usd is None:
+        if s.pct is None or s.budget_usd is None or s.mtd_usd is None:
             continue
-        # Compare exact amounts: the displayed percentage is rounded (49.99999% shows as 50.0%).
-        crossed = [t for t in config.thresholds_pct if s.mtd_usd * 100 >= t * s.budget_usd]
-        if crossed:
-            top = max(crossed)
-            for t in crossed:
-                label = " (partial data: at least this much)" if s.partial else ""
-                events.append(
-                    Event(
-                        key=f"threshold:{s.month}:{s.name}:{_pct(t)}",
-                        kind="threshold",
-                        scope=s.name,
-                        month=s.month,
-                        line=(
-                            f"*{s.title}* crossed *{_pct(t)}%* of its {money(s.budget_usd)} budget: "
-                            f"{money(s.mtd_usd)} month-to-date ({pct}%){label}"
-                        ),
-                        severity=3 if t == top else 2,
-                    )
-                )
-        fc = s.forecast
-        if fc is not None:
-            for t in config.forecast_thresholds_pct:
-                # Only a warning ahead of time: once spend itself is past t%, the forecast adds nothing.
-                if s.mtd_usd * 100 < t * s.budget_usd and fc.projected_usd * 100 >= t * s.budget_usd:
-                    when = f", reaching it on {fc.crossing_day:%b %d}" if fc.crossing_day else ""
-                    events.append(
-                        Event(
-                            key=f"forecast:{s.month}:{s.name}:{_pct(t)}",
-                            kind="forecast",
-                            scope=s.name,
-                            month=s.month,
-                            line=(
-                                f"*{s.title}* is projected to spend {money(fc.projected_usd)} this month, "
-                                f"above {_pct(t)}% of its {money(s.budget_usd)} budget{when}"
-                            ),
-                            severity=2,
-                        )
-                    )
+        events += _threshold_events(config, s, s.mtd_usd, s.budget_usd)
+        events += _forecast_events(config, s, s.mtd_usd, s.budget_usd)
     return events
+
+
+def _threshold_events(config: BudgetConfig, s: Scope, mtd: Decimal, budget: Decimal) -> list[Event]:
+    """One event per crossed threshold; the highest one crossed is the one that says "crossed"."""
+    # Compare exact amounts: the displayed percentage is rounded (49.99999% shows as 50.0%).
+    crossed = [t for t in config.thresholds_pct if mtd * 100 >= t * budget]
+    label = " (partial data: at least this much)" if s.partial else ""
+    return [
+        Event(
+            key=f"threshold:{s.month}:{s.name}:{_pct(t)}",
+            kind=Kind.THRESHOLD,
+            scope=s.name,
+            month=s.month,
+            line=(
+                f"*{s.title}* crossed *{_pct(t)}%* of its {money(budget)} budget: "
+                f"{money(mtd)} month-to-date ({s.pct}%){label}"
+            ),
+            severity=Severity.CROSSED if t == max(crossed) else Severity.WARNING,
+            title=s.title,
+            level=t,
+            amounts=Amounts(mtd_usd=mtd, budget_usd=budget),
+        )
+        for t in crossed
+    ]
+
+
+def _forecast_events(config: BudgetConfig, s: Scope, mtd: Decimal, budget: Decimal) -> list[Event]:
+    """A warning ahead of time: once spend itself is past t%, the forecast adds nothing."""
+    fc = s.forecast
+    if fc is None:
+        return []
+    when = f", reaching it on {fc.crossing_day:%b %d}" if fc.crossing_day else ""
+    return [
+        Event(
+            key=f"forecast:{s.month}:{s.name}:{_pct(t)}",
+            kind=Kind.FORECAST,
+            scope=s.name,
+            month=s.month,
+            line=(
+                f"*{s.title}* is projected to spend {money(fc.projected_usd)} this month, "
+                f"above {_pct(t)}% of its {money(budget)} budget{when}"
+            ),
+            severity=Severity.WARNING,
+            title=s.title,
+            level=t,
+            amounts=Amounts(mtd_usd=mtd, budget_usd=budget, projected_usd=fc.projected_usd),
+        )
+        for t in config.forecast_thresholds_pct
+        if mtd * 100 < t * budget and fc.projected_usd * 100 >= t * budget
+    ]
 
 
 def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
@@ -301,17 +310,35 @@ def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
                 events.append(
                     Event(
                         key=f"spike:{day.day.isoformat()}:{s.name}",
-                        kind="spike",
+                        kind=Kind.SPIKE,
                         scope=s.name,
                         month=s.month,
                         line=(
                             f"*{s.title}* spend spike on {day.day:%b %d}: {money(day.amount)}, {ratio} the median "
                             f"of the {len(base_days)} days before ({money(baseline)})"
                         ),
-                        severity=2,
+                        severity=Severity.WARNING,
+                        title=s.title,
+                        amounts=Amounts(day_usd=day.amount, baseline_usd=baseline),
                     )
                 )
     return events
+
+
+def digest_event(config: BudgetConfig, now: dt.datetime) -> Event | None:
+    """The daily digest, in the configured UTC hour (when enabled)."""
+    d = config.digest
+    if not d.enabled or now.hour != d.hour_utc:
+        return None
+    return Event(
+        key=f"digest:{now:%Y-%m-%d}",
+        kind=Kind.DIGEST,
+        scope="total",
+        month=f"{now:%Y-%m}",
+        line=f"Daily digest for {now:%b %d}",
+        severity=Severity.INFO,
+        title="Total",
+    )
 
 
 def _pct(p: Decimal) -> str:

@@ -23,7 +23,8 @@ from decimal import Decimal
 from typing import Any
 
 import logs
-from alerts.rules import Event, Scope
+from alerts.events import Event
+from alerts.rules import Scope
 from errors import Cause, NotifyError
 from models import SourceResult
 from models import usd as money
@@ -120,11 +121,7 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
         counts[e.kind] = counts.get(e.kind, 0) + 1
     if counts.get("threshold"):
         crossed = [e for e in events if e.kind == "threshold" and e.severity == 3]
-        if len(crossed) == 1:
-            head = crossed[0].line.split(" month-to-date")[0].replace("*", "")
-            head = head.split(":")[0]
-        else:
-            head = f"{len(crossed)} LLM budgets crossed a threshold"
+        head = crossed[0].headline() if len(crossed) == 1 else f"{len(crossed)} LLM budgets crossed a threshold"
     elif counts.get("forecast"):
         head = "LLM spend projected above budget"
     elif counts.get("spike"):
@@ -133,8 +130,6 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
         head = "LLM cost source failing"
     elif counts.get("recovery"):
         head = "LLM cost source recovered"
-    elif counts.get("state"):
-        head = "LLM budget alert needs attention"
     else:
         head = "LLM spend"
     icon = ":white_check_mark:" if set(counts) == {"recovery"} else SEVERITY_ICON.get(top, "")
@@ -269,7 +264,8 @@ def _fold(events: Sequence[Event]) -> list[Event]:
 
 
 def _pct_of(e: Event) -> Decimal:
-    return Decimal(e.key.rsplit(":", 1)[1])
+    # A threshold stored before typed events and not recognised has no level: its key holds it.
+    return e.level if e.level is not None else Decimal(e.key.rsplit(":", 1)[1])
 
 
 def render(msg: MessageInput) -> dict[str, Any]:
@@ -287,7 +283,7 @@ def render(msg: MessageInput) -> dict[str, Any]:
     head = headline(events, msg.digest, msg.now)
     blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=head, emoji=True))]
     if events:
-        ev_lines = [f"{SEVERITY_ICON.get(e.severity, '•')} {e.line}" for e in events if e.kind != "digest"]
+        ev_lines = [f"{SEVERITY_ICON.get(e.severity, '•')} {e.text}" for e in events if e.kind != "digest"]
         if ev_lines:
             blocks.append(SectionBlock(text=MarkdownTextObject(text=_join_limited(ev_lines, MAX_SECTION, "alerts"))))
     blocks.append(DividerBlock())
@@ -315,7 +311,7 @@ def render(msg: MessageInput) -> dict[str, Any]:
         foot.append(f"billing months differ ({per})" + (f": {why}" if why else ""))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(foot), 2000))]))
 
-    text_lines = [head] + [e.line for e in events if e.kind != "digest"] + [_scope_line(total)]
+    text_lines = [head] + [e.text for e in events if e.kind != "digest"] + [_scope_line(total)]
     if failed:
         text_lines.append(f"partial data: {', '.join(failed)} failed")
     return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": [b.to_dict() for b in blocks]}
