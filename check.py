@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import logs
@@ -30,7 +29,7 @@ from alerts.rules import Scope
 from alerts.state import FileStore, GCSStore, Ledger, Store
 from config import SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
-from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware, usd_plain
+from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries
 from providers import Deps, build_source
 
@@ -320,92 +319,8 @@ def _release(outcome: CheckOutcome, ledger: Ledger, owned: dict[str, Event], exc
         logs.event(log, logging.ERROR, "could not release claims; they expire and are retried", error=str(sexc))
 
 
-# --- the JSON document the HTTP function and `--json` answer --------------------------------
-
-
-def _usd(v: Decimal | None) -> str | None:
-    return None if v is None else usd_plain(v)  # the rounding Slack shows (models.cents)
-
-
-def to_json(outcome: CheckOutcome) -> dict[str, Any]:
-    """Per-account status, month-to-date USD (decimal strings), freshness, totals, partial, alerts."""
-    scopes = {s.name: s for s in outcome.scopes}
-    providers: dict[str, Any] = {}
-    for r in outcome.results:
-        p = providers.setdefault(r.account.provider, {"accounts": []})
-        acc: dict[str, Any] = {
-            "label": r.account.label,
-            "status": r.status.value,
-            "billing_month": r.period.key,
-            "month_timezone": r.period.tz_name,
-            "mtd_usd": None,
-        }
-        if r.report is not None:
-            rep = r.report
-            acc.update(
-                mtd_usd=str(rep.mtd_usd),
-                mtd_usd_rounded=_usd(rep.mtd_usd),
-                freshness={
-                    "as_of": rep.freshness.as_of.isoformat() if rep.freshness.as_of else None,
-                    "note": rep.freshness.note,
-                    "complete_through": c.isoformat() if (c := rep.freshness.complete_through) else None,
-                },
-                partial=rep.partial_reason,
-                requests=rep.requests,
-                notes=list(rep.notes),
-            )
-            if rep.headroom is not None:
-                acc["headroom"] = {
-                    k: _usd(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(rep.headroom).items()
-                }
-        else:
-            acc.update(cause=r.cause.value if r.cause else None, error=r.error)
-        p["accounts"].append(acc)
-    for name, p in providers.items():
-        s = scopes.get(name)
-        if s is not None:
-            p.update(_scope_json(s))
-    total = scopes["total"]
-    return {
-        "checked_at": outcome.now.isoformat(),
-        "partial": outcome.partial,
-        "total": _scope_json(total),
-        "providers": providers,
-        "alerts": {
-            "holding": sorted(e.key for e in outcome.events_now),
-            "delivered": outcome.delivered,
-            "pending": outcome.pending,
-        },
-        "slack": {
-            "posted": outcome.posted,
-            "error": outcome.notify_error,
-            "dry_run": outcome.dry_run,
-            "permanent": outcome.notify_permanent,
-            "fix": outcome.notify_fix,
-        },
-        "state_error": outcome.state_error,
-        "elapsed_s": round(outcome.elapsed_s, 3),
-    }
-
-
-def _scope_json(s: Scope) -> dict[str, Any]:
-    return {
-        "mtd_usd": None if s.mtd_usd is None else str(s.mtd_usd),
-        "mtd_usd_rounded": _usd(s.mtd_usd),
-        "budget_usd": _usd(s.budget_usd),
-        "pct": None if s.pct is None else str(s.pct),
-        "billing_month": s.month,
-        "partial": s.partial,
-        "failed": list(s.failed_parts),
-        "note": s.note,
-        "forecast_usd": _usd(s.forecast.projected_usd) if s.forecast else None,
-        "forecast_crossing_day": s.forecast.crossing_day.isoformat()
-        if s.forecast and s.forecast.crossing_day
-        else None,
-    }
-
-
 def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
+    """The production dependencies: the real HTTP client factory and Google clients."""
     return Deps(
         secrets=secrets,
         base_urls=settings.base_urls,

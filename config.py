@@ -391,58 +391,73 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every setting from `env` (default: the process environment), validated; a `ConfigError` names the fix."""
         env = os.environ if env is None else env
         budgets = _load_budgets(env)
-
-        webhook_url = env.get("SLACK_WEBHOOK_URL") or None
-        webhook_secret = env.get("SLACK_WEBHOOK_SECRET") or None
-        if webhook_url and webhook_secret:
-            raise ConfigError("set either SLACK_WEBHOOK_SECRET (cloud) or SLACK_WEBHOOK_URL (local), not both")
-        if webhook_secret and not SECRET_NAME_RE.match(webhook_secret):
-            raise ConfigError(
-                "SLACK_WEBHOOK_SECRET must be a Secret Manager version name: projects/P/secrets/S/versions/latest"
-            )
-        if webhook_url and not webhook_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ConfigError("SLACK_WEBHOOK_URL must be an https:// incoming-webhook URL")
-
-        backend = env.get("STATE_BACKEND", "file")
-        if backend not in ("file", "gcs"):
-            raise ConfigError(f"STATE_BACKEND must be 'file' or 'gcs', not {backend!r}")
-        bucket = env.get("STATE_BUCKET") or None
-        if backend == "gcs" and not bucket:
-            raise ConfigError("STATE_BACKEND=gcs needs STATE_BUCKET, the bucket Terraform created for alert state")
-
-        base_urls = {}
-        for spec in providers.specs():
-            if spec.default_base_url is None:
-                continue
-            url = ((env.get(spec.base_url_env) if spec.base_url_env else None) or spec.default_base_url).rstrip("/")
-            if not url.startswith(("https://", "http://")):
-                raise ConfigError(f"{spec.base_url_env} must start with https:// (got a value without a scheme)")
-            base_urls[spec.name] = url
-
-        try:
-            deadline = float(env.get("CHECK_DEADLINE_SECONDS", "60"))
-        except ValueError:
-            raise ConfigError("CHECK_DEADLINE_SECONDS must be a number of seconds, e.g. 60") from None
-        if not 5 <= deadline <= 3000:
-            raise ConfigError("CHECK_DEADLINE_SECONDS must be between 5 and 3000")
-
+        webhook_url, webhook_secret = _webhook(env)
+        backend, bucket = _state(env)
         return cls(
             budgets=budgets,
             slack_webhook_url=webhook_url,
             slack_webhook_secret=webhook_secret,
-            state_backend=backend,  # type: ignore[arg-type]
+            state_backend=backend,
             state_file=Path(env.get("STATE_FILE") or ".state/alert-state.json"),
             state_bucket=bucket,
             state_object=env.get("STATE_OBJECT") or "llm-budget-alert/state.json",
-            base_urls=base_urls,
+            base_urls=_base_urls(env),
             bigquery_job_project=env.get("BIGQUERY_JOB_PROJECT") or None,
             bigquery_emulator_host=env.get("BIGQUERY_EMULATOR_HOST") or None,
             secret_manager_emulator_host=env.get("SECRET_MANAGER_EMULATOR_HOST") or None,
-            deadline_s=deadline,
+            deadline_s=_deadline(env),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _webhook(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    webhook_url = env.get("SLACK_WEBHOOK_URL") or None
+    webhook_secret = env.get("SLACK_WEBHOOK_SECRET") or None
+    if webhook_url and webhook_secret:
+        raise ConfigError("set either SLACK_WEBHOOK_SECRET (cloud) or SLACK_WEBHOOK_URL (local), not both")
+    if webhook_secret and not SECRET_NAME_RE.match(webhook_secret):
+        raise ConfigError(
+            "SLACK_WEBHOOK_SECRET must be a Secret Manager version name: projects/P/secrets/S/versions/latest"
+        )
+    if webhook_url and not webhook_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigError("SLACK_WEBHOOK_URL must be an https:// incoming-webhook URL")
+    return webhook_url, webhook_secret
+
+
+def _state(env: Mapping[str, str]) -> tuple[Literal["file", "gcs"], str | None]:
+    backend = env.get("STATE_BACKEND", "file")
+    if backend not in ("file", "gcs"):
+        raise ConfigError(f"STATE_BACKEND must be 'file' or 'gcs', not {backend!r}")
+    bucket = env.get("STATE_BUCKET") or None
+    if backend == "gcs" and not bucket:
+        raise ConfigError("STATE_BACKEND=gcs needs STATE_BUCKET, the bucket Terraform created for alert state")
+    return ("gcs" if backend == "gcs" else "file"), bucket
+
+
+def _base_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """Each registered provider's API base URL: its base-URL variable, else its default."""
+    base_urls = {}
+    for spec in providers.specs():
+        if spec.default_base_url is None:
+            continue
+        url = ((env.get(spec.base_url_env) if spec.base_url_env else None) or spec.default_base_url).rstrip("/")
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"{spec.base_url_env} must start with https:// (got a value without a scheme)")
+        base_urls[spec.name] = url
+    return base_urls
+
+
+def _deadline(env: Mapping[str, str]) -> float:
+    try:
+        deadline = float(env.get("CHECK_DEADLINE_SECONDS", "60"))
+    except ValueError:
+        raise ConfigError("CHECK_DEADLINE_SECONDS must be a number of seconds, e.g. 60") from None
+    if not 5 <= deadline <= 3000:
+        raise ConfigError("CHECK_DEADLINE_SECONDS must be between 5 and 3000")
+    return deadline
 
 
 def _load_budgets(env: Mapping[str, str]) -> BudgetConfig:

@@ -19,13 +19,11 @@ import json
 import logging
 import sys
 import threading
-from decimal import Decimal
 from typing import Any
 
 import logs
 from config import SecretResolver, Settings
 from errors import ConfigError
-from models import usd
 
 log = logs.get("main")
 SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
@@ -72,7 +70,8 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         body = {"status": "method_not_allowed", "error": f"{request.method} is not allowed: send POST to run a check"}
         return json.dumps(body), 405, {**headers, "Allow": "POST"}
 
-    from check import default_deps, run_check, to_json
+    import output
+    from check import default_deps, run_check
 
     doctor_answer = _doctor_http(request)
     if doctor_answer is not None:
@@ -93,7 +92,7 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     except Exception as exc:
         log.exception("check crashed")
         return json.dumps({"status": "error", "error": f"internal error: {type(exc).__name__}"}), 500, headers
-    doc = to_json(outcome)
+    doc = output.to_json(outcome)
     if outcome.state_error:
         doc["status"] = "state_error"
         return logs.redact(json.dumps(doc)), 500, headers
@@ -154,36 +153,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _money(value: str | None) -> str:
-    """A document amount as Slack shows it ($1,234.57, models.usd), or "-" when there is none."""
-    return "-" if value is None else usd(Decimal(value))
-
-
-def _summary(doc: dict[str, Any]) -> str:
-    rows = [f"{'scope':<28} {'status':<7} {'month-to-date':>14} {'budget':>12} {'pct':>7}  freshness"]
-    t = doc["total"]
-    rows.append(
-        f"{'TOTAL' + (' (partial)' if doc['partial'] else ''):<28} {'':<7} "
-        f"{_money(t['mtd_usd']):>14} {_money(t['budget_usd']):>12} {t['pct'] or '-':>7}"
-    )
-    for name, p in doc["providers"].items():
-        rows.append(
-            f"{name:<28} {'':<7} {_money(p.get('mtd_usd')):>14} {_money(p.get('budget_usd')):>12} "
-            f"{p.get('pct') or '-':>7}"
-        )
-        for a in p["accounts"]:
-            as_of = (a.get("freshness") or {}).get("as_of")
-            fresh = f"as of {dt.datetime.fromisoformat(as_of):%Y-%m-%d %H:%M}Z" if as_of else ""
-            if through := (a.get("freshness") or {}).get("complete_through"):
-                fresh = f"complete days through {through}"
-            value = _money(a["mtd_usd"]) if a.get("mtd_usd") is not None else f"FAILED ({a.get('cause')})"
-            rows.append(
-                f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>12} {'':>7}  "
-                f"{fresh} [{a['billing_month']}]"
-            )
-    return "\n".join(rows)
-
-
 def _say(text: str, *, err: bool = False) -> None:
     """Print for the CLI user: everything passes the redactor (a provider's or proxy's error text
     may echo a key or the webhook path)."""
@@ -207,27 +176,16 @@ def cli(argv: list[str] | None = None) -> int:
         _say(f"configuration error: {exc}", err=True)
         return 2
     _setup_logging(settings.log_level)
-    from check import default_deps, run_check, to_json
+    import output
+    from check import default_deps, run_check
 
     outcome = run_check(
         settings, default_deps(settings, _process_secrets(settings)), args.now or _now(), dry_run=args.dry_run
     )
-    doc = to_json(outcome)
+    doc = output.to_json(outcome)
     if args.dry_run:
         doc["message"] = outcome.payload
-    if args.json:
-        _say(json.dumps(doc, indent=2))
-    else:
-        _say(_summary(doc))
-        if outcome.payload is not None:
-            verb = "would post" if args.dry_run else ("posted" if outcome.posted else "could NOT post")
-            _say(f"\nSlack ({verb}):\n{outcome.payload['text']}")
-        else:
-            _say("\nnothing new to say: no message")
-        if outcome.notify_error and not outcome.posted:
-            _say(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
-        elif outcome.notify_error:
-            _say(f"\nSlack warning: {outcome.notify_error}")
+    _say(json.dumps(doc, indent=2) if args.json else output.cli_text(outcome, doc))
     if outcome.state_error:
         _say(f"state error: {outcome.state_error}", err=True)
         return 3

@@ -348,53 +348,50 @@ class Ledger:
         Applies `health` (source failure bookkeeping, which may add failure/recovery events) in the
         same conditional write. Returns the events this run now owns and must post.
         """
-        stamp = now.isoformat()
-
         def mutate(doc: Doc) -> dict[str, dict[str, Any]]:
-            candidates = dict(events)
-            if health is not None:
-                candidates.update(health(doc))
-            _prune(doc, now)
+            candidates = _candidates(doc, events, health, now)
             owned: dict[str, dict[str, Any]] = {}
-            for month, entries in doc["events"].items():
-                for key, e in entries.items():
-                    if e["status"] != "sent" and key not in candidates:
-                        candidates[key] = {"month": month, **{k: e.get(k) for k in _TYPED if k in e}}
             for key, ev in candidates.items():
                 month_entries = doc["events"].setdefault(ev["month"], {})
-                cur = month_entries.get(key)
-                if cur is not None and cur["status"] == "claimed" and cur.get("claim") == self.run_id:
-                    owned[key] = _owned(ev["month"], cur)  # our own claim (a retry or a re-read after it)
-                    continue
-                uncertain = False
-                attempts = 0
-                if cur is not None:
-                    if cur["status"] == "sent":
-                        continue
-                    if cur["status"] == "claimed" and not _expired(cur, now):
-                        continue
-                    attempts = int(cur.get("attempts", 0))
-                    uncertain = bool(cur.get("uncertain"))
-                    if cur["status"] == "claimed":  # an expired claim: that run may have posted before dying
-                        attempts += 1
-                        uncertain = True
-                entry = {
-                    "status": "claimed",
-                    "claim": self.run_id,
-                    "claimed_at": stamp,
-                    **_typed(ev),
-                    "first_seen": (cur or {}).get("first_seen", stamp),
-                    "attempts": attempts,
-                }
-                if uncertain:
-                    entry["uncertain"] = True
-                month_entries[key] = entry
-                owned[key] = _owned(ev["month"], entry)
-            doc["updated_at"] = stamp
+                entry = self._take(month_entries.get(key), ev, now)
+                if entry is not None:
+                    month_entries[key] = entry
+                    owned[key] = _owned(ev["month"], entry)
+            doc["updated_at"] = now.isoformat()
             return owned
 
         _, owned = self.update(mutate)
         return owned  # type: ignore[no-any-return]
+
+    def _take(self, cur: dict[str, Any] | None, ev: Mapping[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+        """The entry claiming `ev` for this run, or None when it is not ours to send (sent, or
+        another run's live claim). Our own claim (a retry, or a re-read after it) stays as it is."""
+        if cur is not None and cur["status"] == "claimed" and cur.get("claim") == self.run_id:
+            return cur
+        uncertain = False
+        attempts = 0
+        if cur is not None:
+            if cur["status"] == "sent":
+                return None
+            if cur["status"] == "claimed" and not _expired(cur, now):
+                return None
+            attempts = int(cur.get("attempts", 0))
+            uncertain = bool(cur.get("uncertain"))
+            if cur["status"] == "claimed":  # an expired claim: that run may have posted before dying
+                attempts += 1
+                uncertain = True
+        stamp = now.isoformat()
+        entry = {
+            "status": "claimed",
+            "claim": self.run_id,
+            "claimed_at": stamp,
+            **_typed(ev),
+            "first_seen": (cur or {}).get("first_seen", stamp),
+            "attempts": attempts,
+        }
+        if uncertain:
+            entry["uncertain"] = True
+        return entry
 
     def confirm(self, keys: dict[str, dict[str, Any]], now: dt.datetime) -> None:
         """Mark our claimed events as sent."""
@@ -469,6 +466,24 @@ class Ledger:
 
 
 _TYPED = ("kind", "scope", "line", "severity", "title", "level", "amounts")
+
+
+def _candidates(
+    doc: Doc,
+    events: Mapping[str, dict[str, Any]],
+    health: Callable[[Doc], dict[str, dict[str, Any]]] | None,
+    now: dt.datetime,
+) -> dict[str, dict[str, Any]]:
+    """What a claim considers: `events`, the health notices, and every unsent event of the kept months."""
+    candidates = dict(events)
+    if health is not None:
+        candidates.update(health(doc))
+    _prune(doc, now)
+    for month, entries in doc["events"].items():
+        for key, e in entries.items():
+            if e["status"] != "sent" and key not in candidates:
+                candidates[key] = {"month": month, **{k: e.get(k) for k in _TYPED if k in e}}
+    return candidates
 
 
 def _typed(ev: Mapping[str, Any]) -> dict[str, Any]:

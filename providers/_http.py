@@ -214,15 +214,16 @@ def _read_body(resp: httpx.Response, deadline: Deadline) -> bytes:
     is decoded: a gzip inside a single declared gzip stays compressed and fails the JSON parse.
     """
     limit = MAX_BODY_BYTES  # read at call time: tests lower it
-    declared = resp.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ResponseTooLarge(
-            f"response body of {int(declared)} bytes over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)"
-        )
+    _check_declared_length(resp, limit)
     if resp.is_stream_consumed:  # an in-memory `httpx.Response(content=...)` (MockTransport): already decoded
         if len(resp.content) > limit:
             raise ResponseTooLarge(f"response body over {_limit_text(limit)} decoded (limit MAX_BODY_BYTES)")
         return resp.content
+    return _read_stream(resp, deadline, limit)
+
+
+def _read_stream(resp: httpx.Response, deadline: Deadline, limit: int) -> bytes:
+    """`_read_body` for a streamed answer: raw chunks through the declared decoding layers."""
     layers = _layers(resp)
     out: list[bytes] = []
     size = 0
@@ -250,6 +251,14 @@ def _read_body(resp: httpx.Response, deadline: Deadline) -> bytes:
         for inner in layer.finish():
             sink(inner, depth + 1)
     return b"".join(out)
+
+
+def _check_declared_length(resp: httpx.Response, limit: int) -> None:
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(
+            f"response body of {int(declared)} bytes over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)"
+        )
 
 
 class _DeadlinePassed(Exception):
@@ -375,6 +384,15 @@ def _once(
     params: Any,
     json_body: Any,
 ) -> dict[str, Any]:
+    """One attempt: send, read the body within the deadline, and classify the answer."""
+    resp, body = _send(client, method, path, deadline=deadline, params=params, json_body=json_body)
+    return _json_object(resp, body, method, path)
+
+
+def _send(
+    client: httpx.Client, method: str, path: str, *, deadline: Deadline, params: Any, json_body: Any
+) -> tuple[httpx.Response, bytes]:
+    """The answer and its (bounded) body; a transport failure raises, classified (`_Retry` if worth it)."""
     left = deadline.remaining()
     if left <= 0.05:
         raise ProviderError(Cause.TIMEOUT, "no time left in the check's deadline")
@@ -385,18 +403,7 @@ def _once(
             method, path, params=params, json=json_body, timeout=timeout, extensions={"trace": watchdog.trace}
         ) as resp:
             watchdog.watch(resp.extensions.get("network_stream"))  # a pooled connection: no connect event
-            try:
-                body = _read_body(resp, deadline)
-            except _BodyUnusable as exc:
-                if 200 <= resp.status_code < 300:
-                    raise ProviderError(
-                        Cause.BAD_RESPONSE, f"{method} {path}: {exc}", status=resp.status_code
-                    ) from None
-                body = b""  # an error answer with an unreadable body: its status still classifies it
-            except ResponseTooLarge:
-                if 200 <= resp.status_code < 300:
-                    raise
-                body = b""
+            body = _body_or_empty(resp, deadline, f"{method} {path}")
     except _DeadlinePassed:
         raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-body") from None
     except httpx.TimeoutException:
@@ -409,7 +416,25 @@ def _once(
         raise ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}") from None
     finally:
         watchdog.close()
+    return resp, body
 
+
+def _body_or_empty(resp: httpx.Response, deadline: Deadline, what: str) -> bytes:
+    """The body; for an error answer whose body cannot be used, nothing (its status still classifies it)."""
+    try:
+        return _read_body(resp, deadline)
+    except _BodyUnusable as exc:
+        if 200 <= resp.status_code < 300:
+            raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {exc}", status=resp.status_code) from None
+        return b""
+    except ResponseTooLarge:
+        if 200 <= resp.status_code < 300:
+            raise
+        return b""
+
+
+def _json_object(resp: httpx.Response, body: bytes, method: str, path: str) -> dict[str, Any]:
+    """A 200 JSON object, or the classified error the status or the body calls for."""
     status = resp.status_code
     if status >= 400 or status < 200:
         cause = _status_cause(status)

@@ -243,47 +243,18 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
     moved = 0
     first, last = period.first_day, min(period.today, period.last_day)
     for row in rows:
-        missing = [c for c in RESULT_COLUMNS if c not in row]
-        if missing:
-            raise ProviderError(Cause.BAD_RESPONSE, f"billing export result row lacks {', '.join(missing)}")
-        unusable = _int(row["unusable_rows"], "unusable_rows")
-        if unusable:
-            raise ProviderError(
-                Cause.BAD_RESPONSE,
-                f"{unusable} billing export row(s) without cost or a positive currency_conversion_rate "
-                "(they cannot be converted to USD)",
-            )
-        if _int(row["row_count"], "row_count") <= 0:
-            raise ProviderError(Cause.BAD_RESPONSE, "billing export group with no rows")
-        day = row["usage_day"]
-        if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
-            raise ProviderError(Cause.BAD_RESPONSE, f"usage_day is not a date: {type(day).__name__}")
-        if row["net_nano_usd"] is None:
-            raise ProviderError(Cause.BAD_RESPONSE, "net_nano_usd is NULL for a group with usable rows")
-        usd = Decimal(_int(row["net_nano_usd"], "net_nano_usd")).scaleb(-9)
-        exported = row["last_export_time"]
-        if not isinstance(exported, dt.datetime) or exported.tzinfo is None:
-            raise ProviderError(Cause.BAD_RESPONSE, "last_export_time is not a timezone-aware timestamp")
-        currency = row["currency"]
-        if not isinstance(currency, str) or not currency:
-            raise ProviderError(Cause.BAD_RESPONSE, "currency is missing from a billing export row")
-        currencies.add(currency.upper())
+        day, usd, exported, currency = _group(row)
+        currencies.add(currency)
         if day < first or day > last:
             moved += 1
             day = first if day < first else last
-        acc.add(day, usd, {"sku": _opt_str(row["sku"], "sku"), "project": _opt_str(row["project_id"], "project_id")})
-        exported = exported.astimezone(UTC)
-        last_export = exported if last_export is None else max(last_export, exported)
-
-    notes = list(acc.anomaly_notes())
-    foreign = sorted(currencies - {"USD"})
-    if foreign:
-        notes.append(f"billing currency {', '.join(foreign)} converted to USD at the export's currency_conversion_rate")
-    if moved:
-        notes.append(
-            f"{moved} group(s) of usage dated outside {period.key} (corrections billed on this invoice) "
-            "counted on the nearest day of the month"
+        acc.add(
+            day,
+            usd,
+            {"sku": _nullable_str(row["sku"], "sku"), "project": _nullable_str(row["project_id"], "project_id")},
         )
+        last_export = exported if last_export is None else max(last_export, exported)
+    notes = [*acc.anomaly_notes(), *_report_notes(period, currencies, moved)]
     if last_export is None:
         freshness = Freshness(
             None,
@@ -301,6 +272,48 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
         notes=tuple(notes),
         requests=1,
     )
+
+
+def _group(row: Mapping[str, Any]) -> tuple[dt.date, Decimal, dt.datetime, str]:
+    """One result row checked: its day, net USD, newest export time (UTC) and billing currency."""
+    missing = [c for c in RESULT_COLUMNS if c not in row]
+    if missing:
+        raise ProviderError(Cause.BAD_RESPONSE, f"billing export result row lacks {', '.join(missing)}")
+    unusable = _int(row["unusable_rows"], "unusable_rows")
+    if unusable:
+        raise ProviderError(
+            Cause.BAD_RESPONSE,
+            f"{unusable} billing export row(s) without cost or a positive currency_conversion_rate "
+            "(they cannot be converted to USD)",
+        )
+    if _int(row["row_count"], "row_count") <= 0:
+        raise ProviderError(Cause.BAD_RESPONSE, "billing export group with no rows")
+    day = row["usage_day"]
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise ProviderError(Cause.BAD_RESPONSE, f"usage_day is not a date: {type(day).__name__}")
+    if row["net_nano_usd"] is None:
+        raise ProviderError(Cause.BAD_RESPONSE, "net_nano_usd is NULL for a group with usable rows")
+    usd = Decimal(_int(row["net_nano_usd"], "net_nano_usd")).scaleb(-9)
+    exported = row["last_export_time"]
+    if not isinstance(exported, dt.datetime) or exported.tzinfo is None:
+        raise ProviderError(Cause.BAD_RESPONSE, "last_export_time is not a timezone-aware timestamp")
+    currency = row["currency"]
+    if not isinstance(currency, str) or not currency:
+        raise ProviderError(Cause.BAD_RESPONSE, "currency is missing from a billing export row")
+    return day, usd, exported.astimezone(UTC), currency.upper()
+
+
+def _report_notes(period: BillingPeriod, currencies: set[str], moved: int) -> list[str]:
+    notes = []
+    foreign = sorted(currencies - {"USD"})
+    if foreign:
+        notes.append(f"billing currency {', '.join(foreign)} converted to USD at the export's currency_conversion_rate")
+    if moved:
+        notes.append(
+            f"{moved} group(s) of usage dated outside {period.key} (corrections billed on this invoice) "
+            "counted on the nearest day of the month"
+        )
+    return notes
 
 
 def row_count(rows: Iterable[Mapping[str, Any]]) -> int:
@@ -342,7 +355,7 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
-def _opt_str(value: Any, what: str) -> str | None:
+def _nullable_str(value: Any, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ProviderError(Cause.BAD_RESPONSE, f"{what}: expected a string, got {type(value).__name__}")
@@ -383,8 +396,6 @@ def classify(exc: BaseException, table: str) -> ProviderError:
     becomes a 500). The exception class decides otherwise.
     """
     from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
-    from requests import exceptions as req_exc
 
     if isinstance(exc, gexc.RetryError) and exc.cause is not None:
         exc = exc.cause  # the retry gave up: classify what it was retrying
@@ -399,30 +410,31 @@ def classify(exc: BaseException, table: str) -> ProviderError:
         message = first.get("message") if isinstance(first.get("message"), str) else exc.message
         detail = f"{reason or type(exc).__name__}: {str(message).splitlines()[0][:200] if message else ''}".rstrip(": ")
 
-    cause: Cause
     if reason is not None and reason in _REASON_CAUSES:
         cause = _REASON_CAUSES[reason]
-    elif isinstance(exc, gexc.NotFound):
-        cause = Cause.NOT_FOUND
-    elif isinstance(exc, gexc.Forbidden | gexc.PermissionDenied):
-        cause = Cause.PERMISSION
-    elif isinstance(exc, gexc.Unauthorized | gexc.Unauthenticated | auth_exc.GoogleAuthError):
-        cause = Cause.AUTH
-    elif isinstance(exc, gexc.TooManyRequests | gexc.ResourceExhausted):
-        cause = Cause.RATE_LIMIT
-    elif isinstance(exc, gexc.DeadlineExceeded | gexc.RetryError | TimeoutError | req_exc.Timeout):
-        cause = Cause.TIMEOUT
-    elif isinstance(exc, gexc.ServerError):
-        cause = Cause.SERVER_ERROR
-    elif isinstance(exc, gexc.ClientError):
-        cause = Cause.CLIENT_ERROR
-    elif isinstance(exc, req_exc.ConnectionError):
-        cause = Cause.CONNECTION
     else:
-        cause = Cause.BAD_RESPONSE
+        cause = next((c for types, c in _class_causes() if isinstance(exc, types)), Cause.BAD_RESPONSE)
     hint = _HINTS.get(cause)
     message = f"BigQuery query on {table}: {detail}" + (f" ({hint})" if hint else "")
     return ProviderError(cause, message, status=status)
+
+
+def _class_causes() -> list[tuple[tuple[type[BaseException], ...], Cause]]:
+    """Exception classes → cause, the first match wins (order matters: NotFound is a ClientError)."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+    from requests import exceptions as req_exc
+
+    return [
+        ((gexc.NotFound,), Cause.NOT_FOUND),
+        ((gexc.Forbidden, gexc.PermissionDenied), Cause.PERMISSION),
+        ((gexc.Unauthorized, gexc.Unauthenticated, auth_exc.GoogleAuthError), Cause.AUTH),
+        ((gexc.TooManyRequests, gexc.ResourceExhausted), Cause.RATE_LIMIT),
+        ((gexc.DeadlineExceeded, gexc.RetryError, TimeoutError, req_exc.Timeout), Cause.TIMEOUT),
+        ((gexc.ServerError,), Cause.SERVER_ERROR),
+        ((gexc.ClientError,), Cause.CLIENT_ERROR),
+        ((req_exc.ConnectionError,), Cause.CONNECTION),
+    ]
 
 
 def _handled_errors() -> tuple[type[BaseException], ...]:

@@ -61,9 +61,10 @@ from google.cloud.bigquery.job.base import _error_result_to_exception
 import devservers
 import logs
 from alerts.state import Doc, FileStore, GCSStore, Store, decode
-from check import default_deps, run_check, to_json
+from check import default_deps, run_check
 from config import BASE_URL_ENV, CLOUD_ENV_VARS, LOCAL_ENV_VARS, SecretResolver, Settings
 from errors import StateConflict
+from output import to_json
 from providers import Deps
 from simulator import Scenario, SecretManagerFake, Simulator, SlackReceiver
 from simulator import billing_export as export

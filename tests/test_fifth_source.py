@@ -17,9 +17,10 @@ import pytest
 from conftest import load_fixture, make_deps
 
 import providers
-from check import default_deps, run_check, to_json
+from check import default_deps, run_check
 from config import ConfigError, SecretResolver, Settings
 from models import UTC, BillingPeriod, CostReport, DailyCost, Deadline, Freshness
+from output import to_json
 from providers import Account, Deps, ProviderSpec
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
