@@ -348,6 +348,7 @@ class Ledger:
         Applies `health` (source failure bookkeeping, which may add failure/recovery events) in the
         same conditional write. Returns the events this run now owns and must post.
         """
+
         def mutate(doc: Doc) -> dict[str, dict[str, Any]]:
             candidates = _candidates(doc, events, health, now)
             owned: dict[str, dict[str, Any]] = {}

@@ -204,5 +204,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     survived = sum(expected == observed for _, expected, observed in FAULT_ROWS)
     tr.write_line(f"faults tried {len(FAULT_ROWS)} / survived {survived}")
     for outputs, leaks in SENTINEL_SCANS:
-        tr.write_line(f"sentinel secrets: {outputs} outputs scanned (logs, HTTP/CLI answers, Slack payloads, errors), "
-                      f"{leaks} leak(s)")
+        tr.write_line(
+            f"sentinel secrets: {outputs} outputs scanned (logs, HTTP/CLI answers, Slack payloads, errors), "
+            f"{leaks} leak(s)"
+        )
