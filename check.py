@@ -33,6 +33,16 @@ from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aw
 from preload import import_client_libraries
 from providers import Deps, build_source
 
+__all__ = [
+    "FETCH_GRACE_S",
+    "NOTIFY_RESERVE_S",
+    "CheckOutcome",
+    "default_deps",
+    "fetch_all",
+    "make_store",
+    "run_check",
+]
+
 log = logs.get("check")
 NOTIFY_RESERVE_S = 15.0  # of the deadline, kept for state writes and the Slack post
 FETCH_GRACE_S = 1.0  # past the sources' deadline, for a fetch to report its own classified timeout

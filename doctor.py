@@ -43,6 +43,18 @@ from models import UTC, Deadline
 from preload import import_client_libraries
 from providers import Deps, KeyedAccount, ProbeStatus, SecretSource, admin_key, spec
 
+__all__ = [
+    "DOCTOR_MESSAGE",
+    "PROBE_TIMEOUT_S",
+    "Clients",
+    "Report",
+    "Row",
+    "Status",
+    "run",
+    "table",
+    "to_json_text",
+]
+
 Status = ProbeStatus
 log = logs.get("doctor")
 
@@ -106,17 +118,30 @@ def run(
     except ConfigError as exc:
         return Report((Row("config", "environment", "fail", str(exc)),))
     refs = [(p, a) for p in settings.budgets.configured() for a in settings.budgets.accounts(p)]
-    rows: list[Row] = [
-        Row(
-            "config",
-            "environment",
-            "ok",
-            f"{len(refs)} account(s): " + (", ".join(f"{p}/{a.label}" for p, a in refs) or "none"),
-            {"accounts": [f"{p}/{a.label}" for p, a in refs], "state_backend": settings.state_backend},
-        )
-    ]
+    rows = [_config_row(settings, refs)]
     # A fresh resolver: a warm instance's cache would hide a secret that broke since it was read.
     secrets = clients.secrets or SecretResolver(env=env, emulator_host=settings.secret_manager_emulator_host)
+    deps = _deps_for(settings, secrets, clients)
+    import_client_libraries(settings)  # first imports on this thread, not in two worker threads at once
+    more, webhook = _secret_and_provider_rows(settings, deps, refs, now)
+    rows.extend(more)
+    rows.extend(_guarded("state", settings.state_bucket or str(settings.state_file),
+                         lambda: _state_rows(settings, clients.storage_client, now)))  # fmt: skip
+    rows.extend(_guarded("slack", "webhook", lambda: [_slack_row(webhook, post_test, now)]))
+    return Report(tuple(rows))
+
+
+def _config_row(settings: Settings, refs: list[tuple[str, Any]]) -> Row:
+    return Row(
+        "config",
+        "environment",
+        "ok",
+        f"{len(refs)} account(s): " + (", ".join(f"{p}/{a.label}" for p, a in refs) or "none"),
+        {"accounts": [f"{p}/{a.label}" for p, a in refs], "state_backend": settings.state_backend},
+    )
+
+
+def _deps_for(settings: Settings, secrets: SecretResolver, clients: Clients) -> Deps:
     deps = Deps(
         secrets=secrets,
         base_urls=settings.base_urls,
@@ -126,17 +151,23 @@ def run(
     )
     if clients.http_factory is not None:
         deps.http_factory = clients.http_factory
+    return deps
 
-    # Reads and probes run side by side, each bounded (SECRET_TIMEOUT_S, PROBE_TIMEOUT_S), so the
-    # whole doctor stays well inside the function's timeout however many accounts there are.
-    import_client_libraries(settings)  # first imports on this thread, not in two worker threads at once
+
+def _secret_and_provider_rows(
+    settings: Settings, deps: Deps, refs: list[tuple[str, Any]], now: dt.datetime
+) -> tuple[list[Row], str | None]:
+    """The key and webhook reads, then one probe per account whose key was read, and the webhook URL.
+
+    Reads and probes run side by side, each bounded (SECRET_TIMEOUT_S, PROBE_TIMEOUT_S), so the
+    whole doctor stays well inside the function's timeout however many accounts there are.
+    """
     keyed = [(p, a) for p, a in refs if isinstance(a, KeyedAccount)]
     with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(refs) + 1)), thread_name_prefix="doctor") as pool:
         key_reads = [pool.submit(_secret_row, deps, p, a) for p, a in keyed]
-        webhook_read = pool.submit(_webhook_secret, settings, secrets)
+        webhook_read = pool.submit(_webhook_secret, settings, deps.secrets)
         key_rows = [f.result() for f in key_reads]
         webhook_row, webhook = webhook_read.result()
-        rows.extend([*key_rows, webhook_row])
         unreadable = {f"{p}/{a.label}" for (p, a), r in zip(keyed, key_rows, strict=True) if r.status == "fail"}
         slots: list[Row | concurrent.futures.Future[Row]] = []
         for provider, account in refs:
@@ -147,12 +178,8 @@ def run(
                 )
             else:
                 slots.append(pool.submit(_provider_row, provider, account, deps, now))
-        rows.extend(slot if isinstance(slot, Row) else slot.result() for slot in slots)
-
-    rows.extend(_guarded("state", settings.state_bucket or str(settings.state_file),
-                         lambda: _state_rows(settings, clients.storage_client, now)))  # fmt: skip
-    rows.extend(_guarded("slack", "webhook", lambda: [_slack_row(webhook, post_test, now)]))
-    return Report(tuple(rows))
+        rows = [*key_rows, webhook_row, *(slot if isinstance(slot, Row) else slot.result() for slot in slots)]
+    return rows, webhook
 
 
 def _guarded(check: str, target: str, probe: Callable[[], list[Row]]) -> list[Row]:
@@ -192,7 +219,7 @@ def _read_ok(target: str, source: str, secrets: SecretSource) -> Row:
     return Row("secret", target, "ok", f"read from {source}", {"source": source})
 
 
-def _webhook_secret(settings: Settings, secrets: SecretResolver) -> tuple[Row, str | None]:
+def _webhook_secret(settings: Settings, secrets: SecretSource) -> tuple[Row, str | None]:
     try:
         settings.require_slack()
     except ConfigError as exc:

@@ -20,6 +20,17 @@ from __future__ import annotations
 
 import enum
 
+__all__ = [
+    "BudgetAlertError",
+    "Cause",
+    "ConfigError",
+    "NotifyError",
+    "ProviderError",
+    "SecretError",
+    "StateConflict",
+    "StateError",
+]
+
 
 class Cause(enum.StrEnum):
     """Why a provider or Slack call failed, in words an operator acts on."""

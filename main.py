@@ -25,6 +25,13 @@ import logs
 from config import SecretResolver, Settings
 from errors import ConfigError
 
+__all__ = [
+    "SLACK_REFUSED_EXIT",
+    "SLACK_REFUSED_HTTP",
+    "budget_check",
+    "cli",
+]
+
 log = logs.get("main")
 SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
 SLACK_REFUSED_EXIT = 4  # the CLI's exit status for the same (2: configuration, 3: state)
@@ -93,14 +100,16 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         log.exception("check crashed")
         return json.dumps({"status": "error", "error": f"internal error: {type(exc).__name__}"}), 500, headers
     doc = output.to_json(outcome)
+    doc["status"], code = _http_status(outcome)
+    return logs.redact(json.dumps(doc)), code, headers
+
+
+def _http_status(outcome: Any) -> tuple[str, int]:
     if outcome.state_error:
-        doc["status"] = "state_error"
-        return logs.redact(json.dumps(doc)), 500, headers
+        return "state_error", 500
     if outcome.notify_permanent:  # nothing was posted, so a Scheduler retry cannot post twice
-        doc["status"] = "slack_refused"
-        return logs.redact(json.dumps(doc)), SLACK_REFUSED_HTTP, headers
-    doc["status"] = "ok"
-    return logs.redact(json.dumps(doc)), 200, headers
+        return "slack_refused", SLACK_REFUSED_HTTP
+    return "ok", 200
 
 
 def _doctor_http(request: Any) -> tuple[str, int] | None:

@@ -16,6 +16,27 @@ from zoneinfo import ZoneInfo
 
 from errors import Cause
 
+__all__ = [
+    "CENT",
+    "PACIFIC",
+    "UTC",
+    "ZERO",
+    "AccountRef",
+    "BillingPeriod",
+    "BreakdownLine",
+    "CostReport",
+    "DailyCost",
+    "Deadline",
+    "Freshness",
+    "Headroom",
+    "SourceResult",
+    "Status",
+    "cents",
+    "require_aware",
+    "usd",
+    "usd_plain",
+]
+
 UTC = dt.UTC
 PACIFIC = ZoneInfo("America/Los_Angeles")
 ZERO = Decimal(0)

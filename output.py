@@ -10,7 +10,7 @@ from typing import Any
 
 from alerts.rules import Scope
 from check import CheckOutcome
-from models import usd, usd_plain
+from models import SourceResult, usd, usd_plain
 
 __all__ = ["cli_text", "table", "to_json"]
 
@@ -24,35 +24,7 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
     scopes = {s.name: s for s in outcome.scopes}
     providers: dict[str, Any] = {}
     for r in outcome.results:
-        p = providers.setdefault(r.account.provider, {"accounts": []})
-        acc: dict[str, Any] = {
-            "label": r.account.label,
-            "status": r.status.value,
-            "billing_month": r.period.key,
-            "month_timezone": r.period.tz_name,
-            "mtd_usd": None,
-        }
-        if r.report is not None:
-            rep = r.report
-            acc.update(
-                mtd_usd=str(rep.mtd_usd),
-                mtd_usd_rounded=_usd(rep.mtd_usd),
-                freshness={
-                    "as_of": rep.freshness.as_of.isoformat() if rep.freshness.as_of else None,
-                    "note": rep.freshness.note,
-                    "complete_through": c.isoformat() if (c := rep.freshness.complete_through) else None,
-                },
-                partial=rep.partial_reason,
-                requests=rep.requests,
-                notes=list(rep.notes),
-            )
-            if rep.headroom is not None:
-                acc["headroom"] = {
-                    k: _usd(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(rep.headroom).items()
-                }
-        else:
-            acc.update(cause=r.cause.value if r.cause else None, error=r.error)
-        p["accounts"].append(acc)
+        providers.setdefault(r.account.provider, {"accounts": []})["accounts"].append(_account_json(r))
     for name, p in providers.items():
         s = scopes.get(name)
         if s is not None:
@@ -78,6 +50,37 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
         "state_error": outcome.state_error,
         "elapsed_s": round(outcome.elapsed_s, 3),
     }
+
+
+def _account_json(r: SourceResult) -> dict[str, Any]:
+    acc: dict[str, Any] = {
+        "label": r.account.label,
+        "status": r.status.value,
+        "billing_month": r.period.key,
+        "month_timezone": r.period.tz_name,
+        "mtd_usd": None,
+    }
+    if r.report is None:
+        acc.update(cause=r.cause.value if r.cause else None, error=r.error)
+        return acc
+    rep = r.report
+    acc.update(
+        mtd_usd=str(rep.mtd_usd),
+        mtd_usd_rounded=_usd(rep.mtd_usd),
+        freshness={
+            "as_of": rep.freshness.as_of.isoformat() if rep.freshness.as_of else None,
+            "note": rep.freshness.note,
+            "complete_through": c.isoformat() if (c := rep.freshness.complete_through) else None,
+        },
+        partial=rep.partial_reason,
+        requests=rep.requests,
+        notes=list(rep.notes),
+    )
+    if rep.headroom is not None:
+        acc["headroom"] = {
+            k: _usd(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(rep.headroom).items()
+        }
+    return acc
 
 
 def _scope_json(s: Scope) -> dict[str, Any]:

@@ -86,61 +86,52 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
     by_provider: dict[str, list[SourceResult]] = defaultdict(list)
     for r in results:
         by_provider[r.account.provider].append(r)
-    utc_month = BillingPeriod.containing(now)
-
-    account_scopes: list[Scope] = []
-    provider_scopes: list[Scope] = []
-    for provider, pb in config.configured().items():
+    out = [_total_scope(config, results, now)]
+    for provider in config.configured():
         rs = by_provider.get(provider, [])
-        acc_budgets = {a.label: a.budget_usd for a in config.accounts(provider)}
-        for r in rs:
-            account_scopes.append(
-                _scope_of(
-                    name=r.account.scope,
-                    level="account",
-                    title=f"{spec(provider).title} · {r.account.label}",
-                    parts=[r],
-                    budget=acc_budgets.get(r.account.label),
-                    period=r.period,
-                )
-            )
-        period = rs[0].period if rs else BillingPeriod.containing(now)
-        provider_scopes.append(
-            _scope_of(
-                name=provider,
-                level="provider",
-                title=spec(provider).title,
-                parts=rs,
-                budget=pb.budget_usd,
-                period=period,
-            )
-        )
-    # The total is a UTC-month budget. A source still on another billing month (one billed by a
-    # US Pacific invoice month, in the first hours of a UTC month) has spent nothing in this one yet: leave it
-    # out rather than count last month's spend against this month's total.
+        out.append(_provider_scope(config, provider, rs, now))
+        out.extend(_account_scope(config, r) for r in rs)
+    return out
+
+
+def _account_scope(config: BudgetConfig, r: SourceResult) -> Scope:
+    budgets = {a.label: a.budget_usd for a in config.accounts(r.account.provider)}
+    return _scope_of(
+        name=r.account.scope,
+        level="account",
+        title=f"{spec(r.account.provider).title} · {r.account.label}",
+        parts=[r],
+        budget=budgets.get(r.account.label),
+        period=r.period,
+    )
+
+
+def _provider_scope(config: BudgetConfig, provider: str, rs: Sequence[SourceResult], now: dt.datetime) -> Scope:
+    return _scope_of(
+        name=provider,
+        level="provider",
+        title=spec(provider).title,
+        parts=list(rs),
+        budget=config.configured()[provider].budget_usd,
+        period=rs[0].period if rs else BillingPeriod.containing(now),
+    )
+
+
+def _total_scope(config: BudgetConfig, results: Sequence[SourceResult], now: dt.datetime) -> Scope:
+    """The total is a UTC-month budget. A source still on another billing month (one billed by a US
+    Pacific invoice month, in the first hours of a UTC month) has spent nothing in this one yet: it
+    is left out rather than count last month's spend against this month's total, and the note says so."""
+    utc_month = BillingPeriod.containing(now)
     same_month = [r for r in results if r.period.key == utc_month.key]
     other = sorted({r.account.provider for r in results if r.period.key != utc_month.key})
-    total = dataclasses.replace(
-        _scope_of(
-            name="total",
-            level="total",
-            title="Total",
-            parts=same_month,
-            budget=config.total_budget_usd,
-            period=utc_month,
-        ),
-        note=(
-            f"{', '.join(spec(p).title for p in other)} not included yet: still on its "
-            f"{', '.join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))} billing month"
-            if other
-            else None
-        ),
+    total = _scope_of(
+        name="total", level="total", title="Total", parts=same_month, budget=config.total_budget_usd, period=utc_month
     )
-    out = [total]
-    for ps in provider_scopes:
-        out.append(ps)
-        out.extend(s for s in account_scopes if s.name.split("/")[0] == ps.name)
-    return out
+    if not other:
+        return total
+    months = ", ".join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))
+    note = f"{', '.join(spec(p).title for p in other)} not included yet: still on its {months} billing month"
+    return dataclasses.replace(total, note=note)
 
 
 def _scope_of(
@@ -200,17 +191,7 @@ def forecast(
     spent = sum((d.amount for d in settled), ZERO)
     remaining_days = period.days_in_month - len(settled)
     projected = spent + rate * remaining_days
-    crossing = None
-    if budget is not None:
-        running = ZERO
-        for d in settled:
-            running += d.amount
-            if running >= budget:
-                crossing = d.day
-                break
-        if crossing is None and rate > 0 and projected >= budget:
-            days_needed = int(((budget - spent) / rate).to_integral_value(rounding="ROUND_CEILING"))
-            crossing = settled[-1].day + dt.timedelta(days=max(days_needed, 1))
+    crossing = _crossing_day(settled, budget, rate, projected) if budget is not None else None
     note = f"run-rate of the last {len(window)} complete day(s); today's partial day excluded"
     if settled_before < period.today:
         note = (
@@ -224,6 +205,20 @@ def forecast(
         crossing,
         note,
     )
+
+
+def _crossing_day(settled: Sequence[DailyCost], budget: Decimal, rate: Decimal, projected: Decimal) -> dt.date | None:
+    """The day the budget was reached, or is projected to be at `rate`; None if it is not."""
+    running = ZERO
+    for d in settled:
+        running += d.amount
+        if running >= budget:
+            return d.day
+    if rate > 0 and projected >= budget:
+        spent = running
+        days_needed = int(((budget - spent) / rate).to_integral_value(rounding="ROUND_CEILING"))
+        return settled[-1].day + dt.timedelta(days=max(days_needed, 1))
+    return None
 
 
 def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:

@@ -30,6 +30,29 @@ from models import SourceResult
 from models import usd as money
 from providers import spec
 
+__all__ = [
+    "BAR_WIDTH",
+    "MAX_BLOCKS",
+    "MAX_HEADER",
+    "MAX_RETRY_AFTER_S",
+    "MAX_SECTION",
+    "MAX_TEXT",
+    "POST_TIMEOUT_S",
+    "REJECTED_FIX",
+    "SEVERITY_ICON",
+    "SPARK",
+    "TOP_LINES",
+    "MessageInput",
+    "age",
+    "deliver",
+    "headline",
+    "plain_text",
+    "post",
+    "progress_bar",
+    "render",
+    "sparkline",
+]
+
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
@@ -291,30 +314,42 @@ def render(msg: MessageInput) -> dict[str, Any]:
     total = next(s for s in msg.scopes if s.level == "total")
     blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(_scope_summary(total, show_today=False)))))
 
-    providers = [s.name for s in msg.scopes if s.level == "provider"]
-    budget_for_providers = MAX_BLOCKS - len(blocks) - 1
-    for i, provider in enumerate(providers):
-        if 2 * (i + 1) > budget_for_providers:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(providers) - i} more providers")))
-            break
-        blocks.extend(_provider_blocks(provider, msg.scopes, msg.results, msg.now))
+    blocks.extend(_providers_blocks(msg, MAX_BLOCKS - len(blocks) - 1))
 
-    months = sorted({s.month for s in msg.scopes if s.level == "provider"})
-    foot = [f"checked {msg.now:%Y-%m-%d %H:%M} UTC"]
     failed = [r.account.scope for r in msg.results if r.report is None]
-    if failed:
-        foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
-    if len(months) > 1:
-        shown = [s for s in msg.scopes if s.level == "provider"]
-        per = ", ".join(f"{spec(s.name).title} {s.month}" for s in shown)
-        why = "; ".join(dict.fromkeys(n for s in shown if (n := spec(s.name).month_note)))
-        foot.append(f"billing months differ ({per})" + (f": {why}" if why else ""))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(foot), 2000))]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(_footer(msg, failed), 2000))]))
 
     text_lines = [head] + [e.text for e in events if e.kind != "digest"] + [_scope_line(total)]
     if failed:
         text_lines.append(f"partial data: {', '.join(failed)} failed")
     return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": [b.to_dict() for b in blocks]}
+
+
+def _providers_blocks(msg: MessageInput, room: int) -> list[Any]:
+    """Two blocks per provider while they fit in `room`, then "…and N more providers"."""
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+    providers = [s.name for s in msg.scopes if s.level == "provider"]
+    blocks: list[Any] = []
+    for i, provider in enumerate(providers):
+        if 2 * (i + 1) > room:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(providers) - i} more providers")))
+            break
+        blocks.extend(_provider_blocks(provider, msg.scopes, msg.results, msg.now))
+    return blocks
+
+
+def _footer(msg: MessageInput, failed: Sequence[str]) -> str:
+    """When it was checked, which accounts failed, and whether billing months differ (and why)."""
+    foot = [f"checked {msg.now:%Y-%m-%d %H:%M} UTC"]
+    if failed:
+        foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
+    shown = [s for s in msg.scopes if s.level == "provider"]
+    if len({s.month for s in shown}) > 1:
+        per = ", ".join(f"{spec(s.name).title} {s.month}" for s in shown)
+        why = "; ".join(dict.fromkeys(n for s in shown if (n := spec(s.name).month_note)))
+        foot.append(f"billing months differ ({per})" + (f": {why}" if why else ""))
+    return " · ".join(foot)
 
 
 # --- posting ---------------------------------------------------------------------------------

@@ -14,6 +14,15 @@ from errors import Cause, ProviderError
 from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness
 from providers._http import ResponseTooLarge, pages, request_json
 
+__all__ = [
+    "ABSURD_DAILY_USD",
+    "MAX_DIGITS",
+    "CostAccumulator",
+    "PageParse",
+    "fetch_month",
+    "to_decimal",
+]
+
 ABSURD_DAILY_USD = Decimal(1_000_000)
 MAX_DIGITS = 15  # |value| >= 1e15: beyond this a value is a unit/shape fault (and would overflow Decimal sums)
 

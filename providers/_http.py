@@ -27,6 +27,20 @@ import stamina
 from errors import Cause, ProviderError
 from models import Deadline
 
+__all__ = [
+    "ACCEPT_ENCODING",
+    "ATTEMPTS",
+    "MAX_BODY_BYTES",
+    "MAX_PAGES",
+    "USER_AGENT",
+    "RequestCount",
+    "ResponseTooLarge",
+    "count_requests",
+    "make_client",
+    "pages",
+    "request_json",
+]
+
 USER_AGENT = "llm-budget-alert/1.0 (+https://github.com/llm-budget-alert)"
 ATTEMPTS = 3
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a month of heavily grouped costs is ~1-5 MB; more is a fault

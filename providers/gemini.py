@@ -256,11 +256,8 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
         last_export = exported if last_export is None else max(last_export, exported)
     notes = [*acc.anomaly_notes(), *_report_notes(period, currencies, moved)]
     if last_export is None:
-        freshness = Freshness(
-            None,
-            f"no Gemini API / Vertex AI rows in the Cloud Billing export for invoice month {period.key} yet; "
-            + FRESHNESS_NOTE,
-        )
+        empty = f"no Gemini API / Vertex AI rows in the Cloud Billing export for invoice month {period.key} yet"
+        freshness = Freshness(None, f"{empty}; {FRESHNESS_NOTE}")
     else:
         freshness = Freshness(last_export, FRESHNESS_NOTE)
     return CostReport(
@@ -527,6 +524,8 @@ class GeminiBilling:
         with a note saying what the margin missed and what to raise it to. A failed deep query
         keeps the hourly figure (as good as any other hour's) and says so in a note; it never
         fails the source.
+
+        Long because the comparison of the two queries and the note it writes read best in one place.
         """
         params = QueryParams.for_period(period, self.account)
         rows, self.last_query = self._query(params, deadline)
@@ -602,7 +601,10 @@ class GeminiBilling:
             raise
         except _handled_errors() as exc:
             raise classify(exc, table) from None
-        stats = QueryStats(
+        return rows, self._stats(job, sql, params, len(rows))
+
+    def _stats(self, job: Any, sql: str, params: QueryParams, result_rows: int) -> QueryStats:
+        return QueryStats(
             job_id=getattr(job, "job_id", None),
             sql=sql,
             params=params,
@@ -610,9 +612,8 @@ class GeminiBilling:
             total_bytes_processed=getattr(job, "total_bytes_processed", None),
             total_bytes_billed=getattr(job, "total_bytes_billed", None),
             cache_hit=getattr(job, "cache_hit", None),
-            result_rows=len(rows),
+            result_rows=result_rows,
         )
-        return rows, stats
 
     def _bigquery(self) -> Any:
         if self._client is None:
