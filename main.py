@@ -18,12 +18,12 @@ import datetime as dt
 import json
 import logging
 import sys
-import threading
 from typing import Any
 
 import logs
-from config import SecretResolver, Settings
+from config import Settings
 from errors import ConfigError
+from runtime import PROCESS
 
 __all__ = [
     "SLACK_REFUSED_EXIT",
@@ -35,31 +35,6 @@ __all__ = [
 log = logs.get("main")
 SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
 SLACK_REFUSED_EXIT = 4  # the CLI's exit status for the same (2: configuration, 3: state)
-_LOCK = threading.Lock()
-_SECRETS: SecretResolver | None = None
-_LOGGING_READY = False
-
-
-def _process_secrets(settings: Settings) -> SecretResolver:
-    """One resolver per process, so each secret is read from Secret Manager once."""
-    global _SECRETS
-    with _LOCK:
-        if _SECRETS is None:
-            _SECRETS = SecretResolver(emulator_host=settings.secret_manager_emulator_host)
-        return _SECRETS
-
-
-def _setup_logging(level: str) -> None:
-    global _LOGGING_READY
-    if not _LOGGING_READY or not logs.installed():
-        logs.setup(level)
-        _LOGGING_READY = True
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @logs.per_request  # every record of the request carries its execution id
 def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     """HTTP entry point (functions-framework, signature type http).
@@ -87,12 +62,12 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         settings = Settings.from_env()
         settings.require_slack()
     except ConfigError as exc:
-        _setup_logging("INFO")
+        PROCESS.setup_logging("INFO")
         logs.event(log, logging.ERROR, "configuration error", error=str(exc))
         return json.dumps({"status": "config_error", "error": logs.redact(str(exc))}), 500, headers
-    _setup_logging(settings.log_level)
+    PROCESS.setup_logging(settings.log_level)
     try:
-        outcome = run_check(settings, default_deps(settings, _process_secrets(settings)), _now())
+        outcome = run_check(settings, default_deps(settings, PROCESS.secrets(settings)), PROCESS.now())
     except ConfigError as exc:
         logs.event(log, logging.ERROR, "configuration error", error=str(exc))
         return json.dumps({"status": "config_error", "error": logs.redact(str(exc))}), 500, headers
@@ -127,7 +102,7 @@ def _doctor_http(request: Any) -> tuple[str, int] | None:
         return json.dumps({"status": "bad_request", "error": 'use {"doctor": true, "post_test": false}'}), 400
     import doctor
 
-    _setup_logging("INFO")
+    PROCESS.setup_logging("INFO")
     report = doctor.run(post_test=post_test)
     # The deployed function's ingress is internal-only: an operator runs this through the paused
     # doctor Scheduler job and reads the table from this line (terraform output doctor_command).
@@ -173,7 +148,7 @@ def cli(argv: list[str] | None = None) -> int:
     if args.command == "doctor":  # before Settings: a broken configuration is one of its rows
         import doctor
 
-        _setup_logging("INFO")
+        PROCESS.setup_logging("INFO")
         report = doctor.run(post_test=args.post_test)
         _say(doctor.to_json_text(report) if args.json else doctor.table(report))
         return report.exit_code
@@ -184,12 +159,12 @@ def cli(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _say(f"configuration error: {exc}", err=True)
         return 2
-    _setup_logging(settings.log_level)
+    PROCESS.setup_logging(settings.log_level)
     import output
     from check import default_deps, run_check
 
     outcome = run_check(
-        settings, default_deps(settings, _process_secrets(settings)), args.now or _now(), dry_run=args.dry_run
+        settings, default_deps(settings, PROCESS.secrets(settings)), args.now or PROCESS.now(), dry_run=args.dry_run
     )
     doc = output.to_json(outcome)
     if args.dry_run:

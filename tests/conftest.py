@@ -40,6 +40,15 @@ def _no_retry_sleeps() -> Iterator[None]:
     stamina.set_testing(False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process() -> Iterator[None]:
+    """Each test ends as a new process would begin: no secrets cached, logging not set up, the real clock."""
+    yield
+    from runtime import PROCESS
+
+    PROCESS.reset()
+
+
 def load_fixture(provider: str, name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FIXTURES / provider / f"{name}.json").read_text())
     return data

@@ -66,6 +66,7 @@ from config import BASE_URL_ENV, CLOUD_ENV_VARS, LOCAL_ENV_VARS, SecretResolver,
 from errors import StateConflict
 from output import to_json
 from providers import Deps
+from runtime import PROCESS
 from simulator import Scenario, SecretManagerFake, Simulator, SlackReceiver
 from simulator import billing_export as export
 
@@ -444,8 +445,7 @@ class World:
     def _cli(self, env: dict[str, str], now: dt.datetime) -> tuple[dict[str, Any], int]:
         self._export(env)
         main = importlib.import_module("main")
-        self.mp.setattr(main, "_LOGGING_READY", True)
-        self.mp.setattr(main, "_SECRETS", None)  # a fresh process
+        PROCESS.reset(logging_ready=True)  # a fresh process
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main.cli(["check", "--json", "--now", now.isoformat()])
@@ -459,9 +459,7 @@ class World:
         self._export(env)
         self.mp.setitem(sys.modules, "main", importlib.import_module("main"))  # create_app replaces it
         app = functions_framework.create_app(target="budget_check", source=str(ROOT / "main.py"))
-        function_module = sys.modules["main"]  # a fresh instance: no secrets cached, logging not set up
-        self.mp.setattr(function_module, "_now", lambda: now)
-        self.mp.setattr(function_module, "_LOGGING_READY", True)
+        PROCESS.reset(logging_ready=True, clock=lambda: now)  # a fresh instance: no secrets cached
         resp = app.test_client().post("/")
         body = resp.get_data(as_text=True)
         self.outputs.append(body)
