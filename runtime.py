@@ -6,8 +6,8 @@ loads afresh shares it, and tests start "a fresh process" with `PROCESS.reset(..
 patching module globals.
 
 Other process-wide caches stay where they are, each immutable or only ever growing: the
-redaction set (`logs.register_secret`), one BigQuery client per (project, endpoint)
-(`providers.gemini.make_client`) and the TLS context (`providers._http`).
+redaction set (`logs.register_secret`), the BigQuery clients a provider keeps per (project, endpoint)
+and the TLS context (`providers._http`).
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ locals {
   # terraform/, bench/, simulator/, ...) in case they are absent or deeper than the walk, plus
   # caches anywhere.
   source_root     = abspath("${path.module}/..")
-  source_packages = ["alerts", "providers"]
+  source_packages = ["alerts", "config", "providers"]
   source_known_excludes = [
     ".checkov.yaml", ".ci", ".git", ".github", ".gitignore", ".mypy_cache", ".pytest_cache",
     ".ruff_cache", ".run", ".state", ".venv", ".venv-checkov", "Makefile", "README.md", "bench",
