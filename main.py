@@ -35,6 +35,8 @@ __all__ = [
 log = logs.get("main")
 SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
 SLACK_REFUSED_EXIT = 4  # the CLI's exit status for the same (2: configuration, 3: state)
+
+
 @logs.per_request  # every record of the request carries its execution id
 def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
     """HTTP entry point (functions-framework, signature type http).

@@ -27,6 +27,25 @@ ABSURD_DAILY_USD = Decimal(1_000_000)
 MAX_DIGITS = 15  # |value| >= 1e15: beyond this a value is a unit/shape fault (and would overflow Decimal sums)
 
 
+def reject_error_envelope(doc: dict[str, Any], endpoint: str) -> None:
+    """Raise BAD_RESPONSE for an error body that came back with HTTP 200, in any of the shapes the
+    vendors use: `{"error": ...}` (OpenAI, xAI), `{"type": "error", "error": {...}}` (Anthropic), or
+    a google.rpc.Status `{"code": ..., "message": ...}` as gRPC gateways render it."""
+    if "error" in doc or doc.get("type") == "error":
+        err = doc.get("error")
+        detail = (err.get("message") or err.get("type") or "") if isinstance(err, dict) else (err or "")
+        raise ProviderError(Cause.BAD_RESPONSE, f"{endpoint}: error envelope in a 200 answer: {str(detail)[:200]}")
+    if "code" in doc and "message" in doc:
+        raise ProviderError(
+            Cause.BAD_RESPONSE, f"{endpoint}: error status in a 200 answer: {str(doc['message'])[:200]}"
+        )
+
+
+def str_or_none(value: Any) -> str | None:
+    """A breakdown label: the string, or None for anything else (an absent or null grouping)."""
+    return value if isinstance(value, str) else None
+
+
 def to_decimal(value: Any, *, what: str) -> Decimal:
     """Parse a JSON money value strictly: numbers and numeric strings only, finite.
 

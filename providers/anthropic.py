@@ -27,7 +27,7 @@ from typing import Any
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
-from providers._aggregate import CostAccumulator, fetch_month, to_decimal
+from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
 from providers._http import count_requests, request_json
 from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
 
@@ -76,10 +76,7 @@ def _instant(v: Any, what: str) -> dt.datetime:
 
 def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
     """Add one `/organizations/cost_report` page to `acc`. An error envelope or drifted shape raises."""
-    if doc.get("type") == "error" or "error" in doc:
-        err = doc.get("error")
-        kind = err.get("type", "") if isinstance(err, dict) else ""
-        raise ProviderError(Cause.BAD_RESPONSE, f"error envelope in a 200 answer ({kind})")
+    reject_error_envelope(doc, PATH)
     if not isinstance(doc.get("data"), list):
         raise ProviderError(Cause.BAD_RESPONSE, "expected a data list from /organizations/cost_report")
     for bucket in doc["data"]:
@@ -106,8 +103,8 @@ def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
                 day,
                 usd,
                 {
-                    "model": model if isinstance(model, str) else None,
-                    "workspace": workspace if isinstance(workspace, str) else "Default",
+                    "model": str_or_none(model),
+                    "workspace": str_or_none(workspace) or "Default",
                 },
             )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
-from providers._aggregate import CostAccumulator, fetch_month, to_decimal
+from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
 from providers._http import count_requests, request_json
 from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
 
@@ -31,10 +31,7 @@ class OpenAIAccount(KeyedAccount):
 
 def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
     """Add one `/organization/costs` page to `acc`. An error envelope or drifted shape raises."""
-    if "error" in doc:
-        err = doc["error"]
-        msg = err.get("message", "") if isinstance(err, dict) else str(err)
-        raise ProviderError(Cause.BAD_RESPONSE, f"error envelope in a 200 answer: {str(msg)[:200]}")
+    reject_error_envelope(doc, PATH)
     if doc.get("object") != "page" or not isinstance(doc.get("data"), list):
         raise ProviderError(Cause.BAD_RESPONSE, "expected {'object': 'page', 'data': [...]} from /organization/costs")
     for bucket in doc["data"]:
@@ -55,11 +52,11 @@ def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
             if not isinstance(currency, str) or currency.lower() != "usd":
                 raise ProviderError(Cause.BAD_RESPONSE, f"unexpected currency {currency!r} (expected usd)")
             usd = to_decimal(amount.get("value"), what="amount.value")
-            acc.add(day, usd, {"line_item": _opt_str(row.get("line_item")), "project": _opt_str(row.get("project_id"))})
-
-
-def _opt_str(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
+            acc.add(
+                day,
+                usd,
+                {"line_item": str_or_none(row.get("line_item")), "project": str_or_none(row.get("project_id"))},
+            )
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness, Headroom
-from providers._aggregate import CostAccumulator, to_decimal
+from providers._aggregate import CostAccumulator, reject_error_envelope, to_decimal
 from providers._http import count_requests, request_json
 from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
 
@@ -111,16 +111,6 @@ class Usage:
 
 def _bad(message: str) -> ProviderError:
     return ProviderError(Cause.BAD_RESPONSE, message)
-
-
-def _reject_envelope(doc: dict[str, Any], endpoint: str) -> None:
-    """An error body that came back with HTTP 200 (xAI's error shape is undocumented: cover the usual ones)."""
-    err = doc.get("error")
-    if err is not None:
-        msg = err.get("message", "") if isinstance(err, dict) else err
-        raise _bad(f"{endpoint}: error envelope in a 200 answer: {str(msg)[:200]}")
-    if "code" in doc and "message" in doc:  # google.rpc.Status, as gRPC gateways render it
-        raise _bad(f"{endpoint}: error status in a 200 answer: {str(doc['message'])[:200]}")
 
 
 # --- proto3 JSON -----------------------------------------------------------------------------
@@ -274,7 +264,7 @@ def _dollars(value: Any) -> Decimal:
 
 def parse_usage(doc: dict[str, Any]) -> Usage:
     """Parse one `usage` answer. An error envelope or a drifted shape raises; `{}` and `timeSeries: []` are $0."""
-    _reject_envelope(doc, "usage")
+    reject_error_envelope(doc, "usage")
     series_list = _repeated(doc, "timeSeries", "usage", fields=RESPONSE_FIELDS, money=True)
     # `bool limit_reached`: omitted when false.
     limit_reached = _field(doc, "limitReached", "usage")
@@ -397,7 +387,7 @@ def _int64_cents(doc: dict[str, Any], json_name: str, where: str, *, fields: Seq
 
 def parse_invoice_preview(doc: dict[str, Any]) -> InvoicePreview:
     """Parse `postpaid/invoice/preview`: the postpaid amount so far and the effective limit, in USD."""
-    _reject_envelope(doc, "invoice preview")
+    reject_error_envelope(doc, "invoice preview")
     core = _message(doc, "coreInvoice", "invoice preview")
     # `totalWithCorr` (the invoice total after VAT and corrections, what the invoice will say) when set,
     # else `amountAfterVat`; both are in the official field list. Whether prepaid credit is netted out
@@ -438,7 +428,7 @@ def parse_spending_limits(doc: dict[str, Any]) -> SpendingLimits:
     both are messages, so absent means unset, not $0. `effectiveHardSl` is the ceiling the soft limit
     may be raised to, not the point where spending stops, so it is never the limit.
     """
-    _reject_envelope(doc, "spending limits")
+    reject_error_envelope(doc, "spending limits")
     limits = _message(doc, "spendingLimits", "spending limits")
     raw = None if limits is None else _set(limits, "effectiveSl", "spendingLimits")
     if raw is None:

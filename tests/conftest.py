@@ -17,15 +17,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-_real_connect = socket.socket.connect
+from simulator.loopback import guarded_connect  # noqa: E402  (needs the repo root on sys.path)
 
-
-def _guarded_connect(self: socket.socket, address: Any) -> Any:
-    host = address[0] if isinstance(address, tuple) else address
-    loopback = isinstance(host, str) and (host.startswith("127.") or host in ("::1", "localhost"))
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback:
-        raise RuntimeError(f"test tried to reach {host}: tests may only use 127.0.0.1")
-    return _real_connect(self, address)
+_guarded_connect = guarded_connect("test tried to reach {host}: tests may only use 127.0.0.1")
 
 
 @pytest.fixture(autouse=True)
