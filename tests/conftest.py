@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,9 @@ if str(ROOT) not in sys.path:
 from simulator.loopback import guarded_connect  # noqa: E402  (needs the repo root on sys.path)
 
 _guarded_connect = guarded_connect("test tried to reach {host}: tests may only use 127.0.0.1")
+
+# The helpers tests import live in tests/support.py; re-exported for `from conftest import ...`.
+from support import budgets, failed_for, load_fixture, make_deps, mock_http_factory, report_for  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)
@@ -41,86 +43,6 @@ def _fresh_process() -> Iterator[None]:
     from runtime import PROCESS
 
     PROCESS.reset()
-
-
-def load_fixture(provider: str, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / provider / f"{name}.json").read_text())
-    return data
-
-
-def mock_http_factory(handler: Any) -> Any:
-    """A `Deps.http_factory` whose clients answer from `handler(request)` (an httpx fake transport)."""
-    import httpx
-
-    def factory(base_url: str, *, headers: dict[str, str] | None = None) -> httpx.Client:
-        return httpx.Client(base_url=base_url, headers=headers or {}, transport=httpx.MockTransport(handler))
-
-    return factory
-
-
-def make_deps(handler: Any = None, env: dict[str, str] | None = None, **kw: Any) -> Any:
-    from config import DEFAULT_BASE_URLS, SecretResolver
-    from providers import Deps
-
-    env = {
-        "OPENAI_ADMIN_KEY": "sk-admin-unit-test-key",
-        "ANTHROPIC_ADMIN_KEY": "sk-ant-admin01-unit-test",
-        "XAI_MANAGEMENT_KEY": "xai-mgmt-unit-test",
-        **(env or {}),
-    }
-    deps = Deps(secrets=SecretResolver(env=env), base_urls=dict(DEFAULT_BASE_URLS), **kw)
-    if handler is not None:
-        deps.http_factory = mock_http_factory(handler)
-    return deps
-
-
-def report_for(
-    provider: str,
-    label: str,
-    now: Any,
-    daily: list[str],
-    *,
-    breakdown: Any = (),
-    tz: Any = None,
-    as_of: Any = None,
-    partial_reason: str | None = None,
-    headroom: Any = None,
-) -> Any:
-    """A successful SourceResult whose daily series is `daily` (USD strings from the 1st)."""
-    import datetime as dt
-    from decimal import Decimal
-
-    from models import UTC, AccountRef, BillingPeriod, CostReport, DailyCost, Freshness, SourceResult
-
-    period = BillingPeriod.containing(now, tz or UTC)
-    days = tuple(DailyCost(period.first_day + dt.timedelta(days=i), Decimal(v)) for i, v in enumerate(daily))
-    rep = CostReport(
-        period=period,
-        mtd_usd=sum((d.amount for d in days), Decimal(0)),
-        daily=days,
-        breakdown=tuple(breakdown),
-        freshness=Freshness(as_of or now, "test"),
-        partial_reason=partial_reason,
-        headroom=headroom,
-        requests=1,
-    )
-    return SourceResult(AccountRef(provider, label), period, report=rep)
-
-
-def failed_for(provider: str, label: str, now: Any, cause: Any) -> Any:
-    from models import AccountRef, BillingPeriod, SourceResult
-
-    return SourceResult(AccountRef(provider, label), BillingPeriod.containing(now), cause=cause, error="test failure")
-
-
-def budgets(**overrides: Any) -> Any:
-    import json
-
-    from config import parse_budget_config
-
-    doc = {"total_budget_usd": 1000, "providers": {"openai": {"budget_usd": 500}, "anthropic": {"budget_usd": 400}}}
-    doc.update(overrides)
-    return parse_budget_config(json.dumps(doc), origin="test")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import load_fixture, make_deps
+from support import load_fixture, make_deps
 
 import providers
 from check import default_deps, run_check

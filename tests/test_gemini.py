@@ -23,12 +23,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from conftest import ROOT, load_fixture, make_deps
+from conftest import ROOT
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.cloud import bigquery
 from google.cloud.bigquery.job.base import _error_result_to_exception
 from requests import exceptions as req_exc
+from support import load_fixture, make_deps
 
 import devservers
 from errors import Cause, ProviderError

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from conftest import budgets, report_for
+from support import budgets, report_for
 
 import output
 from alerts import rules, slack

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import load_fixture, make_deps
+from support import load_fixture, make_deps
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod

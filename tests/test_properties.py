@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 import xai_proto_subset
-from conftest import report_for
 from google.protobuf import json_format
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import report_for
 
 from alerts import rules, slack
 from config import BudgetConfig, ConfigError, parse_budget_config

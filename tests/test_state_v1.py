@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import failed_for, make_deps, report_for
+from support import failed_for, make_deps, report_for
 
 import check
 from alerts.events import Kind, Severity

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import xai_proto_subset
-from conftest import load_fixture
 from google.protobuf import json_format
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
+from support import load_fixture
 
 from config import SecretResolver
 from errors import Cause, ProviderError, SecretError
