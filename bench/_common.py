@@ -89,6 +89,7 @@ def ms(seconds: float) -> str:
 
 # --- safety: loopback only ------------------------------------------------------------------------
 
+
 def guard_loopback() -> None:
     """Refuse any TCP connection from this process that does not go to 127.0.0.0/8 or ::1."""
     from simulator.loopback import guarded_connect
