@@ -27,8 +27,9 @@ test: setup emulators lint typecheck fmt-check checkov ## everything CI runs: li
 unit: setup ## the fast tests only (no emulators)
 	$(PY) -m pytest -q -m "not emulator"
 
-lint: setup ## ruff
+lint: setup ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: setup ## mypy --strict on the deployed code
 	$(PY) -m mypy

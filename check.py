@@ -17,23 +17,31 @@ import concurrent.futures
 import contextvars
 import dataclasses
 import datetime as dt
-import importlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 import logs
-from alerts import rules, slack
-from alerts.rules import Event, Scope
-from alerts.state import FAILURE_RECOUNT, Doc, FileStore, GCSStore, Ledger, Store
-from config import PROVIDER_NAMES, SECRET_MANAGER_IMPORTS, KeyedAccount, SecretResolver, Settings
+from alerts import health, rules, slack
+from alerts.events import Event, Kind
+from alerts.rules import Scope
+from alerts.state import FileStore, GCSStore, Ledger, Store
+from config import SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
-from models import AccountRef, BillingPeriod, SourceResult, require_aware, usd_plain
-from providers import Deps, build_source, registry
-from providers._http import Deadline
+from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
+from preload import import_client_libraries
+from providers import Deps, build_source
+
+__all__ = [
+    "FETCH_GRACE_S",
+    "NOTIFY_RESERVE_S",
+    "CheckOutcome",
+    "default_deps",
+    "fetch_all",
+    "make_store",
+    "run_check",
+]
 
 log = logs.get("check")
 NOTIFY_RESERVE_S = 15.0  # of the deadline, kept for state writes and the Slack post
@@ -45,7 +53,7 @@ class CheckOutcome:
     now: dt.datetime
     results: list[SourceResult]
     scopes: list[Scope]
-    events_now: list[Event]  # everything that holds now (new or not)
+    events_now: list[Event]  # everything the rules say holds now (new or not)
     delivered: list[str] = dataclasses.field(default_factory=list)  # keys posted by this run
     pending: list[str] = dataclasses.field(default_factory=list)  # keys left for a later run
     payload: dict[str, Any] | None = None  # the Slack message (posted, or rendered in a dry run)
@@ -56,6 +64,7 @@ class CheckOutcome:
     state_error: str | None = None
     dry_run: bool = False
     elapsed_s: float = 0.0
+    digest: Event | None = None  # the daily digest, in its hour
 
     @property
     def partial(self) -> bool:
@@ -80,9 +89,7 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
     """Every configured account, fetched concurrently; failures are classified results."""
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
-    for provider in PROVIDER_NAMES:
-        if provider not in settings.budgets.configured():
-            continue
+    for provider in settings.budgets.configured():
         for account in settings.budgets.accounts(provider):
             ref = AccountRef(provider, account.label)
             jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods)))
@@ -109,38 +116,6 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
 
 def _stuck(ref: AccountRef, period: BillingPeriod, started: float) -> SourceResult:
     return _failed(ref, period, Cause.TIMEOUT, "still running at the check's deadline (abandoned)", started)
-
-
-_IMPORT_LOCK = threading.Lock()
-
-
-def import_client_libraries(settings: Settings) -> None:
-    """Import, on this thread, our provider modules and the Google client libraries the fetch
-    threads will need, so that no first import happens in two threads at once.
-
-    The Google clients are imported lazily so a cold start that needs neither pays nothing, but a
-    first import of google.cloud.secretmanager and google.cloud.bigquery from two fetch threads at
-    once can fail with importlib's `_DeadlockError` (both pull in google.api_core and google.auth).
-    CI hit it once; two threads importing both in a fresh interpreter failed 2 times in 160 here,
-    0 in 120 once this thread imported them first. An import that fails here is left for the fetch
-    that needs it to report as its own failure.
-    """
-    registry()  # imports providers.openai, .anthropic, .xai, .gemini
-    from providers.gemini import BIGQUERY_IMPORTS
-
-    wanted: list[str] = []
-    configured = settings.budgets.configured()
-    keyed = [a for p in configured for a in settings.budgets.accounts(p) if isinstance(a, KeyedAccount)]
-    if settings.slack_webhook_secret or any(a.key_secret for a in keyed):
-        wanted += SECRET_MANAGER_IMPORTS
-    if "gemini" in configured:
-        wanted += BIGQUERY_IMPORTS
-    with _IMPORT_LOCK:  # two checks in one process (a threaded dev server) import one at a time too
-        for name in dict.fromkeys(wanted):
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # noqa: BLE001  # the fetch that needs it reports it, classified
-                log.debug("could not import %s ahead of the fetch: %s", name, type(exc).__name__)
 
 
 def _fetch_one(
@@ -187,75 +162,6 @@ def _failed(ref: AccountRef, period: BillingPeriod, cause: Cause, message: str, 
     return SourceResult(ref, period, cause=cause, error=message, elapsed_s=time.monotonic() - started)
 
 
-def health_events(
-    results: Sequence[SourceResult], now: dt.datetime, after_runs: int
-) -> Callable[[Doc], dict[str, Any]]:
-    """State mutation for failure/recovery notices: one after `after_runs` failed runs, one on recovery."""
-    month = f"{now:%Y-%m}"
-
-    def mutate(doc: Doc) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        health = doc["health"]
-        for r in results:
-            scope = r.account.scope
-            title = f"{rules.PROVIDER_TITLES[r.account.provider]} · {r.account.label}"
-            h = health.get(scope)
-            if r.report is None:
-                h = h or {"failures": 0, "since": now.isoformat(), "notified": False}
-                last = h.get("last_counted")
-                if last is None or now - dt.datetime.fromisoformat(last) >= FAILURE_RECOUNT:
-                    h["failures"] = int(h.get("failures", 0)) + 1
-                    h["last_counted"] = now.isoformat()
-                h["cause"] = r.cause.value if r.cause else "unknown"
-                health[scope] = h
-                if h["failures"] >= after_runs and not h.get("notified"):
-                    h["notified"] = True
-                    cause = r.cause.describe if r.cause else "failed"
-                    out[f"failure:{h['since']}:{scope}"] = {
-                        "month": month,
-                        "kind": "failure",
-                        "scope": scope,
-                        "line": (
-                            f"*{title}* has failed {h['failures']} runs in a row: *{cause}*. "
-                            f"Its spend is missing from the totals until it recovers."
-                        ),
-                    }
-            elif h is not None:
-                if h.get("notified"):
-                    out[f"recovery:{h['since']}:{scope}"] = {
-                        "month": month,
-                        "kind": "recovery",
-                        "scope": scope,
-                        "line": f"*{title}* is reporting again (it had failed {h.get('failures', 0)} runs: "
-                        f"{_describe(h.get('cause'))}).",
-                    }
-                del health[scope]
-        return out
-
-    return mutate
-
-
-def _describe(cause: Any) -> str:
-    try:
-        return Cause(cause).describe
-    except ValueError:
-        return str(cause)
-
-
-def digest_event(settings: Settings, now: dt.datetime) -> dict[str, Any]:
-    d = settings.budgets.digest
-    if not d.enabled or now.hour != d.hour_utc:
-        return {}
-    return {
-        f"digest:{now:%Y-%m-%d}": {
-            "month": f"{now:%Y-%m}",
-            "kind": "digest",
-            "scope": "total",
-            "line": f"Daily digest for {now:%b %d}",
-        }
-    }
-
-
 def make_store(settings: Settings, deadline: Deadline | None = None) -> Store:
     if settings.state_backend == "gcs":
         assert settings.state_bucket
@@ -273,48 +179,69 @@ def run_check(
     store: Store | None = None,
     webhook_url: str | None = None,
 ) -> CheckOutcome:
-    """Run one check at instant `now`. See the module docstring for the pipeline."""
+    """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring)."""
     started = time.monotonic()
     now = require_aware(now)
-    deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
-    results = fetch_all(settings, deps, now, deadline)
-    scopes = rules.evaluate(settings.budgets, results, now)
-    events = rules.budget_events(settings.budgets, scopes) + rules.spike_events(settings.budgets, scopes)
-    outcome = CheckOutcome(now=now, results=results, scopes=scopes, events_now=events, dry_run=dry_run)
-    wanted: dict[str, dict[str, Any]] = {
-        e.key: {"month": e.month, "kind": e.kind, "scope": e.scope, "line": e.line} for e in events
-    }
-    wanted.update(digest_event(settings, now))
-    by_key = {e.key: e for e in events}
-
+    results = fetch_all(settings, deps, now, Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S)))
+    outcome = _evaluate(settings, results, now, dry_run)
     ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
     try:
-        if dry_run:
-            doc = ledger.snapshot()
-            said = {k for entries in doc["events"].values() for k, e in entries.items() if e["status"] == "sent"}
-            owned = {k: v for k, v in wanted.items() if k not in said}
-        else:
-            owned = ledger.claim(wanted, now, health_events(results, now, settings.budgets.failure_notice_after_runs))
+        owned = _owned(ledger, outcome, settings)
     except StateError as exc:
         outcome.state_error = str(exc)
         logs.event(log, logging.ERROR, "alert state unusable; nothing posted", error=str(exc))
         outcome.elapsed_s = time.monotonic() - started
         return outcome
-
     if owned:
-        to_say = [_labelled(by_key.get(k), k, v) for k, v in owned.items()]
-        msg = slack.MessageInput(
-            now=now, scopes=scopes, results=results, events=to_say, digest=any(e.kind == "digest" for e in to_say)
-        )
-        try:
-            outcome.payload = slack.render(msg)
-        except Exception:  # a claim is held: rendering must not strand it (the lines alone still say it)
-            log.exception("could not render the Slack message; posting its alert lines as plain text")
-            outcome.payload = {"text": "\n".join(e.line for e in to_say)[: slack.MAX_TEXT]}
+        outcome.payload = _render(outcome, owned)
         if dry_run:
             outcome.pending = sorted(owned)
         else:
             _deliver(outcome, ledger, owned, settings, deps, webhook_url, started)
+    return _finish(outcome, started)
+
+
+def _evaluate(settings: Settings, results: list[SourceResult], now: dt.datetime, dry_run: bool) -> CheckOutcome:
+    """The scopes and the events that hold now (the digest too, in its hour)."""
+    scopes = rules.evaluate(settings.budgets, results, now)
+    events = rules.budget_events(settings.budgets, scopes) + rules.spike_events(settings.budgets, scopes)
+    digest = rules.digest_event(settings.budgets, now)
+    return CheckOutcome(now, results, scopes, events, dry_run=dry_run, digest=digest)
+
+
+def _owned(ledger: Ledger, outcome: CheckOutcome, settings: Settings) -> dict[str, Event]:
+    """The events this run says: claimed in state (with the health bookkeeping), or in a dry run
+    the ones not sent yet, claiming nothing."""
+    wanted = [*outcome.events_now, *([outcome.digest] if outcome.digest else [])]
+    if outcome.dry_run:
+        return ledger.unsent(wanted)
+    change = health.bookkeeping(outcome.results, outcome.now, settings.budgets.failure_notice_after_runs)
+    return ledger.claim_events(wanted, outcome.now, change)
+
+
+def _render(outcome: CheckOutcome, owned: dict[str, Event]) -> dict[str, Any]:
+    """The Slack message for the owned events. An event the rules derived again this run is said as
+    they say it now, labelled with its delivery history; the others as stored."""
+    current = {e.key: e for e in outcome.events_now}
+    to_say = [
+        dataclasses.replace(current[k], delayed=e.delayed, uncertain=e.uncertain) if k in current else e
+        for k, e in owned.items()
+    ]
+    msg = slack.MessageInput(
+        now=outcome.now,
+        scopes=outcome.scopes,
+        results=outcome.results,
+        events=to_say,
+        digest=any(e.kind == Kind.DIGEST for e in to_say),
+    )
+    try:
+        return slack.render(msg)
+    except Exception:  # a claim is held: rendering must not strand it (the lines alone still say it)
+        log.exception("could not render the Slack message; posting its alert lines as plain text")
+        return {"text": "\n".join(e.text for e in to_say)[: slack.MAX_TEXT]}
+
+
+def _finish(outcome: CheckOutcome, started: float) -> CheckOutcome:
     outcome.elapsed_s = time.monotonic() - started
     logs.event(
         log,
@@ -325,74 +252,30 @@ def run_check(
         delivered=outcome.delivered,
         pending=outcome.pending,
         elapsed_s=round(outcome.elapsed_s, 3),
-        dry_run=dry_run,
+        dry_run=outcome.dry_run,
     )
     return outcome
-
-
-MAYBE_REPEAT = " _(delayed; may be a repeat: an earlier attempt may have reached Slack)_"
-DELAYED = " _(delayed)_"
-
-
-def _labelled(holding: Event | None, key: str, owned: dict[str, Any]) -> Event:
-    """The event to say, labelled when earlier runs failed to deliver it (whether or not it still holds)."""
-    event = holding or Event(
-        key=key,
-        kind=owned["kind"],
-        scope=owned["scope"],
-        month=owned["month"],
-        line=owned["line"],
-        severity=_severity(owned["kind"]),
-    )
-    label = MAYBE_REPEAT if owned.get("uncertain") else DELAYED if owned.get("delayed") else ""
-    return dataclasses.replace(event, line=event.line + label) if label else event
-
-
-def _severity(kind: str) -> int:
-    return {"threshold": 3, "forecast": 2, "spike": 2, "failure": 2, "recovery": 1, "digest": 1}.get(kind, 1)
 
 
 def _deliver(
     outcome: CheckOutcome,
     ledger: Ledger,
-    owned: dict[str, dict[str, Any]],
+    owned: dict[str, Event],
     settings: Settings,
     deps: Deps,
     webhook_url: str | None,
     started: float,
 ) -> None:
+    """Post the rendered message, then confirm the owned events, or release them pending."""
     assert outcome.payload is not None
     try:
-        url = webhook_url or deps.secrets.get(
-            secret=settings.slack_webhook_secret,
-            env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
-            what="Slack webhook URL",
-            time_left=settings.deadline_s - (time.monotonic() - started) - 1.0,
-        )
+        url = webhook_url or _webhook(settings, deps, settings.deadline_s - (time.monotonic() - started) - 1.0)
         left = settings.deadline_s - (time.monotonic() - started)
         rejected = slack.deliver(
             url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)), within=max(1.0, left - 1.0)
         )
     except (NotifyError, SecretError) as exc:
-        notify = exc if isinstance(exc, NotifyError) else None
-        cause = notify.cause.value if notify is not None else Cause.SECRET.value
-        outcome.notify_error = str(exc)
-        outcome.pending = sorted(owned)
-        fields: dict[str, Any] = {"cause": cause, "error": str(exc), "pending": outcome.pending}
-        message = "Slack post failed; alerts kept pending for the next run"
-        if notify is not None and notify.permanent:
-            outcome.notify_permanent, outcome.notify_fix = cause, notify.fix
-            message = f"Slack refuses the alerts ({notify.cause.describe}); kept pending until fixed: {notify.fix}"
-            fields["fix"] = notify.fix
-        if notify is not None and notify.maybe_delivered:
-            fields["maybe_delivered"] = True
-            message += " (the post may have reached Slack: the re-delivery is labelled a possible repeat)"
-        logs.event(log, logging.ERROR, message, **fields)
-        try:
-            ledger.release(owned, outcome.now, cause, maybe_posted=notify is not None and notify.maybe_delivered)
-        except StateError as sexc:
-            outcome.state_error = str(sexc)
-            logs.event(log, logging.ERROR, "could not release claims; they expire and are retried", error=str(sexc))
+        _release(outcome, ledger, owned, exc)
         return
     outcome.posted = True
     outcome.delivered = sorted(owned)
@@ -407,98 +290,47 @@ def _deliver(
             fix=rejected.fix,
         )
     try:
-        ledger.confirm(owned, outcome.now)
+        ledger.confirm_events(owned, outcome.now)
     except StateError as exc:
         outcome.state_error = str(exc)
         logs.event(log, logging.ERROR, "posted but could not record it", error=str(exc))
 
 
-# --- the JSON document the HTTP function and `--json` answer --------------------------------
+def _webhook(settings: Settings, deps: Deps, time_left: float) -> str:
+    return deps.secrets.get(
+        secret=settings.slack_webhook_secret,
+        env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
+        what="Slack webhook URL",
+        time_left=time_left,
+    )
 
 
-def _usd(v: Decimal | None) -> str | None:
-    return None if v is None else usd_plain(v)  # the rounding Slack shows (models.cents)
-
-
-def to_json(outcome: CheckOutcome) -> dict[str, Any]:
-    """Per-account status, month-to-date USD (decimal strings), freshness, totals, partial, alerts."""
-    scopes = {s.name: s for s in outcome.scopes}
-    providers: dict[str, Any] = {}
-    for r in outcome.results:
-        p = providers.setdefault(r.account.provider, {"accounts": []})
-        acc: dict[str, Any] = {
-            "label": r.account.label,
-            "status": r.status.value,
-            "billing_month": r.period.key,
-            "month_timezone": r.period.tz_name,
-            "mtd_usd": None,
-        }
-        if r.report is not None:
-            rep = r.report
-            acc.update(
-                mtd_usd=str(rep.mtd_usd),
-                mtd_usd_rounded=_usd(rep.mtd_usd),
-                freshness={
-                    "as_of": rep.freshness.as_of.isoformat() if rep.freshness.as_of else None,
-                    "note": rep.freshness.note,
-                    "complete_through": c.isoformat() if (c := rep.freshness.complete_through) else None,
-                },
-                partial=rep.partial_reason,
-                requests=rep.requests,
-                notes=list(rep.notes),
-            )
-            if rep.headroom is not None:
-                acc["headroom"] = {
-                    k: _usd(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(rep.headroom).items()
-                }
-        else:
-            acc.update(cause=r.cause.value if r.cause else None, error=r.error)
-        p["accounts"].append(acc)
-    for name, p in providers.items():
-        s = scopes.get(name)
-        if s is not None:
-            p.update(_scope_json(s))
-    total = scopes["total"]
-    return {
-        "checked_at": outcome.now.isoformat(),
-        "partial": outcome.partial,
-        "total": _scope_json(total),
-        "providers": providers,
-        "alerts": {
-            "holding": sorted(e.key for e in outcome.events_now),
-            "delivered": outcome.delivered,
-            "pending": outcome.pending,
-        },
-        "slack": {
-            "posted": outcome.posted,
-            "error": outcome.notify_error,
-            "dry_run": outcome.dry_run,
-            "permanent": outcome.notify_permanent,
-            "fix": outcome.notify_fix,
-        },
-        "state_error": outcome.state_error,
-        "elapsed_s": round(outcome.elapsed_s, 3),
-    }
-
-
-def _scope_json(s: Scope) -> dict[str, Any]:
-    return {
-        "mtd_usd": None if s.mtd_usd is None else str(s.mtd_usd),
-        "mtd_usd_rounded": _usd(s.mtd_usd),
-        "budget_usd": _usd(s.budget_usd),
-        "pct": None if s.pct is None else str(s.pct),
-        "billing_month": s.month,
-        "partial": s.partial,
-        "failed": list(s.failed_parts),
-        "note": s.note,
-        "forecast_usd": _usd(s.forecast.projected_usd) if s.forecast else None,
-        "forecast_crossing_day": s.forecast.crossing_day.isoformat()
-        if s.forecast and s.forecast.crossing_day
-        else None,
-    }
+def _release(outcome: CheckOutcome, ledger: Ledger, owned: dict[str, Event], exc: NotifyError | SecretError) -> None:
+    """The post failed: say why (and the fix, for a permanent refusal), and keep the events pending."""
+    notify = exc if isinstance(exc, NotifyError) else None
+    cause = notify.cause.value if notify is not None else Cause.SECRET.value
+    outcome.notify_error = str(exc)
+    outcome.pending = sorted(owned)
+    fields: dict[str, Any] = {"cause": cause, "error": str(exc), "pending": outcome.pending}
+    message = "Slack post failed; alerts kept pending for the next run"
+    if notify is not None and notify.permanent:
+        outcome.notify_permanent, outcome.notify_fix = cause, notify.fix
+        message = f"Slack refuses the alerts ({notify.cause.describe}); kept pending until fixed: {notify.fix}"
+        fields["fix"] = notify.fix
+    maybe_posted = notify is not None and notify.maybe_delivered
+    if maybe_posted:
+        fields["maybe_delivered"] = True
+        message += " (the post may have reached Slack: the re-delivery is labelled a possible repeat)"
+    logs.event(log, logging.ERROR, message, **fields)
+    try:
+        ledger.release_events(owned, outcome.now, cause, maybe_posted=maybe_posted)
+    except StateError as sexc:
+        outcome.state_error = str(sexc)
+        logs.event(log, logging.ERROR, "could not release claims; they expire and are retried", error=str(sexc))
 
 
 def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
+    """The production dependencies: the real HTTP client factory and Google clients."""
     return Deps(
         secrets=secrets,
         base_urls=settings.base_urls,

@@ -20,6 +20,17 @@ from __future__ import annotations
 
 import enum
 
+__all__ = [
+    "BudgetAlertError",
+    "Cause",
+    "ConfigError",
+    "NotifyError",
+    "ProviderError",
+    "SecretError",
+    "StateConflict",
+    "StateError",
+]
+
 
 class Cause(enum.StrEnum):
     """Why a provider or Slack call failed, in words an operator acts on."""
@@ -83,14 +94,18 @@ class SecretError(ConfigError):
         self.reason = reason
 
 
-class ProviderError(BudgetAlertError):
-    """One cost source failed, with a classified cause."""
+class _Classified(BudgetAlertError):
+    """An error with a classified `cause`, its `message`, and the HTTP `status` when there was one."""
 
     def __init__(self, cause: Cause, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.cause = cause
         self.message = message
         self.status = status
+
+
+class ProviderError(_Classified):
+    """One cost source failed, with a classified cause."""
 
 
 class StateError(BudgetAlertError):
@@ -101,7 +116,7 @@ class StateConflict(StateError):
     """A conditional write lost a race: another invocation wrote the state first."""
 
 
-class NotifyError(BudgetAlertError):
+class NotifyError(_Classified):
     """Slack did not accept a message.
 
     `permanent`: retrying will not help until someone acts (`fix` says what to do). `maybe_delivered`:
@@ -118,10 +133,7 @@ class NotifyError(BudgetAlertError):
         fix: str | None = None,
         maybe_delivered: bool = False,
     ) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.message = message
-        self.status = status
+        super().__init__(cause, message, status=status)
         self.permanent = permanent
         self.fix = fix
         self.maybe_delivered = maybe_delivered

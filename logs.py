@@ -32,6 +32,24 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
+__all__ = [
+    "EXECUTION_ID_HEADER",
+    "LABELS_FIELD",
+    "LOGGER_NAME",
+    "MIN_SECRET_LEN",
+    "SPAN_FIELD",
+    "TRACE_HEADER",
+    "JsonFormatter",
+    "bind_execution",
+    "event",
+    "get",
+    "installed",
+    "per_request",
+    "redact",
+    "register_secret",
+    "setup",
+]
+
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 LOGGER_NAME = "llm_budget_alert"

@@ -1,7 +1,6 @@
 """Entry points: `budget_check`, the HTTP function Cloud Scheduler calls, and the command line.
 
     python main.py check  [--dry-run] [--json] [--now 2026-12-01T00:05:00Z]
-    python main.py replay --from 2026-11-28T00:00Z --to 2026-12-02T00:00Z [--step 1h] [--simulator URL]
     python main.py doctor [--json] [--post-test]      # read-only readiness check; exit 1 if not ready
 
 Exit codes of `check`: 0 the check ran (failed providers and transient Slack failures included: the
@@ -19,41 +18,23 @@ import datetime as dt
 import json
 import logging
 import sys
-import threading
-from decimal import Decimal
 from typing import Any
 
 import logs
-from config import SecretResolver, Settings
+from config import Settings
 from errors import ConfigError
-from models import usd
+from runtime import PROCESS
+
+__all__ = [
+    "SLACK_REFUSED_EXIT",
+    "SLACK_REFUSED_HTTP",
+    "budget_check",
+    "cli",
+]
 
 log = logs.get("main")
 SLACK_REFUSED_HTTP = 502  # Slack refused the alerts for a reason retrying will not fix
 SLACK_REFUSED_EXIT = 4  # the CLI's exit status for the same (2: configuration, 3: state)
-_LOCK = threading.Lock()
-_SECRETS: SecretResolver | None = None
-_LOGGING_READY = False
-
-
-def _process_secrets(settings: Settings) -> SecretResolver:
-    """One resolver per process, so each secret is read from Secret Manager once."""
-    global _SECRETS
-    with _LOCK:
-        if _SECRETS is None:
-            _SECRETS = SecretResolver(emulator_host=settings.secret_manager_emulator_host)
-        return _SECRETS
-
-
-def _setup_logging(level: str) -> None:
-    global _LOGGING_READY
-    if not _LOGGING_READY or not logs.installed():
-        logs.setup(level)
-        _LOGGING_READY = True
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @logs.per_request  # every record of the request carries its execution id
@@ -73,7 +54,8 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         body = {"status": "method_not_allowed", "error": f"{request.method} is not allowed: send POST to run a check"}
         return json.dumps(body), 405, {**headers, "Allow": "POST"}
 
-    from check import default_deps, run_check, to_json
+    import output
+    from check import default_deps, run_check
 
     doctor_answer = _doctor_http(request)
     if doctor_answer is not None:
@@ -82,27 +64,29 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         settings = Settings.from_env()
         settings.require_slack()
     except ConfigError as exc:
-        _setup_logging("INFO")
+        PROCESS.setup_logging("INFO")
         logs.event(log, logging.ERROR, "configuration error", error=str(exc))
         return json.dumps({"status": "config_error", "error": logs.redact(str(exc))}), 500, headers
-    _setup_logging(settings.log_level)
+    PROCESS.setup_logging(settings.log_level)
     try:
-        outcome = run_check(settings, default_deps(settings, _process_secrets(settings)), _now())
+        outcome = run_check(settings, default_deps(settings, PROCESS.secrets(settings)), PROCESS.now())
     except ConfigError as exc:
         logs.event(log, logging.ERROR, "configuration error", error=str(exc))
         return json.dumps({"status": "config_error", "error": logs.redact(str(exc))}), 500, headers
     except Exception as exc:
         log.exception("check crashed")
         return json.dumps({"status": "error", "error": f"internal error: {type(exc).__name__}"}), 500, headers
-    doc = to_json(outcome)
+    doc = output.to_json(outcome)
+    doc["status"], code = _http_status(outcome)
+    return logs.redact(json.dumps(doc)), code, headers
+
+
+def _http_status(outcome: Any) -> tuple[str, int]:
     if outcome.state_error:
-        doc["status"] = "state_error"
-        return logs.redact(json.dumps(doc)), 500, headers
+        return "state_error", 500
     if outcome.notify_permanent:  # nothing was posted, so a Scheduler retry cannot post twice
-        doc["status"] = "slack_refused"
-        return logs.redact(json.dumps(doc)), SLACK_REFUSED_HTTP, headers
-    doc["status"] = "ok"
-    return logs.redact(json.dumps(doc)), 200, headers
+        return "slack_refused", SLACK_REFUSED_HTTP
+    return "ok", 200
 
 
 def _doctor_http(request: Any) -> tuple[str, int] | None:
@@ -120,7 +104,7 @@ def _doctor_http(request: Any) -> tuple[str, int] | None:
         return json.dumps({"status": "bad_request", "error": 'use {"doctor": true, "post_test": false}'}), 400
     import doctor
 
-    _setup_logging("INFO")
+    PROCESS.setup_logging("INFO")
     report = doctor.run(post_test=post_test)
     # The deployed function's ingress is internal-only: an operator runs this through the paused
     # doctor Scheduler job and reads the table from this line (terraform output doctor_command).
@@ -142,15 +126,6 @@ def _instant(text: str) -> dt.datetime:
     return t.astimezone(dt.UTC)
 
 
-def _step(text: str) -> dt.timedelta:
-    units = {"m": 60, "h": 3600, "d": 86400}
-    try:
-        n, unit = int(text[:-1]), text[-1]
-        return dt.timedelta(seconds=n * units[unit])
-    except (ValueError, KeyError, IndexError):
-        raise argparse.ArgumentTypeError(f"{text!r}: use a step such as 30m, 1h or 1d") from None
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description="LLM month-to-date budget alerts")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,46 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dry-run", action="store_true", help="render the Slack message; post nothing, record nothing")
     c.add_argument("--json", action="store_true", help="print the check document (as the HTTP function answers)")
     c.add_argument("--now", type=_instant, help="the instant to check at, e.g. 2026-12-01T00:05:00Z")
-    r = sub.add_parser("replay", help="run the real pipeline step by step over a time range (simulator clock)")
-    r.add_argument("--from", dest="start", type=_instant, required=True)
-    r.add_argument("--to", dest="end", type=_instant, required=True)
-    r.add_argument("--step", type=_step, default=dt.timedelta(hours=1))
-    r.add_argument("--simulator", help="simulator base URL whose clock to move (default: OPENAI_BASE_URL)")
-    r.add_argument("--json", action="store_true", help="print one JSON line per delivered event")
     d = sub.add_parser("doctor", help="read-only readiness check of secrets, accounts, state and Slack")
     d.add_argument("--json", action="store_true", help='print the checks as JSON (as POST {"doctor": true})')
     d.add_argument("--post-test", action="store_true", help="also post one test message to the Slack webhook")
     return p
-
-
-def _money(value: str | None) -> str:
-    """A document amount as Slack shows it ($1,234.57, models.usd), or "-" when there is none."""
-    return "-" if value is None else usd(Decimal(value))
-
-
-def _summary(doc: dict[str, Any]) -> str:
-    rows = [f"{'scope':<28} {'status':<7} {'month-to-date':>14} {'budget':>12} {'pct':>7}  freshness"]
-    t = doc["total"]
-    rows.append(
-        f"{'TOTAL' + (' (partial)' if doc['partial'] else ''):<28} {'':<7} "
-        f"{_money(t['mtd_usd']):>14} {_money(t['budget_usd']):>12} {t['pct'] or '-':>7}"
-    )
-    for name, p in doc["providers"].items():
-        rows.append(
-            f"{name:<28} {'':<7} {_money(p.get('mtd_usd')):>14} {_money(p.get('budget_usd')):>12} "
-            f"{p.get('pct') or '-':>7}"
-        )
-        for a in p["accounts"]:
-            as_of = (a.get("freshness") or {}).get("as_of")
-            fresh = f"as of {dt.datetime.fromisoformat(as_of):%Y-%m-%d %H:%M}Z" if as_of else ""
-            if through := (a.get("freshness") or {}).get("complete_through"):
-                fresh = f"complete days through {through}"
-            value = _money(a["mtd_usd"]) if a.get("mtd_usd") is not None else f"FAILED ({a.get('cause')})"
-            rows.append(
-                f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>12} {'':>7}  "
-                f"{fresh} [{a['billing_month']}]"
-            )
-    return "\n".join(rows)
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -211,7 +150,7 @@ def cli(argv: list[str] | None = None) -> int:
     if args.command == "doctor":  # before Settings: a broken configuration is one of its rows
         import doctor
 
-        _setup_logging("INFO")
+        PROCESS.setup_logging("INFO")
         report = doctor.run(post_test=args.post_test)
         _say(doctor.to_json_text(report) if args.json else doctor.table(report))
         return report.exit_code
@@ -222,41 +161,17 @@ def cli(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _say(f"configuration error: {exc}", err=True)
         return 2
-    _setup_logging(settings.log_level)
-    if args.command == "replay":
-        from replay import replay
-
-        return replay(
-            settings,
-            _process_secrets(settings),
-            args.start,
-            args.end,
-            args.step,
-            simulator=args.simulator,
-            as_json=args.json,
-        )
-
-    from check import default_deps, run_check, to_json
+    PROCESS.setup_logging(settings.log_level)
+    import output
+    from check import default_deps, run_check
 
     outcome = run_check(
-        settings, default_deps(settings, _process_secrets(settings)), args.now or _now(), dry_run=args.dry_run
+        settings, default_deps(settings, PROCESS.secrets(settings)), args.now or PROCESS.now(), dry_run=args.dry_run
     )
-    doc = to_json(outcome)
+    doc = output.to_json(outcome)
     if args.dry_run:
         doc["message"] = outcome.payload
-    if args.json:
-        _say(json.dumps(doc, indent=2))
-    else:
-        _say(_summary(doc))
-        if outcome.payload is not None:
-            verb = "would post" if args.dry_run else ("posted" if outcome.posted else "could NOT post")
-            _say(f"\nSlack ({verb}):\n{outcome.payload['text']}")
-        else:
-            _say("\nnothing new to say: no message")
-        if outcome.notify_error and not outcome.posted:
-            _say(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")
-        elif outcome.notify_error:
-            _say(f"\nSlack warning: {outcome.notify_error}")
+    _say(json.dumps(doc, indent=2) if args.json else output.cli_text(outcome, doc))
     if outcome.state_error:
         _say(f"state error: {outcome.state_error}", err=True)
         return 3

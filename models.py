@@ -9,15 +9,49 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import time
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 from errors import Cause
 
+__all__ = [
+    "CENT",
+    "PACIFIC",
+    "UTC",
+    "ZERO",
+    "AccountRef",
+    "BillingPeriod",
+    "BreakdownLine",
+    "CostReport",
+    "DailyCost",
+    "Deadline",
+    "Freshness",
+    "Headroom",
+    "SourceResult",
+    "Status",
+    "cents",
+    "require_aware",
+    "usd",
+    "usd_plain",
+]
+
 UTC = dt.UTC
 PACIFIC = ZoneInfo("America/Los_Angeles")
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
+
+
+class Deadline:
+    """The time a check has left, on a monotonic clock (part of every `CostSource.fetch` signature)."""
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
 
 
 # --- money as people read it: one rounding rule for the JSON document, Slack and the CLI -----------
@@ -60,8 +94,8 @@ def require_aware(now: dt.datetime) -> dt.datetime:
 class BillingPeriod:
     """One provider's billing month: calendar month `year`-`month` in `tz`, from `start` to `now`.
 
-    OpenAI, Anthropic and xAI bill by UTC month; Google bills by the US Pacific invoice month, so for
-    the first hours of a UTC month Google is still in the previous one.
+    Most sources bill by UTC month; one billed by the US Pacific invoice month (`ProviderSpec.month_tz`)
+    is still in the previous month for the first hours of a UTC month.
     """
 
     year: int
@@ -138,7 +172,7 @@ class BreakdownLine:
 class Freshness:
     """How current a number is: `as_of` is the newest instant the provider's data covers.
 
-    `missing_from` is set by a source that has not reported every day up to today (Anthropic serving
+    `missing_from` is set by a source that has not reported every day up to today (a source serving
     complete days only): that day and every later one are *missing*, not $0, so the rules neither
     count them as quiet days nor look for spikes in them. None means the data reaches today.
     """
@@ -155,12 +189,12 @@ class Freshness:
 
 @dataclasses.dataclass(frozen=True)
 class Headroom:
-    """A provider's own spending limit and how much of it is left (xAI postpaid limits)."""
+    """A provider's own spending limit and how much of it is left (a postpaid spending limit)."""
 
     limit_usd: Decimal
     used_usd: Decimal | None
     remaining_usd: Decimal | None
-    source: str  # e.g. "xAI effective spending limit"
+    source: str  # what the limit is, in the provider's words
 
 
 @dataclasses.dataclass(frozen=True)

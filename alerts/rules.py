@@ -1,14 +1,11 @@
 """Budget rules: turn the sources' month-to-date reports into scopes and candidate events.
 
-Scopes are evaluated at three levels: each account (`openai/prod`), each provider (`openai`) and
+Scopes are evaluated at three levels: each account (`<provider>/<label>`), each provider and
 the total. A scope computed with a failed or truncated source is *partial*: its number is a lower
 bound, so a threshold it crosses is really crossed and still alerts, labelled partial.
 
-Every event has a stable key; alert state uses it to say each event exactly once:
-
-    threshold:<month>:<scope>:<pct>      month-to-date crossed pct% of budget      once per month
-    forecast:<month>:<scope>:<pct>       projected month-end above pct% of budget  once per month
-    spike:<day>:<scope>                  one day far above its trailing median     once per day
+The threshold, forecast, spike and digest events are built here, typed (`alerts.events`, where
+their keys are listed); alert state uses each key to say each event exactly once.
 """
 
 from __future__ import annotations
@@ -20,8 +17,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
+from alerts.events import Amounts, Event, Kind, Severity
 from config import BudgetConfig
 from models import ZERO, BillingPeriod, DailyCost, SourceResult, usd
+from providers import spec
+
+__all__ = [
+    "Event",
+    "Forecast",
+    "Scope",
+    "budget_events",
+    "digest_event",
+    "evaluate",
+    "forecast",
+    "money",
+    "spike_events",
+]
 
 MIN_SETTLED_DAYS = 2  # a forecast needs at least this many complete days (none on the 1st and 2nd)
 FORECAST_WINDOW = 7  # settled days the daily run-rate is taken from
@@ -40,9 +51,9 @@ class Forecast:
 class Scope:
     """One budget scope's numbers for this check."""
 
-    name: str  # "total", "openai", "openai/prod"
+    name: str  # "total", a provider name, or "<provider>/<label>"
     level: str  # "total" | "provider" | "account"
-    title: str  # "Total", "OpenAI", "OpenAI · prod"
+    title: str  # "Total", the provider's title, or "<title> · <label>"
     month: str  # YYYY-MM the scope's alerts are filed under
     mtd_usd: Decimal | None  # None when nothing at all could be read
     budget_usd: Decimal | None
@@ -50,7 +61,6 @@ class Scope:
     partial: bool
     failed_parts: tuple[str, ...]  # account scopes that failed
     forecast: Forecast | None
-    days_in_month: int
     note: str | None = None  # shown under the scope's figure
     missing_from: dt.date | None = None  # a part's data stops before this day: it and later days are unknown
 
@@ -68,21 +78,6 @@ class Scope:
         return (self.mtd_usd * 100 / self.budget_usd).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """Something worth one line in Slack, with the key that makes it be said once."""
-
-    key: str
-    kind: str  # threshold | forecast | spike | failure | recovery | digest | state
-    scope: str
-    month: str
-    line: str  # mrkdwn, self-contained (it is stored and may be delivered by a later run)
-    severity: int  # for ordering and the header: 3 budget crossed, 2 forecast/spike/failure, 1 info
-
-
-PROVIDER_TITLES = {"openai": "OpenAI", "anthropic": "Anthropic", "xai": "xAI", "gemini": "Gemini / Vertex AI"}
-
-
 money = usd  # $1,234.56: the one money formatter (models.usd), under the name the event lines use
 
 
@@ -91,61 +86,52 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
     by_provider: dict[str, list[SourceResult]] = defaultdict(list)
     for r in results:
         by_provider[r.account.provider].append(r)
-    utc_month = BillingPeriod.containing(now)
-
-    account_scopes: list[Scope] = []
-    provider_scopes: list[Scope] = []
-    for provider, pb in config.configured().items():
+    out = [_total_scope(config, results, now)]
+    for provider in config.configured():
         rs = by_provider.get(provider, [])
-        acc_budgets = {a.label: a.budget_usd for a in config.accounts(provider)}
-        for r in rs:
-            account_scopes.append(
-                _scope_of(
-                    name=r.account.scope,
-                    level="account",
-                    title=f"{PROVIDER_TITLES[provider]} · {r.account.label}",
-                    parts=[r],
-                    budget=acc_budgets.get(r.account.label),
-                    period=r.period,
-                )
-            )
-        period = rs[0].period if rs else BillingPeriod.containing(now)
-        provider_scopes.append(
-            _scope_of(
-                name=provider,
-                level="provider",
-                title=PROVIDER_TITLES[provider],
-                parts=rs,
-                budget=pb.budget_usd,
-                period=period,
-            )
-        )
-    # The total is a UTC-month budget. A source still on another billing month (Google's Pacific
-    # invoice month in the first hours of a UTC month) has spent nothing in this one yet: leave it
-    # out rather than count last month's spend against this month's total.
+        out.append(_provider_scope(config, provider, rs, now))
+        out.extend(_account_scope(config, r) for r in rs)
+    return out
+
+
+def _account_scope(config: BudgetConfig, r: SourceResult) -> Scope:
+    budgets = {a.label: a.budget_usd for a in config.accounts(r.account.provider)}
+    return _scope_of(
+        name=r.account.scope,
+        level="account",
+        title=f"{spec(r.account.provider).title} · {r.account.label}",
+        parts=[r],
+        budget=budgets.get(r.account.label),
+        period=r.period,
+    )
+
+
+def _provider_scope(config: BudgetConfig, provider: str, rs: Sequence[SourceResult], now: dt.datetime) -> Scope:
+    return _scope_of(
+        name=provider,
+        level="provider",
+        title=spec(provider).title,
+        parts=list(rs),
+        budget=config.configured()[provider].budget_usd,
+        period=rs[0].period if rs else BillingPeriod.containing(now),
+    )
+
+
+def _total_scope(config: BudgetConfig, results: Sequence[SourceResult], now: dt.datetime) -> Scope:
+    """The total is a UTC-month budget. A source still on another billing month (one billed by a US
+    Pacific invoice month, in the first hours of a UTC month) has spent nothing in this one yet: it
+    is left out rather than count last month's spend against this month's total, and the note says so."""
+    utc_month = BillingPeriod.containing(now)
     same_month = [r for r in results if r.period.key == utc_month.key]
     other = sorted({r.account.provider for r in results if r.period.key != utc_month.key})
-    total = dataclasses.replace(
-        _scope_of(
-            name="total",
-            level="total",
-            title="Total",
-            parts=same_month,
-            budget=config.total_budget_usd,
-            period=utc_month,
-        ),
-        note=(
-            f"{', '.join(PROVIDER_TITLES[p] for p in other)} not included yet: still on its "
-            f"{', '.join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))} billing month"
-            if other
-            else None
-        ),
+    total = _scope_of(
+        name="total", level="total", title="Total", parts=same_month, budget=config.total_budget_usd, period=utc_month
     )
-    out = [total]
-    for ps in provider_scopes:
-        out.append(ps)
-        out.extend(s for s in account_scopes if s.name.split("/")[0] == ps.name)
-    return out
+    if not other:
+        return total
+    months = ", ".join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))
+    note = f"{', '.join(spec(p).title for p in other)} not included yet: still on its {months} billing month"
+    return dataclasses.replace(total, note=note)
 
 
 def _scope_of(
@@ -174,7 +160,6 @@ def _scope_of(
         partial=bool(failed) or truncated or not parts,
         failed_parts=failed,
         forecast=fc,
-        days_in_month=period.days_in_month,
         missing_from=missing_from,
     )
 
@@ -206,17 +191,7 @@ def forecast(
     spent = sum((d.amount for d in settled), ZERO)
     remaining_days = period.days_in_month - len(settled)
     projected = spent + rate * remaining_days
-    crossing = None
-    if budget is not None:
-        running = ZERO
-        for d in settled:
-            running += d.amount
-            if running >= budget:
-                crossing = d.day
-                break
-        if crossing is None and rate > 0 and projected >= budget:
-            days_needed = int(((budget - spent) / rate).to_integral_value(rounding="ROUND_CEILING"))
-            crossing = settled[-1].day + dt.timedelta(days=max(days_needed, 1))
+    crossing = _crossing_day(settled, budget, rate, projected) if budget is not None else None
     note = f"run-rate of the last {len(window)} complete day(s); today's partial day excluded"
     if settled_before < period.today:
         note = (
@@ -232,52 +207,79 @@ def forecast(
     )
 
 
+def _crossing_day(settled: Sequence[DailyCost], budget: Decimal, rate: Decimal, projected: Decimal) -> dt.date | None:
+    """The day the budget was reached, or is projected to be at `rate`; None if it is not."""
+    running = ZERO
+    for d in settled:
+        running += d.amount
+        if running >= budget:
+            return d.day
+    if rate > 0 and projected >= budget:
+        spent = running
+        days_needed = int(((budget - spent) / rate).to_integral_value(rounding="ROUND_CEILING"))
+        return settled[-1].day + dt.timedelta(days=max(days_needed, 1))
+    return None
+
+
 def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
     """Threshold and forecast events that hold right now (state decides which are new)."""
     events: list[Event] = []
     for s in scopes:
-        pct = s.pct
-        if pct is None or s.budget_usd is None or s.mtd_usd is None:
+        if s.pct is None or s.budget_usd is None or s.mtd_usd is None:
             continue
-        # Compare exact amounts: the displayed percentage is rounded (49.99999% shows as 50.0%).
-        crossed = [t for t in config.thresholds_pct if s.mtd_usd * 100 >= t * s.budget_usd]
-        if crossed:
-            top = max(crossed)
-            for t in crossed:
-                label = " (partial data: at least this much)" if s.partial else ""
-                events.append(
-                    Event(
-                        key=f"threshold:{s.month}:{s.name}:{_pct(t)}",
-                        kind="threshold",
-                        scope=s.name,
-                        month=s.month,
-                        line=(
-                            f"*{s.title}* crossed *{_pct(t)}%* of its {money(s.budget_usd)} budget: "
-                            f"{money(s.mtd_usd)} month-to-date ({pct}%){label}"
-                        ),
-                        severity=3 if t == top else 2,
-                    )
-                )
-        fc = s.forecast
-        if fc is not None:
-            for t in config.forecast_thresholds_pct:
-                # Only a warning ahead of time: once spend itself is past t%, the forecast adds nothing.
-                if s.mtd_usd * 100 < t * s.budget_usd and fc.projected_usd * 100 >= t * s.budget_usd:
-                    when = f", reaching it on {fc.crossing_day:%b %d}" if fc.crossing_day else ""
-                    events.append(
-                        Event(
-                            key=f"forecast:{s.month}:{s.name}:{_pct(t)}",
-                            kind="forecast",
-                            scope=s.name,
-                            month=s.month,
-                            line=(
-                                f"*{s.title}* is projected to spend {money(fc.projected_usd)} this month, "
-                                f"above {_pct(t)}% of its {money(s.budget_usd)} budget{when}"
-                            ),
-                            severity=2,
-                        )
-                    )
+        events += _threshold_events(config, s, s.mtd_usd, s.budget_usd)
+        events += _forecast_events(config, s, s.mtd_usd, s.budget_usd)
     return events
+
+
+def _threshold_events(config: BudgetConfig, s: Scope, mtd: Decimal, budget: Decimal) -> list[Event]:
+    """One event per crossed threshold; the highest one crossed is the one that says "crossed"."""
+    # Compare exact amounts: the displayed percentage is rounded (49.99999% shows as 50.0%).
+    crossed = [t for t in config.thresholds_pct if mtd * 100 >= t * budget]
+    label = " (partial data: at least this much)" if s.partial else ""
+    return [
+        Event(
+            key=f"threshold:{s.month}:{s.name}:{_pct(t)}",
+            kind=Kind.THRESHOLD,
+            scope=s.name,
+            month=s.month,
+            line=(
+                f"*{s.title}* crossed *{_pct(t)}%* of its {money(budget)} budget: "
+                f"{money(mtd)} month-to-date ({s.pct}%){label}"
+            ),
+            severity=Severity.CROSSED if t == max(crossed) else Severity.WARNING,
+            title=s.title,
+            level=t,
+            amounts=Amounts(mtd_usd=mtd, budget_usd=budget),
+        )
+        for t in crossed
+    ]
+
+
+def _forecast_events(config: BudgetConfig, s: Scope, mtd: Decimal, budget: Decimal) -> list[Event]:
+    """A warning ahead of time: once spend itself is past t%, the forecast adds nothing."""
+    fc = s.forecast
+    if fc is None:
+        return []
+    when = f", reaching it on {fc.crossing_day:%b %d}" if fc.crossing_day else ""
+    return [
+        Event(
+            key=f"forecast:{s.month}:{s.name}:{_pct(t)}",
+            kind=Kind.FORECAST,
+            scope=s.name,
+            month=s.month,
+            line=(
+                f"*{s.title}* is projected to spend {money(fc.projected_usd)} this month, "
+                f"above {_pct(t)}% of its {money(budget)} budget{when}"
+            ),
+            severity=Severity.WARNING,
+            title=s.title,
+            level=t,
+            amounts=Amounts(mtd_usd=mtd, budget_usd=budget, projected_usd=fc.projected_usd),
+        )
+        for t in config.forecast_thresholds_pct
+        if mtd * 100 < t * budget and fc.projected_usd * 100 >= t * budget
+    ]
 
 
 def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
@@ -303,17 +305,35 @@ def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
                 events.append(
                     Event(
                         key=f"spike:{day.day.isoformat()}:{s.name}",
-                        kind="spike",
+                        kind=Kind.SPIKE,
                         scope=s.name,
                         month=s.month,
                         line=(
                             f"*{s.title}* spend spike on {day.day:%b %d}: {money(day.amount)}, {ratio} the median "
                             f"of the {len(base_days)} days before ({money(baseline)})"
                         ),
-                        severity=2,
+                        severity=Severity.WARNING,
+                        title=s.title,
+                        amounts=Amounts(day_usd=day.amount, baseline_usd=baseline),
                     )
                 )
     return events
+
+
+def digest_event(config: BudgetConfig, now: dt.datetime) -> Event | None:
+    """The daily digest, in the configured UTC hour (when enabled)."""
+    d = config.digest
+    if not d.enabled or now.hour != d.hour_utc:
+        return None
+    return Event(
+        key=f"digest:{now:%Y-%m-%d}",
+        kind=Kind.DIGEST,
+        scope="total",
+        month=f"{now:%Y-%m}",
+        line=f"Daily digest for {now:%b %d}",
+        severity=Severity.INFO,
+        title="Total",
+    )
 
 
 def _pct(p: Decimal) -> str:

@@ -23,10 +23,35 @@ from decimal import Decimal
 from typing import Any
 
 import logs
-from alerts.rules import PROVIDER_TITLES, Event, Scope
+from alerts.events import Event
+from alerts.rules import Scope
 from errors import Cause, NotifyError
 from models import SourceResult
 from models import usd as money
+from providers import spec
+
+__all__ = [
+    "BAR_WIDTH",
+    "MAX_BLOCKS",
+    "MAX_HEADER",
+    "MAX_RETRY_AFTER_S",
+    "MAX_SECTION",
+    "MAX_TEXT",
+    "POST_TIMEOUT_S",
+    "REJECTED_FIX",
+    "SEVERITY_ICON",
+    "SPARK",
+    "TOP_LINES",
+    "MessageInput",
+    "age",
+    "deliver",
+    "headline",
+    "plain_text",
+    "post",
+    "progress_bar",
+    "render",
+    "sparkline",
+]
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -38,12 +63,6 @@ BAR_WIDTH = 10
 POST_TIMEOUT_S = 8  # with one connection retry and one short 429 retry: < 30 s worst case
 MAX_RETRY_AFTER_S = 5
 
-CONSOLES = {
-    "openai": "https://platform.openai.com/settings/organization/usage",
-    "anthropic": "https://console.anthropic.com/settings/cost",
-    "xai": "https://console.x.ai",
-    "gemini": "https://console.cloud.google.com/billing/reports",
-}
 SEVERITY_ICON = {3: ":red_circle:", 2: ":large_orange_circle:", 1: ":large_blue_circle:"}
 
 
@@ -125,11 +144,7 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
         counts[e.kind] = counts.get(e.kind, 0) + 1
     if counts.get("threshold"):
         crossed = [e for e in events if e.kind == "threshold" and e.severity == 3]
-        if len(crossed) == 1:
-            head = crossed[0].line.split(" month-to-date")[0].replace("*", "")
-            head = head.split(":")[0]
-        else:
-            head = f"{len(crossed)} LLM budgets crossed a threshold"
+        head = crossed[0].headline() if len(crossed) == 1 else f"{len(crossed)} LLM budgets crossed a threshold"
     elif counts.get("forecast"):
         head = "LLM spend projected above budget"
     elif counts.get("spike"):
@@ -138,8 +153,6 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
         head = "LLM cost source failing"
     elif counts.get("recovery"):
         head = "LLM cost source recovered"
-    elif counts.get("state"):
-        head = "LLM budget alert needs attention"
     else:
         head = "LLM spend"
     icon = ":white_check_mark:" if set(counts) == {"recovery"} else SEVERITY_ICON.get(top, "")
@@ -194,7 +207,8 @@ def _account_line(r: SourceResult, scope: Scope | None) -> str:
     if rep.partial_reason:
         extra += f"  _partial: {rep.partial_reason}_"
     if rep.headroom is not None and rep.headroom.remaining_usd is not None:
-        extra += f"  · {money(rep.headroom.remaining_usd)} left of its {money(rep.headroom.limit_usd)} xAI limit"
+        limit = f"{money(rep.headroom.limit_usd)} {spec(r.account.provider).title} limit"
+        extra += f"  · {money(rep.headroom.remaining_usd)} left of its {limit}"
     return f"• *{r.account.label}* {money(rep.mtd_usd)}{budget}{extra}"
 
 
@@ -252,8 +266,11 @@ def _provider_blocks(
             when = f"complete days through {through:%b %d}" if through is not None else age(f.as_of, now)
             fresh.append(f"{r.account.label} {when}")
     month = pscope.month
-    tz = "US Pacific invoice month" if provider == "gemini" else "UTC month"
-    ctx = f"billing month {month} ({tz}) · data {'; '.join(fresh) or 'unavailable'} · <{CONSOLES[provider]}|console>"
+    facts = spec(provider)
+    ctx = (
+        f"billing month {month} ({facts.month_wording}) · data {'; '.join(fresh) or 'unavailable'} · "
+        f"<{facts.console_url}|console>"
+    )
     return [
         SectionBlock(text=MarkdownTextObject(text=text)),
         ContextBlock(elements=[MarkdownTextObject(text=_clip(ctx, 2000))]),
@@ -270,7 +287,8 @@ def _fold(events: Sequence[Event]) -> list[Event]:
 
 
 def _pct_of(e: Event) -> Decimal:
-    return Decimal(e.key.rsplit(":", 1)[1])
+    # A threshold stored before typed events and not recognised has no level: its key holds it.
+    return e.level if e.level is not None else Decimal(e.key.rsplit(":", 1)[1])
 
 
 def render(msg: MessageInput) -> dict[str, Any]:
@@ -288,7 +306,7 @@ def render(msg: MessageInput) -> dict[str, Any]:
     head = headline(events, msg.digest, msg.now)
     blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=head, emoji=True))]
     if events:
-        ev_lines = [f"{SEVERITY_ICON.get(e.severity, '•')} {e.line}" for e in events if e.kind != "digest"]
+        ev_lines = [f"{SEVERITY_ICON.get(e.severity, '•')} {e.text}" for e in events if e.kind != "digest"]
         if ev_lines:
             blocks.append(SectionBlock(text=MarkdownTextObject(text=_join_limited(ev_lines, MAX_SECTION, "alerts"))))
     blocks.append(DividerBlock())
@@ -296,28 +314,42 @@ def render(msg: MessageInput) -> dict[str, Any]:
     total = next(s for s in msg.scopes if s.level == "total")
     blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(_scope_summary(total, show_today=False)))))
 
-    providers = [s.name for s in msg.scopes if s.level == "provider"]
-    budget_for_providers = MAX_BLOCKS - len(blocks) - 1
-    for i, provider in enumerate(providers):
-        if 2 * (i + 1) > budget_for_providers:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(providers) - i} more providers")))
-            break
-        blocks.extend(_provider_blocks(provider, msg.scopes, msg.results, msg.now))
+    blocks.extend(_providers_blocks(msg, MAX_BLOCKS - len(blocks) - 1))
 
-    months = sorted({s.month for s in msg.scopes if s.level == "provider"})
-    foot = [f"checked {msg.now:%Y-%m-%d %H:%M} UTC"]
     failed = [r.account.scope for r in msg.results if r.report is None]
-    if failed:
-        foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
-    if len(months) > 1:
-        per = ", ".join(f"{PROVIDER_TITLES[s.name]} {s.month}" for s in msg.scopes if s.level == "provider")
-        foot.append(f"billing months differ ({per}): Google bills by the US Pacific invoice month")
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(foot), 2000))]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(_footer(msg, failed), 2000))]))
 
-    text_lines = [head] + [e.line for e in events if e.kind != "digest"] + [_scope_line(total)]
+    text_lines = [head] + [e.text for e in events if e.kind != "digest"] + [_scope_line(total)]
     if failed:
         text_lines.append(f"partial data: {', '.join(failed)} failed")
     return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": [b.to_dict() for b in blocks]}
+
+
+def _providers_blocks(msg: MessageInput, room: int) -> list[Any]:
+    """Two blocks per provider while they fit in `room`, then "…and N more providers"."""
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+    providers = [s.name for s in msg.scopes if s.level == "provider"]
+    blocks: list[Any] = []
+    for i, provider in enumerate(providers):
+        if 2 * (i + 1) > room:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(providers) - i} more providers")))
+            break
+        blocks.extend(_provider_blocks(provider, msg.scopes, msg.results, msg.now))
+    return blocks
+
+
+def _footer(msg: MessageInput, failed: Sequence[str]) -> str:
+    """When it was checked, which accounts failed, and whether billing months differ (and why)."""
+    foot = [f"checked {msg.now:%Y-%m-%d %H:%M} UTC"]
+    if failed:
+        foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
+    shown = [s for s in msg.scopes if s.level == "provider"]
+    if len({s.month for s in shown}) > 1:
+        per = ", ".join(f"{spec(s.name).title} {s.month}" for s in shown)
+        why = "; ".join(dict.fromkeys(n for s in shown if (n := spec(s.name).month_note)))
+        foot.append(f"billing months differ ({per})" + (f": {why}" if why else ""))
+    return " · ".join(foot)
 
 
 # --- posting ---------------------------------------------------------------------------------

@@ -24,7 +24,11 @@ run may have posted it. A release after a post whose answer was lost (reset, tim
 is `uncertain` too. Those are the windows where a message can be posted twice — never zero times —
 and the re-delivery says it may be a repeat.
 
-The document is versioned (`version`) and validated field by field (`StateDocument`). A document
+The document is versioned (`version`) and validated field by field (`StateDocument`). Version 2
+stores each event's typed fields (severity, title, level, amounts: `alerts.events.Event`); this
+build reads version 1 too, upgrades it in memory (`upgrade`) and writes version 2 at its next change.
+A build that reads only version 1 refuses a version 2 document (it posts nothing, never twice):
+to roll back, restore the object generation written before this build. A document
 that does not parse, has an unknown version or breaks the schema raises `StateError` naming the
 object and the field: the check stops before writing or posting anything, rather than treat it as
 empty and repeat every alert of the month (or crash on it in every later run). Recover by restoring
@@ -42,8 +46,9 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
@@ -59,12 +64,28 @@ from pydantic import (
     model_validator,
 )
 
+from alerts.events import Event, Kind
 from errors import StateConflict, StateError
 
-VERSION = 1  # `uncertain` (optional, default false) was added without a bump: older builds ignore it
+__all__ = [
+    "CLAIM_LEASE",
+    "VERSION",
+    "Doc",
+    "FileStore",
+    "GCSStore",
+    "Ledger",
+    "Store",
+    "decode",
+    "empty_doc",
+    "encode",
+    "upgrade",
+    "validate",
+]
+
+VERSION = 2  # 2: each event's typed fields (severity, title, level, amounts). 1 is read and upgraded
+READABLE = (1, 2)
 CLAIM_LEASE = dt.timedelta(minutes=10)
 KEEP_MONTHS = 2  # the current month and the one before
-FAILURE_RECOUNT = dt.timedelta(minutes=5)  # failures closer together than this are one run (retries, overlaps)
 CAS_ATTEMPTS = 8
 
 Doc = dict[str, Any]
@@ -132,8 +153,17 @@ class EventEntry(_Strict):
         return self
 
 
+class EventEntryV2(EventEntry):
+    """Version 2: the event's typed fields too, so a later run posts it as the rules said it."""
+
+    severity: Annotated[StrictInt, Field(ge=1, le=3)]
+    title: StrictStr = ""
+    level: StrictStr | None = None  # a decimal string: the threshold or forecast percentage
+    amounts: dict[StrictStr, StrictStr] | None = None  # decimal strings, by `alerts.events.Amounts` field
+
+
 class HealthEntry(_Strict):
-    """Failure bookkeeping of one account (see check.health_events)."""
+    """Failure bookkeeping of one account (see `alerts.health`)."""
 
     failures: Annotated[StrictInt, Field(ge=0)]
     since: Stamp
@@ -149,6 +179,18 @@ class StateDocument(_Strict):
     events: dict[Month, dict[Text, EventEntry]]
     health: dict[Text, HealthEntry]
     updated_at: Stamp | None = None
+
+
+class StateDocumentV2(_Strict):
+    """The whole state document, version 2."""
+
+    version: Literal[2]
+    events: dict[Month, dict[Text, EventEntryV2]]
+    health: dict[Text, HealthEntry]
+    updated_at: Stamp | None = None
+
+
+_SCHEMAS: dict[int, type[BaseModel]] = {1: StateDocument, 2: StateDocumentV2}
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -173,7 +215,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
 def validate(doc: Any, *, location: str) -> None:
     """Check `doc` against `StateDocument`; a `StateError` names the first bad object and field."""
     try:
-        StateDocument.model_validate(doc)
+        _SCHEMAS[doc.get("version") if doc.get("version") in _SCHEMAS else VERSION].model_validate(doc)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
@@ -205,13 +247,37 @@ def decode(data: bytes | None, *, location: str) -> Doc:
     if not isinstance(doc, dict):
         raise StateError(f"alert state at {location} is corrupted (not a JSON object)")
     version = doc.get("version")
-    if version != VERSION:
+    if version not in READABLE or isinstance(version, bool):
         raise StateError(
-            f"alert state at {location} has unknown version {version!r} (this build reads {VERSION}); "
+            f"alert state at {location} has unknown version {version!r} (this build reads versions 1 and 2); "
             "refusing to overwrite it. Deploy the matching build or restore a compatible version."
         )
     validate(doc, location=location)
     return doc
+
+
+# What builds before version 2 assumed of an event they had not derived themselves.
+_LEGACY_SEVERITY = {"threshold": 3, "forecast": 2, "spike": 2, "failure": 2, "recovery": 1, "digest": 1}
+_LEGACY_THRESHOLD = re.compile(
+    r"^\*(?P<title>[^*]+)\* crossed \*[0-9.]+%\* of its \$(?P<budget>[0-9,]+\.[0-9]{2}) budget"
+)
+
+
+def upgrade(doc: Doc) -> Doc:
+    """`doc` (as `decode` returns it) as version 2: a version 1 document's events get the typed
+    fields that version left out. The one place an event's text is parsed, and only for events
+    stored before version 2: a threshold's title and budget from its line, its level from its key."""
+    if doc.get("version") == VERSION:
+        return doc
+    out = copy.deepcopy(doc)
+    out["version"] = VERSION
+    for entries in out["events"].values():
+        for key, entry in entries.items():
+            entry["severity"] = _LEGACY_SEVERITY.get(entry["kind"], 1)
+            m = _LEGACY_THRESHOLD.match(entry["line"]) if entry["kind"] == Kind.THRESHOLD else None
+            if m is not None and re.fullmatch(r"[0-9]+(\.[0-9]+)?", level := key.rsplit(":", 1)[-1]):
+                entry.update(title=m["title"], level=level, amounts={"budget_usd": m["budget"].replace(",", "")})
+    return out
 
 
 def encode(doc: Doc) -> bytes:
@@ -225,7 +291,6 @@ class Ledger:
         self.store = store
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.conflicts = 0  # lost CAS races (observability, tests)
-        self.writes = 0
         self.own_writes_recognised = 0  # writes refused on retry that had landed (answer lost)
 
     def snapshot(self) -> Doc:
@@ -245,7 +310,7 @@ class Ledger:
             except StateConflict:
                 self.conflicts += 1
                 continue
-            doc = decode(data, location=self.store.location)
+            doc = upgrade(decode(data, location=self.store.location))
             new = copy.deepcopy(doc)
             outcome = mutate(new)
             if new == doc:
@@ -258,10 +323,8 @@ class Ledger:
                 self.conflicts += 1
                 if self._stored_is(payload):
                     self.own_writes_recognised += 1
-                    self.writes += 1
                     return new, outcome
                 continue
-            self.writes += 1
             return new, outcome
         raise StateError(f"alert state at {self.store.location}: gave up after {CAS_ATTEMPTS} write conflicts")
 
@@ -285,55 +348,51 @@ class Ledger:
         Applies `health` (source failure bookkeeping, which may add failure/recovery events) in the
         same conditional write. Returns the events this run now owns and must post.
         """
-        stamp = now.isoformat()
 
         def mutate(doc: Doc) -> dict[str, dict[str, Any]]:
-            candidates = dict(events)
-            if health is not None:
-                candidates.update(health(doc))
-            _prune(doc, now)
+            candidates = _candidates(doc, events, health, now)
             owned: dict[str, dict[str, Any]] = {}
-            for month, entries in doc["events"].items():
-                for key, e in entries.items():
-                    if e["status"] != "sent" and key not in candidates:
-                        candidates[key] = {"month": month, **{k: e.get(k) for k in ("kind", "scope", "line")}}
             for key, ev in candidates.items():
                 month_entries = doc["events"].setdefault(ev["month"], {})
-                cur = month_entries.get(key)
-                if cur is not None and cur["status"] == "claimed" and cur.get("claim") == self.run_id:
-                    owned[key] = _owned(ev["month"], cur)  # our own claim (a retry or a re-read after it)
-                    continue
-                uncertain = False
-                attempts = 0
-                if cur is not None:
-                    if cur["status"] == "sent":
-                        continue
-                    if cur["status"] == "claimed" and not _expired(cur, now):
-                        continue
-                    attempts = int(cur.get("attempts", 0))
-                    uncertain = bool(cur.get("uncertain"))
-                    if cur["status"] == "claimed":  # an expired claim: that run may have posted before dying
-                        attempts += 1
-                        uncertain = True
-                entry = {
-                    "status": "claimed",
-                    "claim": self.run_id,
-                    "claimed_at": stamp,
-                    "kind": ev.get("kind"),
-                    "scope": ev.get("scope"),
-                    "line": ev.get("line"),
-                    "first_seen": (cur or {}).get("first_seen", stamp),
-                    "attempts": attempts,
-                }
-                if uncertain:
-                    entry["uncertain"] = True
-                month_entries[key] = entry
-                owned[key] = _owned(ev["month"], entry)
-            doc["updated_at"] = stamp
+                entry = self._take(month_entries.get(key), ev, now)
+                if entry is not None:
+                    month_entries[key] = entry
+                    owned[key] = _owned(ev["month"], entry)
+            doc["updated_at"] = now.isoformat()
             return owned
 
         _, owned = self.update(mutate)
         return owned  # type: ignore[no-any-return]
+
+    def _take(self, cur: dict[str, Any] | None, ev: Mapping[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+        """The entry claiming `ev` for this run, or None when it is not ours to send (sent, or
+        another run's live claim). Our own claim (a retry, or a re-read after it) stays as it is."""
+        if cur is not None and cur["status"] == "claimed" and cur.get("claim") == self.run_id:
+            return cur
+        uncertain = False
+        attempts = 0
+        if cur is not None:
+            if cur["status"] == "sent":
+                return None
+            if cur["status"] == "claimed" and not _expired(cur, now):
+                return None
+            attempts = int(cur.get("attempts", 0))
+            uncertain = bool(cur.get("uncertain"))
+            if cur["status"] == "claimed":  # an expired claim: that run may have posted before dying
+                attempts += 1
+                uncertain = True
+        stamp = now.isoformat()
+        entry = {
+            "status": "claimed",
+            "claim": self.run_id,
+            "claimed_at": stamp,
+            **_typed(ev),
+            "first_seen": (cur or {}).get("first_seen", stamp),
+            "attempts": attempts,
+        }
+        if uncertain:
+            entry["uncertain"] = True
+        return entry
 
     def confirm(self, keys: dict[str, dict[str, Any]], now: dt.datetime) -> None:
         """Mark our claimed events as sent."""
@@ -368,17 +427,92 @@ class Ledger:
 
         self.update(mutate)
 
+    # --- typed events: what the check uses -------------------------------------------------------
+
+    def claim_events(
+        self,
+        events: Iterable[Event],
+        now: dt.datetime,
+        health: Callable[[dict[str, Any]], list[Event]] | None = None,
+    ) -> dict[str, Event]:
+        """`claim` for typed events: the events this run owns, each `delayed` / `uncertain` as its
+        delivery history says. `health` receives the document's health entries (to change in place)
+        and returns the failure / recovery events they call for."""
+        records = {e.key: _record(e) for e in events}
+        bookkeeping = None
+        if health is not None:
+            keep = health
+
+            def bookkeeping(doc: Doc) -> dict[str, dict[str, Any]]:
+                return {e.key: _record(e) for e in keep(doc["health"])}
+
+        owned = self.claim(records, now, bookkeeping)
+        return {key: _event(key, rec) for key, rec in owned.items()}
+
+    def confirm_events(self, owned: Mapping[str, Event], now: dt.datetime) -> None:
+        """Mark the claimed `owned` events as sent."""
+        self.confirm({k: {"month": e.month} for k, e in owned.items()}, now)
+
+    def release_events(
+        self, owned: Mapping[str, Event], now: dt.datetime, cause: str, *, maybe_posted: bool = False
+    ) -> None:
+        """Give the claimed `owned` events back as pending (see `release`)."""
+        self.release({k: {"month": e.month} for k, e in owned.items()}, now, cause, maybe_posted=maybe_posted)
+
+    def unsent(self, events: Iterable[Event]) -> dict[str, Event]:
+        """The `events` not yet sent, by key, without writing anything (a dry run)."""
+        doc = self.snapshot()
+        said = {k for entries in doc["events"].values() for k, e in entries.items() if e["status"] == "sent"}
+        return {e.key: e for e in events if e.key not in said}
+
+
+_TYPED = ("kind", "scope", "line", "severity", "title", "level", "amounts")
+
+
+def _candidates(
+    doc: Doc,
+    events: Mapping[str, dict[str, Any]],
+    health: Callable[[Doc], dict[str, dict[str, Any]]] | None,
+    now: dt.datetime,
+) -> dict[str, dict[str, Any]]:
+    """What a claim considers: `events`, the health notices, and every unsent event of the kept months."""
+    candidates = dict(events)
+    if health is not None:
+        candidates.update(health(doc))
+    _prune(doc, now)
+    for month, entries in doc["events"].items():
+        for key, e in entries.items():
+            if e["status"] != "sent" and key not in candidates:
+                candidates[key] = {"month": month, **{k: e.get(k) for k in _TYPED if k in e}}
+    return candidates
+
+
+def _typed(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's stored fields: version 2's typed ones, with the legacy severity for a record
+    that names none (a caller of the record-level `claim` that predates typed events)."""
+    out = {k: ev.get(k) for k in ("kind", "scope", "line")}
+    out["severity"] = ev.get("severity") or _LEGACY_SEVERITY.get(str(ev.get("kind")), 1)
+    out.update({k: ev[k] for k in ("title", "level", "amounts") if ev.get(k) not in (None, "")})
+    return out
+
 
 def _owned(month: str, entry: dict[str, Any]) -> dict[str, Any]:
     """What the check needs of an event it owns; `delayed` when earlier attempts failed."""
     return {
         "month": month,
-        "kind": entry["kind"],
-        "scope": entry["scope"],
-        "line": entry["line"],
+        **{k: entry[k] for k in _TYPED if k in entry},
         "delayed": int(entry.get("attempts", 0)) > 0,
         "uncertain": bool(entry.get("uncertain")),
     }
+
+
+def _record(e: Event) -> dict[str, Any]:
+    return {"month": e.month, **e.to_record()}
+
+
+def _event(key: str, rec: Mapping[str, Any]) -> Event:
+    delayed, uncertain = bool(rec.get("delayed")), bool(rec.get("uncertain"))
+    return Event.from_record(key, rec["month"], rec, delayed=delayed, uncertain=uncertain)
 
 
 def _expired(entry: dict[str, Any], now: dt.datetime) -> bool:

@@ -89,20 +89,13 @@ def ms(seconds: float) -> str:
 
 # --- safety: loopback only ------------------------------------------------------------------------
 
-_real_connect = socket.socket.connect
-
 
 def guard_loopback() -> None:
     """Refuse any TCP connection from this process that does not go to 127.0.0.0/8 or ::1."""
+    from simulator.loopback import guarded_connect
 
-    def connect(self: socket.socket, address: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else address
-        loopback = isinstance(host, str) and (host.startswith("127.") or host in ("::1", "localhost"))
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback:
-            raise RuntimeError(f"bench tried to reach {host}: benchmarks use 127.0.0.1 only")
-        return _real_connect(self, address)
-
-    socket.socket.connect = connect  # type: ignore[method-assign, assignment]
+    connect = guarded_connect("bench tried to reach {host}: benchmarks use 127.0.0.1 only")
+    socket.socket.connect = connect  # type: ignore[method-assign]
     # google-auth's metadata-server probe would otherwise aim at 169.254.169.254.
     os.environ.update(LOOPBACK_GOOGLE_ENV)
 

@@ -35,7 +35,8 @@ def _child(reader: str, url: str) -> dict[str, Any]:
     import httpx
 
     from errors import ProviderError
-    from providers._http import Deadline, make_client, request_json
+    from models import Deadline
+    from providers._http import make_client, request_json
 
     headers = {"Authorization": "Bearer sk-admin-bench-bomb"}
     try:

@@ -93,8 +93,8 @@ def estimated_bytes(rows: list[dict[str, Any]], floor: dt.datetime, columns: tup
 
 
 def _source(table: str, deps: Any) -> Any:
-    from config import GeminiAccount
     from providers import gemini
+    from providers.gemini import GeminiAccount
 
     return gemini.from_config(GeminiAccount(billing_export_table=table), deps)
 
@@ -145,9 +145,8 @@ def run(emu: Any) -> Section:
 
     import devservers
     from bench._common import EXPORT_TABLE
-    from config import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
-    from providers import gemini
-    from providers._http import Deadline
+    from providers import Deadline, gemini
+    from providers.gemini import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
     from simulator import billing_export
 
     sec = Section("6. Gemini query cost (billing export in BigQuery)")

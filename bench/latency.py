@@ -86,8 +86,7 @@ def _round_trips(log: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 def run(sim: SimServer, workdir: Path, emu: Any = None) -> Section:
     from alerts import slack
     from alerts.state import FileStore, GCSStore
-    from providers import build_source
-    from providers._http import Deadline
+    from providers import Deadline, build_source
 
     sec = Section("1. latency vs the physical limit")
     lat_s = LATENCY_MS / 1000
@@ -235,8 +234,7 @@ def _gemini_variant(
     check's wall time stays within 5 % of the HTTP-only check.
     """
     from alerts.state import FileStore
-    from providers import build_source
-    from providers._http import Deadline
+    from providers import Deadline, build_source
 
     settings, deps = _settings(sim, workdir, gemini=True, emu=emu)
     account = settings.budgets.accounts("gemini")[0]

@@ -9,7 +9,7 @@
 4. switches the simulator's Anthropic to complete days only (as Anthropic's cookbook asks for them,
    and as other clients report the real API): a dry run says "complete days through Nov 27" rather
    than a fetch time, and on Dec 1 00:30 the date-range 400 is a correct $0, not a failure;
-5. replays Nov 28 → Dec 2 hour by hour with fresh state (`python main.py replay`), in the default
+5. replays Nov 28 → Dec 2 hour by hour with fresh state (`python -m tools.replay`), in the default
    mode (today's bucket served): each alert fires once, the month rolls over on Dec 1 (Google's
    invoice month 8 hours later);
 6. stops everything it started, also on failure.
@@ -57,13 +57,21 @@ def budgets() -> dict[str, object]:
         "total_budget_usd": 20000,
         "thresholds_pct": [50, 80, 100],
         "providers": {
-            "openai": {"budget_usd": 9000, "accounts": [
-                {"label": "prod", "budget_usd": 7500, "key_env": "DEMO_OPENAI_PROD_KEY"},
-                {"label": "research", "key_env": "DEMO_OPENAI_RESEARCH_KEY"}]},
-            "anthropic": {"budget_usd": 5000, "accounts": [
-                {"label": "main", "key_secret": f"{ANTHROPIC_SECRET}/versions/latest"}]},
-            "xai": {"budget_usd": 1000, "accounts": [
-                {"label": "core", "team_id": XAI_TEAM, "key_env": "DEMO_XAI_KEY"}]},
+            "openai": {
+                "budget_usd": 9000,
+                "accounts": [
+                    {"label": "prod", "budget_usd": 7500, "key_env": "DEMO_OPENAI_PROD_KEY"},
+                    {"label": "research", "key_env": "DEMO_OPENAI_RESEARCH_KEY"},
+                ],
+            },
+            "anthropic": {
+                "budget_usd": 5000,
+                "accounts": [{"label": "main", "key_secret": f"{ANTHROPIC_SECRET}/versions/latest"}],
+            },
+            "xai": {
+                "budget_usd": 1000,
+                "accounts": [{"label": "core", "team_id": XAI_TEAM, "key_env": "DEMO_XAI_KEY"}],
+            },
             "gemini": {"budget_usd": 2000, "accounts": [{"label": "billing", "billing_export_table": TABLE}]},
         },
         "digest": {"enabled": False},
@@ -76,8 +84,9 @@ def banner(text: str) -> None:
 
 def run(args: list[str], env: dict[str, str]) -> int:
     print(f"$ python {' '.join(args)}", flush=True)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900, check=False)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
     print(proc.stdout, end="", flush=True)
     errors = [line for line in proc.stderr.splitlines() if '"severity": "ERROR"' in line]
     for line in errors[:5]:
@@ -90,15 +99,20 @@ def main() -> int:
         banner("1. starting local servers (simulator, Slack receiver, Secret Manager fake, BigQuery emulator)")
         sim = stack.enter_context(Simulator.start(clock=NOW))
         slack = stack.enter_context(SlackReceiver.start())
-        secrets = stack.enter_context(SecretManagerFake.start(secrets={
-            ANTHROPIC_SECRET: "sk-ant-admin01-sim-main-Vb6yP1qRz0Wd",
-            SLACK_SECRET: slack.hook_url,
-        }))
+        secrets = stack.enter_context(
+            SecretManagerFake.start(
+                secrets={
+                    ANTHROPIC_SECRET: "sk-ant-admin01-sim-main-Vb6yP1qRz0Wd",
+                    SLACK_SECRET: slack.hook_url,
+                }
+            )
+        )
         bq = stack.enter_context(bigquery_server(project=PROJECT))
         client = bigquery_client(bq, PROJECT)
         billing_export.create_export_table(client, TABLE, replace=True)
         rows = billing_export.scenario_rows("2026-11") + billing_export.scenario_rows(
-            "2026-12", currency="EUR", conversion_rate="0.92", billing_account_id="01EURO-000000-000000")
+            "2026-12", currency="EUR", conversion_rate="0.92", billing_account_id="01EURO-000000-000000"
+        )
         billing_export.load(client, TABLE, rows)
         print(f"simulator {sim.url} · slack {slack.url} · secret manager {secrets.url} · bigquery {bq.url}")
         print(f"billing export {TABLE}: {len(rows)} rows (Nov USD account, Dec EUR account, credits, other services)")
@@ -107,7 +121,8 @@ def main() -> int:
         budget_file.write_text(json.dumps(budgets(), indent=2))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "XAI_"))},
-            **sim.env(), **KEYS,
+            **sim.env(),
+            **KEYS,
             "BUDGET_CONFIG_FILE": str(budget_file),
             "SLACK_WEBHOOK_SECRET": f"{SLACK_SECRET}/versions/latest",
             "SECRET_MANAGER_EMULATOR_HOST": secrets.url,
@@ -127,11 +142,14 @@ def main() -> int:
             return 1
         banner("what Slack received")
         print(render_terminal(messages[0], width=100))
-        expected = sum((sim.expected_mtd(s) for s in ("openai/prod", "openai/research", "anthropic/main",
-                                                      "xai/core")), Decimal(0))
+        expected = sum(
+            (sim.expected_mtd(s) for s in ("openai/prod", "openai/research", "anthropic/main", "xai/core")), Decimal(0)
+        )
         gemini = billing_export.expected_net_usd(rows, "202611", ("AEFD-7695-64FA", "C7E2-9256-1C43"), NOW)
-        print(f"\nsimulator scenario total at that instant: ${expected + gemini:,.2f} "
-              f"(HTTP providers ${expected:,.2f} + Gemini ${gemini:,.2f})")
+        print(
+            f"\nsimulator scenario total at that instant: ${expected + gemini:,.2f} "
+            f"(HTTP providers ${expected:,.2f} + Gemini ${gemini:,.2f})"
+        )
 
         later = NOW + dt.timedelta(hours=1)
         sim.set_clock(later)
@@ -156,8 +174,24 @@ def main() -> int:
         banner("5. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
         env["STATE_FILE"] = str(Path(tmp) / "replay-state.json")
         before = len(slack.messages())
-        if run(["main.py", "replay", "--from", "2026-11-28T00:00:00Z", "--to", "2026-12-02T00:00:00Z",
-                "--step", "1h", "--simulator", sim.url], env) != 0:
+        if (
+            run(
+                [
+                    "-m",
+                    "tools.replay",
+                    "--from",
+                    "2026-11-28T00:00:00Z",
+                    "--to",
+                    "2026-12-02T00:00:00Z",
+                    "--step",
+                    "1h",
+                    "--simulator",
+                    sim.url,
+                ],
+                env,
+            )
+            != 0
+        ):
             return 1
         print(f"Slack messages posted by the replay: {len(slack.messages()) - before}")
         banner("6. stopping every server")

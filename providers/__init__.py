@@ -1,83 +1,106 @@
-"""Cost sources: one module per vendor behind one small interface, and a plain registry.
+"""Cost sources: one module per vendor behind one small interface, and the registry, the only list of vendors.
 
 Every source turns one configured account into a `CostReport` for its own billing month, or raises
-`ProviderError` with a classified cause. Parsing lives in pure functions next to a thin fetch.
+`ProviderError` with a classified cause. Each vendor module declares what the rest of the product
+knows about it in one `SPEC = ProviderSpec(...)` (name, title, console link, account schema, key and
+base-URL variables, billing month, pre-imports, doctor probe); nothing outside `providers/` names a
+vendor (`tests/test_vendor_names.py`).
 
     openai     GET /v1/organization/costs            dollars (float)          UTC month
     anthropic  GET /v1/organizations/cost_report     cents (decimal string)   UTC month
     xai        POST /v1/billing/teams/{team}/usage   dollars; limits in cents UTC month
     gemini     BigQuery Cloud Billing export         billing currency → USD   Pacific invoice month
+
+Adding a vendor: write `providers/<name>.py` ending in `SPEC`, add it to `_BUILTIN`, give it a
+simulator module, tests and a key in Terraform's key map (`terraform/locals.tf`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+import contextlib
+from collections.abc import Iterator
 
-import httpx
+# The vendor modules are light (the Google clients they use are imported on first use), so importing
+# them here, on the thread that imports `providers`, also keeps first imports out of the fetch threads.
+from models import Deadline
+from providers import anthropic, gemini, openai, xai
+from providers._spec import (
+    Account,
+    CostSource,
+    Deps,
+    KeyedAccount,
+    Probe,
+    ProbeResult,
+    ProbeStatus,
+    ProviderSpec,
+    SecretSource,
+    Usd,
+    admin_key,
+)
 
-from config import DEFAULT_KEY_ENV, Account, KeyedAccount, SecretResolver
-from models import BillingPeriod, CostReport
-from providers._http import Deadline, make_client
+__all__ = [
+    "Account",
+    "CostSource",
+    "Deadline",
+    "Deps",
+    "KeyedAccount",
+    "Probe",
+    "ProbeResult",
+    "ProbeStatus",
+    "ProviderSpec",
+    "SecretSource",
+    "Usd",
+    "admin_key",
+    "build_source",
+    "builtin",
+    "names",
+    "registered",
+    "spec",
+    "specs",
+]
 
-
-class CostSource(Protocol):
-    """What every provider module offers for one account."""
-
-    provider: str
-
-    def billing_period(self, now: dt.datetime) -> BillingPeriod:
-        """The provider's billing month that contains `now`."""
-        ...
-
-    def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        """Month-to-date cost for `period`, or raise `ProviderError`."""
-        ...
-
-
-@dataclasses.dataclass
-class Deps:
-    """What sources are built from. Passed in, never reached for, so tests and benchmarks swap them."""
-
-    secrets: SecretResolver
-    base_urls: Mapping[str, str]
-    bigquery_job_project: str | None = None
-    bigquery_emulator_host: str | None = None
-    http_factory: Callable[..., httpx.Client] = make_client
-    bigquery_factory: Callable[[str | None], Any] | None = None
-    deep_scan_hour_utc: int | None = None  # the UTC hour whose check also runs the deep Gemini query
-
-
-def admin_key(deps: Deps, provider: str, account: KeyedAccount, what: str, deadline: Deadline | None = None) -> str:
-    """The account's key: its Secret Manager version, else its env var, else the provider's default env var.
-
-    With `deadline`, a Secret Manager read is cut to the time the check has left.
-    """
-    env_name = account.key_env or (None if account.key_secret else DEFAULT_KEY_ENV[provider])
-    time_left = deadline.remaining() if deadline is not None else None
-    return deps.secrets.get(
-        secret=account.key_secret, env_name=env_name, what=f"{what} ({account.label})", time_left=time_left
-    )
+_BUILTIN: tuple[ProviderSpec, ...] = (openai.SPEC, anthropic.SPEC, xai.SPEC, gemini.SPEC)
+_extra: list[ProviderSpec] = []
 
 
-Factory = Callable[[Account, Deps], CostSource]
+def builtin() -> tuple[ProviderSpec, ...]:
+    """The vendors this build ships, in the order messages list them (what Terraform deploys for)."""
+    return _BUILTIN
 
 
-def registry() -> dict[str, Factory]:
-    """Provider name → source factory. Imports the provider modules (light); `check` calls it once
-    on the main thread before the fetch threads start."""
-    from providers import anthropic, gemini, openai, xai
+def specs() -> tuple[ProviderSpec, ...]:
+    """Every registered vendor: the built-in ones, then any `registered` for the moment."""
+    return (*_BUILTIN, *_extra)
 
-    return {
-        "openai": openai.from_config,
-        "anthropic": anthropic.from_config,
-        "xai": xai.from_config,
-        "gemini": gemini.from_config,
-    }
+
+def names() -> tuple[str, ...]:
+    return tuple(s.name for s in specs())
+
+
+def spec(name: str) -> ProviderSpec:
+    """The spec of the provider `name` (a key of the budget document's `providers`)."""
+    for s in specs():
+        if s.name == name:
+            return s
+    raise KeyError(f"no provider named {name!r}; known: {', '.join(names())}")
 
 
 def build_source(provider: str, account: Account, deps: Deps) -> CostSource:
-    """The cost source for `account` of `provider` (a name from `config.PROVIDER_NAMES`)."""
-    return registry()[provider](account, deps)
+    """The cost source for `account` of `provider`."""
+    return spec(provider).build(account, deps)
+
+
+@contextlib.contextmanager
+def registered(extra: ProviderSpec) -> Iterator[ProviderSpec]:
+    """Add a source after the built-in ones for the duration of the block.
+
+    For tests (a fixed-amount source) and for trying a provider before it is built in. Not
+    thread-safe and not for production: a deployed build knows its vendors at import.
+    """
+    if extra.name in names():
+        raise ValueError(f"a provider named {extra.name!r} is already registered")
+    _extra.append(extra)
+    try:
+        yield extra
+    finally:
+        _extra.remove(extra)

@@ -11,11 +11,39 @@ from typing import Any
 import httpx
 
 from errors import Cause, ProviderError
-from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness
-from providers._http import Deadline, ResponseTooLarge, pages, request_json
+from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness
+from providers._http import ResponseTooLarge, pages, request_json
+
+__all__ = [
+    "ABSURD_DAILY_USD",
+    "MAX_DIGITS",
+    "CostAccumulator",
+    "PageParse",
+    "fetch_month",
+    "to_decimal",
+]
 
 ABSURD_DAILY_USD = Decimal(1_000_000)
 MAX_DIGITS = 15  # |value| >= 1e15: beyond this a value is a unit/shape fault (and would overflow Decimal sums)
+
+
+def reject_error_envelope(doc: dict[str, Any], endpoint: str) -> None:
+    """Raise BAD_RESPONSE for an error body that came back with HTTP 200, in any of the shapes the
+    vendors use: `{"error": ...}` (OpenAI, xAI), `{"type": "error", "error": {...}}` (Anthropic), or
+    a google.rpc.Status `{"code": ..., "message": ...}` as gRPC gateways render it."""
+    if "error" in doc or doc.get("type") == "error":
+        err = doc.get("error")
+        detail = (err.get("message") or err.get("type") or "") if isinstance(err, dict) else (err or "")
+        raise ProviderError(Cause.BAD_RESPONSE, f"{endpoint}: error envelope in a 200 answer: {str(detail)[:200]}")
+    if "code" in doc and "message" in doc:
+        raise ProviderError(
+            Cause.BAD_RESPONSE, f"{endpoint}: error status in a 200 answer: {str(doc['message'])[:200]}"
+        )
+
+
+def str_or_none(value: Any) -> str | None:
+    """A breakdown label: the string, or None for anything else (an absent or null grouping)."""
+    return value if isinstance(value, str) else None
 
 
 def to_decimal(value: Any, *, what: str) -> Decimal:
@@ -113,7 +141,6 @@ def fetch_month(
     period: BillingPeriod,
     *,
     deadline: Deadline,
-    counter: list[int],
     limits: Sequence[int] = (31, 1),
 ) -> CostAccumulator:
     """GET every page of a bucketed cost listing (`limit` + `page` cursor) and aggregate it as it arrives.
@@ -127,7 +154,7 @@ def fetch_month(
 
         def fetch_page(cursor: str | None, limit: int = limit) -> dict[str, Any]:
             query = [*params, ("limit", limit)] + ([("page", cursor)] if cursor else [])
-            return request_json(client, "GET", path, params=query, deadline=deadline, counter=counter)
+            return request_json(client, "GET", path, params=query, deadline=deadline)
 
         try:
             for page in pages(fetch_page):

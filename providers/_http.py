@@ -17,7 +17,6 @@ import json
 import socket
 import ssl
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -26,22 +25,26 @@ import httpx
 import stamina
 
 from errors import Cause, ProviderError
+from models import Deadline
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "ATTEMPTS",
+    "MAX_BODY_BYTES",
+    "MAX_PAGES",
+    "USER_AGENT",
+    "RequestCount",
+    "ResponseTooLarge",
+    "count_requests",
+    "make_client",
+    "pages",
+    "request_json",
+]
 
 USER_AGENT = "llm-budget-alert/1.0 (+https://github.com/llm-budget-alert)"
 ATTEMPTS = 3
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a month of heavily grouped costs is ~1-5 MB; more is a fault
 MAX_PAGES = 60
-
-
-class Deadline:
-    """The time a check has left, on a monotonic clock."""
-
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._end = clock() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - self._clock())
 
 
 _TLS_LOCK = threading.Lock()
@@ -225,15 +228,16 @@ def _read_body(resp: httpx.Response, deadline: Deadline) -> bytes:
     is decoded: a gzip inside a single declared gzip stays compressed and fails the JSON parse.
     """
     limit = MAX_BODY_BYTES  # read at call time: tests lower it
-    declared = resp.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ResponseTooLarge(
-            f"response body of {int(declared)} bytes over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)"
-        )
+    _check_declared_length(resp, limit)
     if resp.is_stream_consumed:  # an in-memory `httpx.Response(content=...)` (MockTransport): already decoded
         if len(resp.content) > limit:
             raise ResponseTooLarge(f"response body over {_limit_text(limit)} decoded (limit MAX_BODY_BYTES)")
         return resp.content
+    return _read_stream(resp, deadline, limit)
+
+
+def _read_stream(resp: httpx.Response, deadline: Deadline, limit: int) -> bytes:
+    """`_read_body` for a streamed answer: raw chunks through the declared decoding layers."""
     layers = _layers(resp)
     out: list[bytes] = []
     size = 0
@@ -261,6 +265,14 @@ def _read_body(resp: httpx.Response, deadline: Deadline) -> bytes:
         for inner in layer.finish():
             sink(inner, depth + 1)
     return b"".join(out)
+
+
+def _check_declared_length(resp: httpx.Response, limit: int) -> None:
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(
+            f"response body of {int(declared)} bytes over {_limit_text(limit)} on the wire (limit MAX_BODY_BYTES)"
+        )
 
 
 class _DeadlinePassed(Exception):
@@ -318,6 +330,31 @@ class _Watchdog:
         self._timer.cancel()
 
 
+class RequestCount:
+    """The HTTP requests a client sent, retries included: an httpx `request` event hook.
+
+    httpx calls every `event_hooks["request"]` hook once per request it sends, before sending it
+    (httpx `_client.py`, `Client._send_handling_redirects`); `Client.event_hooks` is the live dict,
+    so appending to it works on any client, a test's `MockTransport` client too. Thread-safe: the
+    xAI source sends its three calls at once on one client.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> None:
+        with self._lock:
+            self.value += 1
+
+
+def count_requests(client: httpx.Client) -> RequestCount:
+    """Start counting the requests `client` sends (for `CostReport.requests`)."""
+    counter = RequestCount()
+    client.event_hooks["request"].append(counter)
+    return counter
+
+
 def request_json(
     client: httpx.Client,
     method: str,
@@ -326,12 +363,11 @@ def request_json(
     deadline: Deadline,
     params: Any = None,
     json_body: Any = None,
-    counter: list[int] | None = None,
 ) -> dict[str, Any]:
     """Send one request (with bounded retries) and return its JSON object body.
 
     Raises `ProviderError` with a classified cause on any failure, including a 2xx whose body is not
-    a JSON object. `counter[0]` is incremented per HTTP attempt (benchmarks count requests).
+    a JSON object. Count the attempts with `count_requests(client)`.
     """
 
     def hook(exc: Exception) -> bool | float:
@@ -347,9 +383,7 @@ def request_json(
             on=hook, attempts=ATTEMPTS, timeout=max(deadline.remaining(), 0.1), wait_initial=0.5, wait_max=4.0
         ):
             with attempt:
-                return _once(
-                    client, method, path, deadline=deadline, params=params, json_body=json_body, counter=counter
-                )
+                return _once(client, method, path, deadline=deadline, params=params, json_body=json_body)
     except _Retry as exc:
         raise exc.error from None
     raise AssertionError("unreachable")  # pragma: no cover
@@ -363,32 +397,27 @@ def _once(
     deadline: Deadline,
     params: Any,
     json_body: Any,
-    counter: list[int] | None,
 ) -> dict[str, Any]:
+    """One attempt: send, read the body within the deadline, and classify the answer."""
+    resp, body = _send(client, method, path, deadline=deadline, params=params, json_body=json_body)
+    return _json_object(resp, body, method, path)
+
+
+def _send(
+    client: httpx.Client, method: str, path: str, *, deadline: Deadline, params: Any, json_body: Any
+) -> tuple[httpx.Response, bytes]:
+    """The answer and its (bounded) body; a transport failure raises, classified (`_Retry` if worth it)."""
     left = deadline.remaining()
     if left <= 0.05:
         raise ProviderError(Cause.TIMEOUT, "no time left in the check's deadline")
     timeout = httpx.Timeout(min(20.0, left), connect=min(5.0, left))
-    if counter is not None:
-        counter[0] += 1
     watchdog = _Watchdog(deadline)
     try:
         with client.stream(
             method, path, params=params, json=json_body, timeout=timeout, extensions={"trace": watchdog.trace}
         ) as resp:
             watchdog.watch(resp.extensions.get("network_stream"))  # a pooled connection: no connect event
-            try:
-                body = _read_body(resp, deadline)
-            except _BodyUnusable as exc:
-                if 200 <= resp.status_code < 300:
-                    raise ProviderError(
-                        Cause.BAD_RESPONSE, f"{method} {path}: {exc}", status=resp.status_code
-                    ) from None
-                body = b""  # an error answer with an unreadable body: its status still classifies it
-            except ResponseTooLarge:
-                if 200 <= resp.status_code < 300:
-                    raise
-                body = b""
+            body = _body_or_empty(resp, deadline, f"{method} {path}")
     except _DeadlinePassed:
         raise ProviderError(Cause.TIMEOUT, f"{method} {path}: the check's deadline passed mid-body") from None
     except httpx.TimeoutException:
@@ -401,7 +430,25 @@ def _once(
         raise ProviderError(Cause.CONNECTION, f"{method} {path}: {type(exc).__name__}") from None
     finally:
         watchdog.close()
+    return resp, body
 
+
+def _body_or_empty(resp: httpx.Response, deadline: Deadline, what: str) -> bytes:
+    """The body; for an error answer whose body cannot be used, nothing (its status still classifies it)."""
+    try:
+        return _read_body(resp, deadline)
+    except _BodyUnusable as exc:
+        if 200 <= resp.status_code < 300:
+            raise ProviderError(Cause.BAD_RESPONSE, f"{what}: {exc}", status=resp.status_code) from None
+        return b""
+    except ResponseTooLarge:
+        if 200 <= resp.status_code < 300:
+            raise
+        return b""
+
+
+def _json_object(resp: httpx.Response, body: bytes, method: str, path: str) -> dict[str, Any]:
+    """A 200 JSON object, or the classified error the status or the body calls for."""
     status = resp.status_code
     if status >= 400 or status < 200:
         cause = _status_cause(status)

@@ -25,12 +25,26 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from config import AnthropicAccount
 from errors import Cause, ProviderError
-from models import UTC, BillingPeriod, CostReport, Freshness
-from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, fetch_month, to_decimal
-from providers._http import Deadline
+from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
+from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
+from providers._http import count_requests, request_json
+from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
+
+__all__ = [
+    "API_VERSION",
+    "PAGE_LIMIT",
+    "PATH",
+    "PRIORITY_TIER_NOTE",
+    "SPEC",
+    "AnthropicAccount",
+    "AnthropicCosts",
+    "BucketCoverage",
+    "from_config",
+    "is_date_range_error",
+    "parse_cost_report_page",
+    "probe",
+]
 
 PATH = "/v1/organizations/cost_report"
 API_VERSION = "2023-06-01"
@@ -38,9 +52,14 @@ PAGE_LIMIT = 31
 DATA_LAG = dt.timedelta(minutes=5)  # "typically appears within 5 minutes" (usage-cost guide)
 HUNDRED = 100
 DATE_RANGE_ERROR = "invalid date range"  # the 400 for a range holding no complete day (see above)
+KEY_ENV = "ANTHROPIC_ADMIN_KEY"
 PRIORITY_TIER_NOTE = (
     "Priority Tier costs are not in Anthropic's cost report: with Priority Tier this is not the whole Anthropic bill"
 )
+
+
+class AnthropicAccount(KeyedAccount):
+    """An Anthropic organisation, read with an admin key."""
 
 
 def _instant(v: Any, what: str) -> dt.datetime:
@@ -57,10 +76,7 @@ def _instant(v: Any, what: str) -> dt.datetime:
 
 def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
     """Add one `/organizations/cost_report` page to `acc`. An error envelope or drifted shape raises."""
-    if doc.get("type") == "error" or "error" in doc:
-        err = doc.get("error")
-        kind = err.get("type", "") if isinstance(err, dict) else ""
-        raise ProviderError(Cause.BAD_RESPONSE, f"error envelope in a 200 answer ({kind})")
+    reject_error_envelope(doc, PATH)
     if not isinstance(doc.get("data"), list):
         raise ProviderError(Cause.BAD_RESPONSE, "expected a data list from /organizations/cost_report")
     for bucket in doc["data"]:
@@ -87,8 +103,8 @@ def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
                 day,
                 usd,
                 {
-                    "model": model if isinstance(model, str) else None,
-                    "workspace": workspace if isinstance(workspace, str) else "Default",
+                    "model": str_or_none(model),
+                    "workspace": str_or_none(workspace) or "Default",
                 },
             )
 
@@ -146,8 +162,7 @@ class AnthropicCosts:
         return BillingPeriod.containing(now)
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        key = admin_key(self.deps, "anthropic", self.account, "Anthropic admin key", deadline)
-        counter = [0]
+        key = admin_key(self.deps, KEY_ENV, self.account, "Anthropic admin key", deadline)
         tomorrow = dt.datetime.combine(period.today + dt.timedelta(days=1), dt.time(), UTC)
         params: list[tuple[str, str | int]] = [
             ("starting_at", period.start.strftime("%Y-%m-%dT%H:%M:%SZ")),
@@ -163,21 +178,78 @@ class AnthropicCosts:
             parse_cost_report_page(doc, acc)
             coverage.see_page(doc)
 
-        with self.deps.http_factory(self.deps.base_urls["anthropic"], headers=headers) as client:
+        with self.deps.http_factory(self.deps.base_urls[SPEC.name], headers=headers) as client:
+            sent = count_requests(client)
             try:
                 acc = fetch_month(
                     client, PATH, params, parse, period,
-                    deadline=deadline, counter=counter, limits=(PAGE_LIMIT, 1),
+                    deadline=deadline, limits=(PAGE_LIMIT, 1),
                 )  # fmt: skip
             except ProviderError as exc:
                 if is_date_range_error(exc) and period.today == period.first_day:
                     acc, coverage = CostAccumulator(period), BucketCoverage()
                 else:
                     raise
-        report = acc.report(coverage.freshness(period), requests=counter[0])
+        report = acc.report(coverage.freshness(period), requests=sent.value)
         return dataclasses.replace(report, notes=(*report.notes, PRIORITY_TIER_NOTE))
 
 
 def from_config(account: Any, deps: Deps) -> AnthropicCosts:
     assert isinstance(account, AnthropicAccount)
     return AnthropicCosts(account, deps)
+
+
+def probe(account: Any, deps: Deps, now: dt.datetime, deadline: Deadline) -> ProbeResult:
+    """Doctor: `/organizations/cost_report` from yesterday (or the 1st) to tomorrow: is today's bucket served?"""
+    period = BillingPeriod.containing(now)
+    today = dt.datetime.combine(now.astimezone(UTC).date(), dt.time(), UTC)
+    start = max(period.start, today - dt.timedelta(days=1))
+    key = admin_key(deps, KEY_ENV, account, "Anthropic admin key")
+    params: list[tuple[str, str | int]] = [
+        ("starting_at", start.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("ending_at", (today + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("bucket_width", "1d"),
+        ("group_by[]", "description"),
+        ("group_by[]", "workspace_id"),
+        ("limit", PAGE_LIMIT),
+    ]
+    headers = {"x-api-key": key, "anthropic-version": API_VERSION}
+    with deps.http_factory(deps.base_urls[SPEC.name], headers=headers) as client:
+        doc = request_json(client, "GET", PATH, params=params, deadline=deadline)
+    parse_cost_report_page(doc, CostAccumulator(period))  # the check's own parser
+    starts = [_lenient_instant(b.get("starting_at")) for b in doc["data"]]
+    ends = [_lenient_instant(b.get("ending_at")) for b in doc["data"]]
+    newest_end = max((e for e in ends if e is not None), default=None)
+    served = today in starts
+    facts = {
+        "http_status": 200,
+        "buckets": len(doc["data"]),
+        "newest_bucket_end": newest_end.isoformat() if newest_end else None,
+        "today_served": served,
+    }
+    if not served:
+        shown = f"{newest_end:%Y-%m-%d %H:%M}Z" if newest_end else "none"
+        return "warn", f"HTTP 200, but no bucket for today (newest bucket ends {shown}): MTD will lag", facts
+    return "ok", f"HTTP 200, today's bucket is served (newest bucket ends {newest_end:%Y-%m-%d %H:%M}Z)", facts
+
+
+def _lenient_instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+SPEC = ProviderSpec(
+    name="anthropic",
+    title="Anthropic",
+    console_url="https://console.anthropic.com/settings/cost",
+    account_schema=AnthropicAccount,
+    build=from_config,
+    key_env=KEY_ENV,
+    base_url_env="ANTHROPIC_BASE_URL",
+    default_base_url="https://api.anthropic.com",
+    probe=probe,
+)

@@ -11,20 +11,78 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pydantic import Field, field_validator
+
 import logs
-from config import GEMINI_DEEP_SCAN_DAYS, GeminiAccount
 from errors import Cause, ProviderError
-from models import PACIFIC, UTC, BillingPeriod, CostReport, Freshness
-from providers import Deps
+from models import PACIFIC, UTC, BillingPeriod, CostReport, Deadline, Freshness
 from providers._aggregate import CostAccumulator
-from providers._http import Deadline
+from providers._spec import Account, Deps, ProbeResult, ProviderSpec
+
+__all__ = [
+    "BIGQUERY_IMPORTS",
+    "COLUMNS_READ",
+    "FRESHNESS_NOTE",
+    "GEMINI_API_SERVICE_ID",
+    "GEMINI_DEEP_SCAN_DAYS",
+    "SPEC",
+    "VERTEX_AI_SERVICE_ID",
+    "GeminiAccount",
+    "GeminiBilling",
+    "QueryParams",
+    "QueryStats",
+    "build_query",
+    "classify",
+    "from_config",
+    "make_client",
+    "parse_rows",
+    "probe",
+]
 
 log = logging.getLogger(__name__)
+
+GEMINI_API_SERVICE_ID = "AEFD-7695-64FA"
+VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
+EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
+GEMINI_DEEP_SCAN_DAYS = 35
+"""Partitions below the invoice month that the daily deep query reads (and the margin's maximum)."""
+
+
+class GeminiAccount(Account):
+    """A Cloud Billing export table; the function's service account reads it (no key)."""
+
+    billing_export_table: str
+    service_ids: tuple[str, ...] = (GEMINI_API_SERVICE_ID, VERTEX_AI_SERVICE_ID)
+    maximum_bytes_billed: int = Field(default=5 * 1024**3, gt=0)
+    # Partitions below the invoice month that the hourly query still reads (see `QueryParams`).
+    late_row_margin_days: int = Field(default=10, ge=0, le=GEMINI_DEEP_SCAN_DAYS)
+
+    @field_validator("billing_export_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not EXPORT_TABLE_RE.match(v):
+            raise ValueError(
+                "must be project.dataset.table, e.g. my-proj.billing.gcp_billing_export_v1_01ABCD_234567_89ABCD"
+            )
+        return v
+
+    @field_validator("service_ids")
+    @classmethod
+    def _services(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f'list at least one service id, e.g. ["{GEMINI_API_SERVICE_ID}"]')
+        for sid in v:
+            if not re.match(r"^[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}$", sid):
+                raise ValueError(f"{sid!r} is not a Cloud Billing service id like {GEMINI_API_SERVICE_ID}")
+        return v
+
 
 FRESHNESS_NOTE = "Cloud Billing export lags by hours; Google invoice month (US Pacific)"
 TIME_ZONE = "America/Los_Angeles"  # the invoice month's clock, as BigQuery names it
@@ -185,53 +243,21 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
     moved = 0
     first, last = period.first_day, min(period.today, period.last_day)
     for row in rows:
-        missing = [c for c in RESULT_COLUMNS if c not in row]
-        if missing:
-            raise ProviderError(Cause.BAD_RESPONSE, f"billing export result row lacks {', '.join(missing)}")
-        unusable = _int(row["unusable_rows"], "unusable_rows")
-        if unusable:
-            raise ProviderError(
-                Cause.BAD_RESPONSE,
-                f"{unusable} billing export row(s) without cost or a positive currency_conversion_rate "
-                "(they cannot be converted to USD)",
-            )
-        if _int(row["row_count"], "row_count") <= 0:
-            raise ProviderError(Cause.BAD_RESPONSE, "billing export group with no rows")
-        day = row["usage_day"]
-        if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
-            raise ProviderError(Cause.BAD_RESPONSE, f"usage_day is not a date: {type(day).__name__}")
-        if row["net_nano_usd"] is None:
-            raise ProviderError(Cause.BAD_RESPONSE, "net_nano_usd is NULL for a group with usable rows")
-        usd = Decimal(_int(row["net_nano_usd"], "net_nano_usd")).scaleb(-9)
-        exported = row["last_export_time"]
-        if not isinstance(exported, dt.datetime) or exported.tzinfo is None:
-            raise ProviderError(Cause.BAD_RESPONSE, "last_export_time is not a timezone-aware timestamp")
-        currency = row["currency"]
-        if not isinstance(currency, str) or not currency:
-            raise ProviderError(Cause.BAD_RESPONSE, "currency is missing from a billing export row")
-        currencies.add(currency.upper())
+        day, usd, exported, currency = _group(row)
+        currencies.add(currency)
         if day < first or day > last:
             moved += 1
             day = first if day < first else last
-        acc.add(day, usd, {"sku": _opt_str(row["sku"], "sku"), "project": _opt_str(row["project_id"], "project_id")})
-        exported = exported.astimezone(UTC)
+        acc.add(
+            day,
+            usd,
+            {"sku": _nullable_str(row["sku"], "sku"), "project": _nullable_str(row["project_id"], "project_id")},
+        )
         last_export = exported if last_export is None else max(last_export, exported)
-
-    notes = list(acc.anomaly_notes())
-    foreign = sorted(currencies - {"USD"})
-    if foreign:
-        notes.append(f"billing currency {', '.join(foreign)} converted to USD at the export's currency_conversion_rate")
-    if moved:
-        notes.append(
-            f"{moved} group(s) of usage dated outside {period.key} (corrections billed on this invoice) "
-            "counted on the nearest day of the month"
-        )
+    notes = [*acc.anomaly_notes(), *_report_notes(period, currencies, moved)]
     if last_export is None:
-        freshness = Freshness(
-            None,
-            f"no Gemini API / Vertex AI rows in the Cloud Billing export for invoice month {period.key} yet; "
-            + FRESHNESS_NOTE,
-        )
+        empty = f"no Gemini API / Vertex AI rows in the Cloud Billing export for invoice month {period.key} yet"
+        freshness = Freshness(None, f"{empty}; {FRESHNESS_NOTE}")
     else:
         freshness = Freshness(last_export, FRESHNESS_NOTE)
     return CostReport(
@@ -243,6 +269,48 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
         notes=tuple(notes),
         requests=1,
     )
+
+
+def _group(row: Mapping[str, Any]) -> tuple[dt.date, Decimal, dt.datetime, str]:
+    """One result row checked: its day, net USD, newest export time (UTC) and billing currency."""
+    missing = [c for c in RESULT_COLUMNS if c not in row]
+    if missing:
+        raise ProviderError(Cause.BAD_RESPONSE, f"billing export result row lacks {', '.join(missing)}")
+    unusable = _int(row["unusable_rows"], "unusable_rows")
+    if unusable:
+        raise ProviderError(
+            Cause.BAD_RESPONSE,
+            f"{unusable} billing export row(s) without cost or a positive currency_conversion_rate "
+            "(they cannot be converted to USD)",
+        )
+    if _int(row["row_count"], "row_count") <= 0:
+        raise ProviderError(Cause.BAD_RESPONSE, "billing export group with no rows")
+    day = row["usage_day"]
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise ProviderError(Cause.BAD_RESPONSE, f"usage_day is not a date: {type(day).__name__}")
+    if row["net_nano_usd"] is None:
+        raise ProviderError(Cause.BAD_RESPONSE, "net_nano_usd is NULL for a group with usable rows")
+    usd = Decimal(_int(row["net_nano_usd"], "net_nano_usd")).scaleb(-9)
+    exported = row["last_export_time"]
+    if not isinstance(exported, dt.datetime) or exported.tzinfo is None:
+        raise ProviderError(Cause.BAD_RESPONSE, "last_export_time is not a timezone-aware timestamp")
+    currency = row["currency"]
+    if not isinstance(currency, str) or not currency:
+        raise ProviderError(Cause.BAD_RESPONSE, "currency is missing from a billing export row")
+    return day, usd, exported.astimezone(UTC), currency.upper()
+
+
+def _report_notes(period: BillingPeriod, currencies: set[str], moved: int) -> list[str]:
+    notes = []
+    foreign = sorted(currencies - {"USD"})
+    if foreign:
+        notes.append(f"billing currency {', '.join(foreign)} converted to USD at the export's currency_conversion_rate")
+    if moved:
+        notes.append(
+            f"{moved} group(s) of usage dated outside {period.key} (corrections billed on this invoice) "
+            "counted on the nearest day of the month"
+        )
+    return notes
 
 
 def row_count(rows: Iterable[Mapping[str, Any]]) -> int:
@@ -284,7 +352,7 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
-def _opt_str(value: Any, what: str) -> str | None:
+def _nullable_str(value: Any, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ProviderError(Cause.BAD_RESPONSE, f"{what}: expected a string, got {type(value).__name__}")
@@ -325,8 +393,6 @@ def classify(exc: BaseException, table: str) -> ProviderError:
     becomes a 500). The exception class decides otherwise.
     """
     from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
-    from requests import exceptions as req_exc
 
     if isinstance(exc, gexc.RetryError) and exc.cause is not None:
         exc = exc.cause  # the retry gave up: classify what it was retrying
@@ -341,30 +407,31 @@ def classify(exc: BaseException, table: str) -> ProviderError:
         message = first.get("message") if isinstance(first.get("message"), str) else exc.message
         detail = f"{reason or type(exc).__name__}: {str(message).splitlines()[0][:200] if message else ''}".rstrip(": ")
 
-    cause: Cause
     if reason is not None and reason in _REASON_CAUSES:
         cause = _REASON_CAUSES[reason]
-    elif isinstance(exc, gexc.NotFound):
-        cause = Cause.NOT_FOUND
-    elif isinstance(exc, gexc.Forbidden | gexc.PermissionDenied):
-        cause = Cause.PERMISSION
-    elif isinstance(exc, gexc.Unauthorized | gexc.Unauthenticated | auth_exc.GoogleAuthError):
-        cause = Cause.AUTH
-    elif isinstance(exc, gexc.TooManyRequests | gexc.ResourceExhausted):
-        cause = Cause.RATE_LIMIT
-    elif isinstance(exc, gexc.DeadlineExceeded | gexc.RetryError | TimeoutError | req_exc.Timeout):
-        cause = Cause.TIMEOUT
-    elif isinstance(exc, gexc.ServerError):
-        cause = Cause.SERVER_ERROR
-    elif isinstance(exc, gexc.ClientError):
-        cause = Cause.CLIENT_ERROR
-    elif isinstance(exc, req_exc.ConnectionError):
-        cause = Cause.CONNECTION
     else:
-        cause = Cause.BAD_RESPONSE
+        cause = next((c for types, c in _class_causes() if isinstance(exc, types)), Cause.BAD_RESPONSE)
     hint = _HINTS.get(cause)
     message = f"BigQuery query on {table}: {detail}" + (f" ({hint})" if hint else "")
     return ProviderError(cause, message, status=status)
+
+
+def _class_causes() -> list[tuple[tuple[type[BaseException], ...], Cause]]:
+    """Exception classes → cause, the first match wins (order matters: NotFound is a ClientError)."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+    from requests import exceptions as req_exc
+
+    return [
+        ((gexc.NotFound,), Cause.NOT_FOUND),
+        ((gexc.Forbidden, gexc.PermissionDenied), Cause.PERMISSION),
+        ((gexc.Unauthorized, gexc.Unauthenticated, auth_exc.GoogleAuthError), Cause.AUTH),
+        ((gexc.TooManyRequests, gexc.ResourceExhausted), Cause.RATE_LIMIT),
+        ((gexc.DeadlineExceeded, gexc.RetryError, TimeoutError, req_exc.Timeout), Cause.TIMEOUT),
+        ((gexc.ServerError,), Cause.SERVER_ERROR),
+        ((gexc.ClientError,), Cause.CLIENT_ERROR),
+        ((req_exc.ConnectionError,), Cause.CONNECTION),
+    ]
 
 
 def _handled_errors() -> tuple[type[BaseException], ...]:
@@ -433,7 +500,7 @@ class GeminiBilling:
     _client: Any = dataclasses.field(default=None, repr=False)
 
     def billing_period(self, now: dt.datetime) -> BillingPeriod:
-        return BillingPeriod.containing(now, PACIFIC)
+        return BillingPeriod.containing(now, SPEC.month_tz)
 
     def deep_scan_due(self, now: dt.datetime) -> bool:
         """Whether the check at `now` also runs the deep query: once a day, in `deps.deep_scan_hour_utc`.
@@ -457,6 +524,8 @@ class GeminiBilling:
         with a note saying what the margin missed and what to raise it to. A failed deep query
         keeps the hourly figure (as good as any other hour's) and says so in a note; it never
         fails the source.
+
+        Long because the comparison of the two queries and the note it writes read best in one place.
         """
         params = QueryParams.for_period(period, self.account)
         rows, self.last_query = self._query(params, deadline)
@@ -532,7 +601,10 @@ class GeminiBilling:
             raise
         except _handled_errors() as exc:
             raise classify(exc, table) from None
-        stats = QueryStats(
+        return rows, self._stats(job, sql, params, len(rows))
+
+    def _stats(self, job: Any, sql: str, params: QueryParams, result_rows: int) -> QueryStats:
+        return QueryStats(
             job_id=getattr(job, "job_id", None),
             sql=sql,
             params=params,
@@ -540,9 +612,8 @@ class GeminiBilling:
             total_bytes_processed=getattr(job, "total_bytes_processed", None),
             total_bytes_billed=getattr(job, "total_bytes_billed", None),
             cache_hit=getattr(job, "cache_hit", None),
-            result_rows=len(rows),
+            result_rows=result_rows,
         )
-        return rows, stats
 
     def _bigquery(self) -> Any:
         if self._client is None:
@@ -559,3 +630,132 @@ class GeminiBilling:
 def from_config(account: Any, deps: Deps) -> GeminiBilling:
     assert isinstance(account, GeminiAccount)
     return GeminiBilling(account, deps)
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+RUNS_PER_MONTH = 720  # Cloud Scheduler hourly, 30 days
+# BigQuery on-demand analysis: $6.25 per TiB, a 10 MB minimum per table referenced, first 1 TiB per
+# month free per billing account (https://cloud.google.com/bigquery/pricing#on_demand_pricing). The
+# estimate ignores the free tier: it is shared with everything else on the billing account.
+USD_PER_TIB = Decimal("6.25")
+MIN_BILLED_BYTES = 10 * 1024**2
+EXPORT_STALE = dt.timedelta(hours=48)  # the export lags hours; two days without a row means it is off
+
+
+def probe(account: Any, deps: Deps, now: dt.datetime, deadline: Deadline) -> ProbeResult:
+    """Doctor: a dry run of the check's own query and parameters, then the newest `export_time` (one column).
+
+    Reports the bytes per run, the monthly bytes and cost at `RUNS_PER_MONTH` runs, and whether
+    `maximum_bytes_billed` would be hit. Both BigQuery calls share `deadline`.
+    """
+    source = from_config(account, deps)
+    period = source.billing_period(now)
+    params = QueryParams.for_period(period, account)
+    client, processed = _dry_run(source, params, deadline)
+    cap = account.maximum_bytes_billed
+    per_run = max(math.ceil(processed / 1024**2) * 1024**2, MIN_BILLED_BYTES)  # what the cap is held against
+    monthly = per_run * RUNS_PER_MONTH
+    cost = (Decimal(monthly) / Decimal(1024**4) * USD_PER_TIB).quantize(Decimal("0.01"))
+    facts: dict[str, Any] = {
+        "bytes_processed": processed,
+        "maximum_bytes_billed": cap,
+        "bytes_billed_per_run": per_run,
+        "would_hit_cap": per_run > cap,
+        "runs_per_month": RUNS_PER_MONTH,
+        "monthly_bytes_billed": monthly,
+        "monthly_cost_usd": str(cost),
+    }
+    summary = f"dry run: {_bytes(processed)} per run, {_bytes(monthly)} / ~${cost} a month at {RUNS_PER_MONTH} runs"
+    if per_run > cap:
+        return (
+            "fail",
+            f"{summary}; over maximum_bytes_billed ({_bytes(cap)}): every check would fail as quota. "
+            "Raise maximum_bytes_billed or lower late_row_margin_days",
+            facts,
+        )
+    newest = _newest_export(client, account.billing_export_table, params, cap, deadline)
+    facts["newest_export_time"] = newest.isoformat() if newest else None
+    if newest is None:
+        return "warn", f"{summary}; no export rows since the partition floor: is the billing export on?", facts
+    if now - newest > EXPORT_STALE:
+        return "warn", f"{summary}; newest export_time {newest:%Y-%m-%d %H:%M}Z is over 2 days old", facts
+    return "ok", f"{summary}; newest export_time {newest:%Y-%m-%d %H:%M}Z", facts
+
+
+def _dry_run(source: GeminiBilling, params: QueryParams, deadline: Deadline) -> tuple[Any, int]:
+    """The check's own client and the bytes its month query would process (a dry run bills nothing)."""
+    from google.cloud import bigquery
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    table = source.account.billing_export_table
+    try:
+        client = source._bigquery()  # the check's own client path (factory, emulator, job project)
+        # Dry run: validates the SQL against the real table and returns the estimate in
+        # statistics.query.totalBytesProcessed, billing nothing. No maximum_bytes_billed on it: the
+        # point is to learn the number and compare it with the cap ourselves.
+        # (https://cloud.google.com/bigquery/docs/samples/bigquery-query-dry-run)
+        job = client.query(
+            build_query(table),
+            job_config=bigquery.QueryJobConfig(
+                dry_run=True, use_query_cache=False, query_parameters=params.to_bigquery()
+            ),
+            timeout=deadline.remaining(),
+            retry=DEFAULT_RETRY.with_timeout(deadline.remaining()),
+            job_retry=None,
+        )
+        return client, int(job.total_bytes_processed or 0)
+    except _handled_errors() as exc:
+        raise classify(exc, table) from None
+
+
+def _newest_export(client: Any, table: str, params: Any, cap: int, deadline: Deadline) -> dt.datetime | None:
+    from google.cloud import bigquery
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    if "`" in table or "\n" in table:
+        raise ValueError("billing_export_table must be a plain project.dataset.table name")
+    sql = (
+        f"SELECT MAX(export_time) AS newest FROM `{table}` "
+        "WHERE _PARTITIONTIME >= @partition_floor AND export_time <= @as_of"
+    )  # one column over the month query's partitions: a fraction of its bytes, under the same cap
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("partition_floor", "TIMESTAMP", params.partition_floor),
+            bigquery.ScalarQueryParameter("as_of", "TIMESTAMP", params.as_of),
+        ],
+        maximum_bytes_billed=cap,
+    )
+    try:
+        left = max(deadline.remaining(), 0.1)
+        job = client.query(sql, job_config=config, timeout=left, retry=DEFAULT_RETRY.with_timeout(left), job_retry=None)
+        left = max(deadline.remaining(), 0.1)
+        rows = list(job.result(timeout=left, retry=DEFAULT_RETRY.with_timeout(left)))
+    except _handled_errors() as exc:
+        raise classify(exc, table) from None
+    value = rows[0]["newest"] if rows else None
+    if value is not None and not isinstance(value, dt.datetime):
+        raise ProviderError(Cause.BAD_RESPONSE, "MAX(export_time) is not a timestamp")
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+SPEC = ProviderSpec(
+    name="gemini",
+    title="Gemini / Vertex AI",
+    console_url="https://console.cloud.google.com/billing/reports",
+    account_schema=GeminiAccount,
+    build=from_config,
+    month_tz=PACIFIC,
+    month_wording="US Pacific invoice month",
+    month_note="Google bills by the US Pacific invoice month",
+    accounts_required="billing_export_table",
+    client_imports=BIGQUERY_IMPORTS,
+    probe=probe,
+)

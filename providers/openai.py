@@ -12,23 +12,26 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from config import OpenAIAccount
 from errors import Cause, ProviderError
-from models import UTC, BillingPeriod, CostReport, Freshness
-from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, fetch_month, to_decimal
-from providers._http import Deadline
+from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
+from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
+from providers._http import count_requests, request_json
+from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
+
+__all__ = ["PAGE_LIMIT", "PATH", "SPEC", "OpenAIAccount", "OpenAICosts", "from_config", "parse_costs_page", "probe"]
 
 PATH = "/v1/organization/costs"
 PAGE_LIMIT = 31
+KEY_ENV = "OPENAI_ADMIN_KEY"
+
+
+class OpenAIAccount(KeyedAccount):
+    """An OpenAI organisation, read with an admin key."""
 
 
 def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
     """Add one `/organization/costs` page to `acc`. An error envelope or drifted shape raises."""
-    if "error" in doc:
-        err = doc["error"]
-        msg = err.get("message", "") if isinstance(err, dict) else str(err)
-        raise ProviderError(Cause.BAD_RESPONSE, f"error envelope in a 200 answer: {str(msg)[:200]}")
+    reject_error_envelope(doc, PATH)
     if doc.get("object") != "page" or not isinstance(doc.get("data"), list):
         raise ProviderError(Cause.BAD_RESPONSE, "expected {'object': 'page', 'data': [...]} from /organization/costs")
     for bucket in doc["data"]:
@@ -49,11 +52,11 @@ def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
             if not isinstance(currency, str) or currency.lower() != "usd":
                 raise ProviderError(Cause.BAD_RESPONSE, f"unexpected currency {currency!r} (expected usd)")
             usd = to_decimal(amount.get("value"), what="amount.value")
-            acc.add(day, usd, {"line_item": _opt_str(row.get("line_item")), "project": _opt_str(row.get("project_id"))})
-
-
-def _opt_str(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
+            acc.add(
+                day,
+                usd,
+                {"line_item": str_or_none(row.get("line_item")), "project": str_or_none(row.get("project_id"))},
+            )
 
 
 @dataclasses.dataclass
@@ -66,11 +69,10 @@ class OpenAICosts:
         return BillingPeriod.containing(now)
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        key = admin_key(self.deps, "openai", self.account, "OpenAI admin key", deadline)
+        key = admin_key(self.deps, KEY_ENV, self.account, "OpenAI admin key", deadline)
         if int(period.now.timestamp()) <= int(period.start.timestamp()):
             # The first second of a month: an empty window (the API refuses end_time <= start_time).
             return CostAccumulator(period).report(Freshness(period.now, "the month has just begun"), requests=0)
-        counter = [0]
         params: list[tuple[str, str | int]] = [
             ("start_time", int(period.start.timestamp())),
             ("end_time", int(period.now.timestamp())),
@@ -79,14 +81,59 @@ class OpenAICosts:
             ("group_by", "project_id"),
         ]
         headers = {"Authorization": f"Bearer {key}"}
-        with self.deps.http_factory(self.deps.base_urls["openai"], headers=headers) as client:
+        with self.deps.http_factory(self.deps.base_urls[SPEC.name], headers=headers) as client:
+            sent = count_requests(client)
             acc = fetch_month(
                 client, PATH, params, parse_costs_page, period,
-                deadline=deadline, counter=counter, limits=(PAGE_LIMIT, 1),
+                deadline=deadline, limits=(PAGE_LIMIT, 1),
             )  # fmt: skip
-        return acc.report(Freshness(period.now, "near real-time; today's bucket is still growing"), requests=counter[0])
+        return acc.report(Freshness(period.now, "near real-time; today's bucket is still growing"), requests=sent.value)
 
 
 def from_config(account: Any, deps: Deps) -> OpenAICosts:
     assert isinstance(account, OpenAIAccount)
     return OpenAICosts(account, deps)
+
+
+def probe(account: Any, deps: Deps, now: dt.datetime, deadline: Deadline) -> ProbeResult:
+    """Doctor: one page of `/organization/costs` for this month, grouped as the check groups it."""
+    period = BillingPeriod.containing(now)
+    key = admin_key(deps, KEY_ENV, account, "OpenAI admin key")
+    params: list[tuple[str, str | int]] = [
+        ("start_time", int(period.start.timestamp())),
+        ("end_time", max(int(now.timestamp()), int(period.start.timestamp()) + 1)),
+        ("bucket_width", "1d"),
+        ("group_by", "line_item"),
+        ("group_by", "project_id"),
+        ("limit", PAGE_LIMIT),
+    ]
+    with deps.http_factory(deps.base_urls[SPEC.name], headers={"Authorization": f"Bearer {key}"}) as client:
+        doc = request_json(client, "GET", PATH, params=params, deadline=deadline)
+    parse_costs_page(doc, CostAccumulator(period))  # the check's own parser: a drifted shape fails here
+    results = [r for b in doc["data"] for r in b["results"]]
+    grouped = {dim: any(isinstance(r.get(dim), str) for r in results) for dim in ("line_item", "project_id")}
+    facts = {"http_status": 200, "buckets": len(doc["data"]), "results": len(results), "grouped": grouped}
+    if not results:
+        return "ok", "HTTP 200, no cost rows this month yet: grouping not verifiable", facts
+    missing = [dim for dim, ok in grouped.items() if not ok]
+    if missing:
+        return (
+            "warn",
+            f"HTTP 200, but results are not grouped by {', '.join(missing)}: the repeated group_by was not "
+            "honoured (totals are right, the breakdown will be coarser)",
+            facts,
+        )
+    return "ok", f"HTTP 200, {len(results)} result(s) grouped by line_item and project_id", facts
+
+
+SPEC = ProviderSpec(
+    name="openai",
+    title="OpenAI",
+    console_url="https://platform.openai.com/settings/organization/usage",
+    account_schema=OpenAIAccount,
+    build=from_config,
+    key_env=KEY_ENV,
+    base_url_env="OPENAI_BASE_URL",
+    default_base_url="https://api.openai.com",
+    probe=probe,
+)

@@ -19,13 +19,41 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
-from config import XAIAccount
 from errors import Cause, ProviderError
-from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness, Headroom
-from providers import Deps, admin_key
-from providers._aggregate import CostAccumulator, to_decimal
-from providers._http import Deadline, request_json
+from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness, Headroom
+from providers._aggregate import CostAccumulator, reject_error_envelope, to_decimal
+from providers._http import count_requests, request_json
+from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
+
+__all__ = [
+    "FRESHNESS_NOTE",
+    "INVOICE_PREVIEW",
+    "READ_CALLS",
+    "SPEC",
+    "SPENDING_LIMITS",
+    "USAGE",
+    "XAIAccount",
+    "XAIBilling",
+    "from_config",
+    "headroom",
+    "month_to_date",
+    "parse_invoice_preview",
+    "parse_spending_limits",
+    "parse_usage",
+    "probe",
+    "usage_request",
+]
+
+KEY_ENV = "XAI_MANAGEMENT_KEY"
+
+
+class XAIAccount(KeyedAccount):
+    """An xAI team, read with a management key."""
+
+    team_id: str = Field(min_length=1, description="xAI Console → Settings → Team ID")
+
 
 USAGE = ("POST", "/v1/billing/teams/{team}/usage")
 INVOICE_PREVIEW = ("GET", "/v1/billing/teams/{team}/postpaid/invoice/preview")
@@ -83,16 +111,6 @@ class Usage:
 
 def _bad(message: str) -> ProviderError:
     return ProviderError(Cause.BAD_RESPONSE, message)
-
-
-def _reject_envelope(doc: dict[str, Any], endpoint: str) -> None:
-    """An error body that came back with HTTP 200 (xAI's error shape is undocumented: cover the usual ones)."""
-    err = doc.get("error")
-    if err is not None:
-        msg = err.get("message", "") if isinstance(err, dict) else err
-        raise _bad(f"{endpoint}: error envelope in a 200 answer: {str(msg)[:200]}")
-    if "code" in doc and "message" in doc:  # google.rpc.Status, as gRPC gateways render it
-        raise _bad(f"{endpoint}: error status in a 200 answer: {str(doc['message'])[:200]}")
 
 
 # --- proto3 JSON -----------------------------------------------------------------------------
@@ -246,7 +264,7 @@ def _dollars(value: Any) -> Decimal:
 
 def parse_usage(doc: dict[str, Any]) -> Usage:
     """Parse one `usage` answer. An error envelope or a drifted shape raises; `{}` and `timeSeries: []` are $0."""
-    _reject_envelope(doc, "usage")
+    reject_error_envelope(doc, "usage")
     series_list = _repeated(doc, "timeSeries", "usage", fields=RESPONSE_FIELDS, money=True)
     # `bool limit_reached`: omitted when false.
     limit_reached = _field(doc, "limitReached", "usage")
@@ -369,7 +387,7 @@ def _int64_cents(doc: dict[str, Any], json_name: str, where: str, *, fields: Seq
 
 def parse_invoice_preview(doc: dict[str, Any]) -> InvoicePreview:
     """Parse `postpaid/invoice/preview`: the postpaid amount so far and the effective limit, in USD."""
-    _reject_envelope(doc, "invoice preview")
+    reject_error_envelope(doc, "invoice preview")
     core = _message(doc, "coreInvoice", "invoice preview")
     # `totalWithCorr` (the invoice total after VAT and corrections, what the invoice will say) when set,
     # else `amountAfterVat`; both are in the official field list. Whether prepaid credit is netted out
@@ -410,7 +428,7 @@ def parse_spending_limits(doc: dict[str, Any]) -> SpendingLimits:
     both are messages, so absent means unset, not $0. `effectiveHardSl` is the ceiling the soft limit
     may be raised to, not the point where spending stops, so it is never the limit.
     """
-    _reject_envelope(doc, "spending limits")
+    reject_error_envelope(doc, "spending limits")
     limits = _message(doc, "spendingLimits", "spending limits")
     raw = None if limits is None else _set(limits, "effectiveSl", "spendingLimits")
     if raw is None:
@@ -471,7 +489,6 @@ def _call(
     team_id: str,
     *,
     deadline: Deadline,
-    counter: list[int],
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Send one of `READ_CALLS` for `team_id`; anything else is refused before it leaves the process."""
@@ -479,7 +496,7 @@ def _call(
         raise ValueError(f"{call[0]} {call[1]} is not a read call the alerter may make")
     method, template = call
     path = template.format(team=quote(team_id, safe=""))
-    return request_json(client, method, path, json_body=body, deadline=deadline, counter=counter)
+    return request_json(client, method, path, json_body=body, deadline=deadline)
 
 
 @dataclasses.dataclass
@@ -492,23 +509,24 @@ class XAIBilling:
         return BillingPeriod.containing(now)
 
     def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
-        key = admin_key(self.deps, "xai", self.account, "xAI management key", deadline)
+        key = admin_key(self.deps, KEY_ENV, self.account, "xAI management key", deadline)
         team = self.account.team_id
-        counters = {"usage": [0], "preview": [0], "limits": [0]}
+        headers = {"Authorization": f"Bearer {key}"}
         with (
-            self.deps.http_factory(self.deps.base_urls["xai"], headers={"Authorization": f"Bearer {key}"}) as client,
+            self.deps.http_factory(self.deps.base_urls[SPEC.name], headers=headers) as client,
             concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="xai-context") as pool,
         ):
+            sent = count_requests(client)
             # The context calls do not depend on the usage answer: send them alongside it, so the
             # account costs one round trip, not three.
-            preview = pool.submit(_call, client, INVOICE_PREVIEW, team, deadline=deadline, counter=counters["preview"])
-            limits = pool.submit(_call, client, SPENDING_LIMITS, team, deadline=deadline, counter=counters["limits"])
+            preview = pool.submit(_call, client, INVOICE_PREVIEW, team, deadline=deadline)
+            limits = pool.submit(_call, client, SPENDING_LIMITS, team, deadline=deadline)
 
             def usage(group_by: Sequence[str]) -> Usage:
                 if _empty_window(period):
                     return Usage((), limit_reached=False)  # nothing can have been spent yet
                 body = usage_request(period, group_by)
-                return parse_usage(_call(client, USAGE, team, body=body, deadline=deadline, counter=counters["usage"]))
+                return parse_usage(_call(client, USAGE, team, body=body, deadline=deadline))
 
             grouped = usage(GROUP_BY)
             mtd = month_to_date(period, grouped, usage(()) if grouped.limit_reached else None)
@@ -522,7 +540,7 @@ class XAIBilling:
             partial_reason=mtd.partial_reason,
             headroom=room,
             notes=(*mtd.notes, *context_notes),
-            requests=sum(c[0] for c in counters.values()),
+            requests=sent.value,
         )
 
 
@@ -550,3 +568,40 @@ def _context(
 def from_config(account: Any, deps: Deps) -> XAIBilling:
     assert isinstance(account, XAIAccount)
     return XAIBilling(account, deps)
+
+
+def probe(account: Any, deps: Deps, now: dt.datetime, deadline: Deadline) -> ProbeResult:
+    """Doctor: the check's own `usage` call; reports the answer's shape (what an idle team returns matters)."""
+    period = BillingPeriod.containing(now)
+    key = admin_key(deps, KEY_ENV, account, "xAI management key")
+    body = usage_request(period)
+    with deps.http_factory(deps.base_urls[SPEC.name], headers={"Authorization": f"Bearer {key}"}) as client:
+        doc = _call(client, USAGE, account.team_id, body=body, deadline=deadline)
+    series = doc.get("timeSeries")
+    shape = {
+        "keys": sorted(doc)[:12],
+        "time_series": "absent" if series is None else (len(series) if isinstance(series, list) else "not a list"),
+        "limit_reached": doc.get("limitReached", "absent"),
+    }
+    facts = {"http_status": 200, "shape": shape}
+    try:
+        usage = parse_usage(doc)
+    except ProviderError as exc:
+        raise ProviderError(exc.cause, f"{exc.message}; the answer had keys {shape['keys']}") from None
+    if not usage.points:
+        return "ok", f"HTTP 200, idle team shape parses as $0 (timeSeries {shape['time_series']})", facts
+    return "ok", f"HTTP 200, {len(usage.points)} data point(s) in {shape['time_series']} series", facts
+
+
+SPEC = ProviderSpec(
+    name="xai",
+    title="xAI",
+    console_url="https://console.x.ai",
+    account_schema=XAIAccount,
+    build=from_config,
+    key_env=KEY_ENV,
+    base_url_env="XAI_MANAGEMENT_BASE_URL",
+    default_base_url="https://management-api.x.ai",
+    accounts_required="team_id",
+    probe=probe,
+)

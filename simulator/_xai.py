@@ -212,10 +212,10 @@ def _local_time(value: object, tz: dt.tzinfo, name: str) -> dt.datetime:
     if not isinstance(value, str):
         raise _BadRequest(f'timeRange.{name} is required ("YYYY-MM-DD HH:MM:SS")')
     try:
-        local = dt.datetime.strptime(value, _TIME_FORMAT)
+        local = dt.datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=tz)  # a wall time in the request's zone
     except ValueError:
         raise _BadRequest(f'timeRange.{name} {value!r} is not "YYYY-MM-DD HH:MM:SS"') from None
-    return local.replace(tzinfo=tz).astimezone(UTC)
+    return local.astimezone(UTC)
 
 
 def _buckets(start: dt.datetime, end: dt.datetime, unit: str, tz: dt.tzinfo) -> list[tuple[dt.datetime, dt.datetime]]:

@@ -103,12 +103,12 @@ locals {
   # terraform/, bench/, simulator/, ...) in case they are absent or deeper than the walk, plus
   # caches anywhere.
   source_root     = abspath("${path.module}/..")
-  source_packages = ["alerts", "providers"]
+  source_packages = ["alerts", "config", "providers"]
   source_known_excludes = [
     ".checkov.yaml", ".ci", ".git", ".github", ".gitignore", ".mypy_cache", ".pytest_cache",
     ".ruff_cache", ".run", ".state", ".venv", ".venv-checkov", "Makefile", "README.md", "bench",
     "build", "conftest.py", "devservers", "dist", "docs", "requirements-dev.txt", "scripts",
-    "simulator", "terraform", "tests",
+    "simulator", "terraform", "tests", "tools",
   ]
   source_excludes = sort(distinct(concat(
     # top-level files other than *.py modules and requirements.txt

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 from collections.abc import Iterator
@@ -17,15 +16,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-_real_connect = socket.socket.connect
+from simulator.loopback import guarded_connect  # noqa: E402  (needs the repo root on sys.path)
 
+_guarded_connect = guarded_connect("test tried to reach {host}: tests may only use 127.0.0.1")
 
-def _guarded_connect(self: socket.socket, address: Any) -> Any:
-    host = address[0] if isinstance(address, tuple) else address
-    loopback = isinstance(host, str) and (host.startswith("127.") or host in ("::1", "localhost"))
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback:
-        raise RuntimeError(f"test tried to reach {host}: tests may only use 127.0.0.1")
-    return _real_connect(self, address)
+# The helpers tests import live in tests/support.py; re-exported for `from conftest import ...`.
+from support import budgets, failed_for, load_fixture, make_deps, mock_http_factory, report_for  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)
@@ -40,84 +36,13 @@ def _no_retry_sleeps() -> Iterator[None]:
     stamina.set_testing(False)
 
 
-def load_fixture(provider: str, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / provider / f"{name}.json").read_text())
-    return data
+@pytest.fixture(autouse=True)
+def _fresh_process() -> Iterator[None]:
+    """Each test ends as a new process would begin: no secrets cached, logging not set up, the real clock."""
+    yield
+    from runtime import PROCESS
 
-
-def mock_http_factory(handler: Any) -> Any:
-    """A `Deps.http_factory` whose clients answer from `handler(request)` (an httpx fake transport)."""
-    import httpx
-
-    def factory(base_url: str, *, headers: dict[str, str] | None = None) -> httpx.Client:
-        return httpx.Client(base_url=base_url, headers=headers or {}, transport=httpx.MockTransport(handler))
-
-    return factory
-
-
-def make_deps(handler: Any = None, env: dict[str, str] | None = None, **kw: Any) -> Any:
-    from config import DEFAULT_BASE_URLS, SecretResolver
-    from providers import Deps
-
-    env = {
-        "OPENAI_ADMIN_KEY": "sk-admin-unit-test-key",
-        "ANTHROPIC_ADMIN_KEY": "sk-ant-admin01-unit-test",
-        "XAI_MANAGEMENT_KEY": "xai-mgmt-unit-test",
-        **(env or {}),
-    }
-    deps = Deps(secrets=SecretResolver(env=env), base_urls=dict(DEFAULT_BASE_URLS), **kw)
-    if handler is not None:
-        deps.http_factory = mock_http_factory(handler)
-    return deps
-
-
-def report_for(
-    provider: str,
-    label: str,
-    now: Any,
-    daily: list[str],
-    *,
-    breakdown: Any = (),
-    tz: Any = None,
-    as_of: Any = None,
-    partial_reason: str | None = None,
-    headroom: Any = None,
-) -> Any:
-    """A successful SourceResult whose daily series is `daily` (USD strings from the 1st)."""
-    import datetime as dt
-    from decimal import Decimal
-
-    from models import UTC, AccountRef, BillingPeriod, CostReport, DailyCost, Freshness, SourceResult
-
-    period = BillingPeriod.containing(now, tz or UTC)
-    days = tuple(DailyCost(period.first_day + dt.timedelta(days=i), Decimal(v)) for i, v in enumerate(daily))
-    rep = CostReport(
-        period=period,
-        mtd_usd=sum((d.amount for d in days), Decimal(0)),
-        daily=days,
-        breakdown=tuple(breakdown),
-        freshness=Freshness(as_of or now, "test"),
-        partial_reason=partial_reason,
-        headroom=headroom,
-        requests=1,
-    )
-    return SourceResult(AccountRef(provider, label), period, report=rep)
-
-
-def failed_for(provider: str, label: str, now: Any, cause: Any) -> Any:
-    from models import AccountRef, BillingPeriod, SourceResult
-
-    return SourceResult(AccountRef(provider, label), BillingPeriod.containing(now), cause=cause, error="test failure")
-
-
-def budgets(**overrides: Any) -> Any:
-    import json
-
-    from config import parse_budget_config
-
-    doc = {"total_budget_usd": 1000, "providers": {"openai": {"budget_usd": 500}, "anthropic": {"budget_usd": 400}}}
-    doc.update(overrides)
-    return parse_budget_config(json.dumps(doc), origin="test")
+    PROCESS.reset()
 
 
 @pytest.fixture(scope="session")
@@ -204,5 +129,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     survived = sum(expected == observed for _, expected, observed in FAULT_ROWS)
     tr.write_line(f"faults tried {len(FAULT_ROWS)} / survived {survived}")
     for outputs, leaks in SENTINEL_SCANS:
-        tr.write_line(f"sentinel secrets: {outputs} outputs scanned (logs, HTTP/CLI answers, Slack payloads, errors), "
-                      f"{leaks} leak(s)")
+        tr.write_line(
+            f"sentinel secrets: {outputs} outputs scanned (logs, HTTP/CLI answers, Slack payloads, errors), "
+            f"{leaks} leak(s)"
+        )

@@ -17,6 +17,7 @@ import pytest
 
 import logs
 import main
+from runtime import PROCESS
 from simulator import Simulator, SlackReceiver
 from simulator import billing_export as export
 
@@ -93,8 +94,7 @@ def run(
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("BUDGET_CONFIG_FILE", raising=False)
     logs.setup("INFO", stream=io.StringIO())
-    monkeypatch.setattr(main, "_LOGGING_READY", True)
-    monkeypatch.setattr(main, "_SECRETS", None)
+    PROCESS.reset(logging_ready=True)  # a fresh process whose logging is already set up
 
     def go(*args: str) -> dict[str, Any]:
         assert main.cli(["check", "--json", "--dry-run", "--now", NOW.isoformat(), *args]) == 0

@@ -29,30 +29,58 @@ def test_example_document_is_valid() -> None:
 
 def test_defaults() -> None:
     """Thresholds default to 50/80/100, forecast to 100, and a provider without accounts has one default account."""
-    cfg = parse_budget_config('{"total_budget_usd": "10.50", "providers": {"anthropic": {"budget_usd": 5}}}',
-                              origin="x")
+    cfg = parse_budget_config(
+        '{"total_budget_usd": "10.50", "providers": {"anthropic": {"budget_usd": 5}}}', origin="x"
+    )
     assert cfg.total_budget_usd == Decimal("10.50") and cfg.forecast_thresholds_pct == (Decimal(100),)
     assert [a.label for a in cfg.accounts("anthropic")] == ["default"]
 
 
-@pytest.mark.parametrize(("doc", "needle"), [
-    ({"total_budget_usd": 10, "providers": {"openai": {}}}, "providers.openai.budget_usd is missing"),
-    ({"providers": {"openai": {"budget_usd": 1}}}, "total_budget_usd: is required"),
-    ({"total_budget_usd": 10, "providers": {}}, "configure at least one of openai"),
-    ({"total_budget_usd": 0, "providers": {"openai": {"budget_usd": 1}}}, "must be a positive amount"),
-    ({"total_budget_usd": 10, "thresholds_pct": [0], "providers": {"openai": {"budget_usd": 1}}}, "0 < p <= 1000"),
-    ({"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 1, "accounts": [{"label": "A B"}]}}},
-     "providers.openai.accounts.0.label"),
-    ({"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 1, "accounts": [{"label": "a"}, {"label": "a"}]}}},
-     "repeated: a"),
-    ({"total_budget_usd": 10, "providers": {"xai": {"budget_usd": 1}}}, "team_id"),
-    ({"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 1, "accounts": [{"key_secret": "my-secret"}]}}},
-     "projects/P/secrets/S/versions/latest"),
-    ({"total_budget_usd": 10, "providers": {"gemini": {"budget_usd": 1, "accounts": [
-        {"billing_export_table": "p.d.t", "service_ids": ["Gemini"]}]}}}, "project.dataset.table"),
-    ({"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 1}}, "thresholds": [1]},
-     "thresholds: is not a known setting"),
-])
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        ({"total_budget_usd": 10, "providers": {"openai": {}}}, "providers.openai.budget_usd is missing"),
+        ({"providers": {"openai": {"budget_usd": 1}}}, "total_budget_usd: is required"),
+        ({"total_budget_usd": 10, "providers": {}}, "configure at least one of openai"),
+        ({"total_budget_usd": 0, "providers": {"openai": {"budget_usd": 1}}}, "must be a positive amount"),
+        ({"total_budget_usd": 10, "thresholds_pct": [0], "providers": {"openai": {"budget_usd": 1}}}, "0 < p <= 1000"),
+        (
+            {"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 1, "accounts": [{"label": "A B"}]}}},
+            "providers.openai.accounts.0.label",
+        ),
+        (
+            {
+                "total_budget_usd": 10,
+                "providers": {"openai": {"budget_usd": 1, "accounts": [{"label": "a"}, {"label": "a"}]}},
+            },
+            "repeated: a",
+        ),
+        ({"total_budget_usd": 10, "providers": {"xai": {"budget_usd": 1}}}, "team_id"),
+        (
+            {
+                "total_budget_usd": 10,
+                "providers": {"openai": {"budget_usd": 1, "accounts": [{"key_secret": "my-secret"}]}},
+            },
+            "projects/P/secrets/S/versions/latest",
+        ),
+        (
+            {
+                "total_budget_usd": 10,
+                "providers": {
+                    "gemini": {
+                        "budget_usd": 1,
+                        "accounts": [{"billing_export_table": "p.d.t", "service_ids": ["Gemini"]}],
+                    }
+                },
+            },
+            "project.dataset.table",
+        ),
+        (
+            {"total_budget_usd": 10, "providers": {"openai": {"budget_usd": 1}}, "thresholds": [1]},
+            "thresholds: is not a known setting",
+        ),
+    ],
+)
 def test_errors_name_the_field_and_the_fix(doc: dict[str, object], needle: str) -> None:
     """Each invalid document raises ConfigError naming the field and how to fix it."""
     with pytest.raises(ConfigError) as exc:
@@ -78,16 +106,19 @@ def test_settings_from_env(tmp_path: Path) -> None:
         Settings.from_env(_env(BUDGET_CONFIG_FILE=str(f)))
 
 
-@pytest.mark.parametrize(("env", "needle"), [
-    ({}, "no budget configuration"),
-    ({"BUDGET_CONFIG_FILE": "/nonexistent/b.json"}, "cannot read it"),
-    (_env(STATE_BACKEND="redis"), "STATE_BACKEND must be"),
-    (_env(STATE_BACKEND="gcs"), "needs STATE_BUCKET"),
-    (_env(SLACK_WEBHOOK_SECRET="hooks"), "SLACK_WEBHOOK_SECRET must be"),
-    (_env(SLACK_WEBHOOK_URL="ftp://x"), "https://"),
-    (_env(CHECK_DEADLINE_SECONDS="soon"), "CHECK_DEADLINE_SECONDS"),
-    (_env(OPENAI_BASE_URL="api.openai.com"), "OPENAI_BASE_URL must start with https://"),
-])
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({}, "no budget configuration"),
+        ({"BUDGET_CONFIG_FILE": "/nonexistent/b.json"}, "cannot read it"),
+        (_env(STATE_BACKEND="redis"), "STATE_BACKEND must be"),
+        (_env(STATE_BACKEND="gcs"), "needs STATE_BUCKET"),
+        (_env(SLACK_WEBHOOK_SECRET="hooks"), "SLACK_WEBHOOK_SECRET must be"),
+        (_env(SLACK_WEBHOOK_URL="ftp://x"), "https://"),
+        (_env(CHECK_DEADLINE_SECONDS="soon"), "CHECK_DEADLINE_SECONDS"),
+        (_env(OPENAI_BASE_URL="api.openai.com"), "OPENAI_BASE_URL must start with https://"),
+    ],
+)
 def test_environment_errors_name_the_variable(env: dict[str, str], needle: str) -> None:
     """Bad environment values name the variable and the fix."""
     with pytest.raises(ConfigError, match=needle):
@@ -161,8 +192,12 @@ def _accounts_doc(n: int, *, repeat_last: bool = False) -> str:
 
 
 def _dry_run(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, document: str | bytes,
-    *, as_file: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    document: str | bytes,
+    *,
+    as_file: bool,
 ) -> tuple[int, str]:
     import main
 
@@ -211,8 +246,12 @@ MALFORMED: list[tuple[str, str | bytes, bool, str]] = [
 
 @pytest.mark.parametrize(("document", "as_file", "needle"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
 def test_a_malformed_document_exits_2_naming_the_problem(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    document: str | bytes, as_file: bool, needle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    document: str | bytes,
+    as_file: bool,
+    needle: str,
 ) -> None:
     """Each malformed budget document: `check --dry-run` exits 2 with a one-message error, no traceback."""
     code, err = _dry_run(monkeypatch, capsys, tmp_path, document, as_file=as_file)

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-from check import default_deps, fetch_all, run_check, to_json
+from check import default_deps, fetch_all, run_check
 from config import SecretResolver, Settings
 from errors import Cause
 from models import BillingPeriod, CostReport
-from providers._http import Deadline
+from output import to_json
+from providers import Deadline
 from simulator import Simulator, SlackReceiver
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)

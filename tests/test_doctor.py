@@ -21,6 +21,7 @@ import doctor
 import logs
 import main
 from devservers.dry_run_proxy import DryRunProxy
+from runtime import PROCESS
 from simulator import Scenario, SecretManagerFake, Simulator, SlackReceiver
 from simulator import billing_export as billing
 
@@ -412,7 +413,7 @@ def test_cli_prints_the_table_and_exits_non_zero_on_a_fault(
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("BUDGET_CONFIG_FILE", raising=False)
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
-    monkeypatch.setattr(main, "_LOGGING_READY", True)
+    PROCESS.reset(logging_ready=True)
     env["sim"].add_fault("anthropic", "http_401")
     code = main.cli(["doctor"])
     out = capsys.readouterr().out
@@ -438,7 +439,7 @@ def test_http_doctor_request_runs_doctor_not_the_check(
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("BUDGET_CONFIG_FILE", raising=False)
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
-    monkeypatch.setattr(main, "_LOGGING_READY", True)
+    PROCESS.reset(logging_ready=True)
     client = create_app(target="budget_check", source=str(Path(main.__file__))).test_client()
     resp = client.post("/", json={"doctor": True})
     env["outputs"].append(resp.get_data(as_text=True))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 import logs
 import main
+from runtime import PROCESS
 from simulator import Scenario, Simulator, SlackReceiver
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
@@ -85,8 +85,7 @@ def env(
         monkeypatch.delenv(k, raising=False)
     log = io.StringIO()
     logs.setup("DEBUG", stream=log)
-    monkeypatch.setattr(main, "_LOGGING_READY", True)
-    monkeypatch.setattr(main, "_SECRETS", None)
+    PROCESS.reset(logging_ready=True)  # a fresh process whose logging is already set up
     ctx: dict[str, Any] = {"sim": sim, "slack": slack, "log": log, "outputs": []}
     yield ctx
     _assert_no_secret(ctx)
@@ -192,9 +191,7 @@ def test_http_function_answers_json(env: dict[str, Any], monkeypatch: pytest.Mon
 
     env["sim"].add_fault("anthropic", "http_403")
     app = functions_framework.create_app(target="budget_check", source=str(Path(main.__file__)))
-    loaded = sys.modules["main"]  # the framework loads main.py afresh: pin that module's clock
-    monkeypatch.setattr(loaded, "_now", lambda: NOW)
-    monkeypatch.setattr(loaded, "_LOGGING_READY", True)
+    PROCESS.reset(logging_ready=True, clock=lambda: NOW)  # the fresh main.py shares runtime.PROCESS
     client = app.test_client()
     resp = client.post("/")
     body = resp.get_data(as_text=True)

@@ -23,19 +23,19 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from conftest import ROOT, load_fixture, make_deps
+from conftest import ROOT
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.cloud import bigquery
 from google.cloud.bigquery.job.base import _error_result_to_exception
 from requests import exceptions as req_exc
+from support import load_fixture, make_deps
 
 import devservers
-from config import GeminiAccount
 from errors import Cause, ProviderError
 from models import CENT, PACIFIC, UTC, BillingPeriod
-from providers import gemini
-from providers._http import Deadline
+from providers import Deadline, gemini
+from providers.gemini import GeminiAccount
 from simulator import billing_export as sim
 
 PROJECT = "gemini-test"
@@ -499,8 +499,9 @@ def test_late_row_note_reaches_slack_and_the_json(client: bigquery.Client, late_
     """A whole dry-run check in the digest hour: the deep figure and its note in to_json and the Slack payload."""
     import dataclasses
 
-    from check import default_deps, run_check, to_json
+    from check import default_deps, run_check
     from config import SecretResolver, Settings
+    from output import to_json
 
     doc = {
         "total_budget_usd": 5000,
@@ -660,7 +661,7 @@ _GOOD = _typed(load_fixture("gemini", "mtd_query_rows")["rows"])[0]
         {**_GOOD, "net_nano_usd": "12"},
         {**_GOOD, "usage_day": "2026-11-01"},
         {**_GOOD, "usage_day": dt.datetime(2026, 11, 1, tzinfo=UTC)},
-        {**_GOOD, "last_export_time": dt.datetime(2026, 11, 1, 12, 0)},
+        {**_GOOD, "last_export_time": dt.datetime(2026, 11, 1, 12, 0)},  # noqa: DTZ001  (naive on purpose: the rejected shape)
         {**_GOOD, "currency": None},
         {**_GOOD, "row_count": 0},
         {**_GOOD, "sku": 42},

@@ -10,7 +10,6 @@ import datetime as dt
 import http.server
 import io
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from conftest import ROOT
 
 import logs
 import main
+from runtime import PROCESS
 from simulator import Scenario, Simulator, SlackReceiver
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
@@ -87,8 +87,7 @@ def env(
         monkeypatch.delenv(k, raising=False)
     log = io.StringIO()
     logs.setup("DEBUG", stream=log)
-    monkeypatch.setattr(main, "_LOGGING_READY", True)
-    monkeypatch.setattr(main, "_SECRETS", None)
+    PROCESS.reset(logging_ready=True)  # a fresh process whose logging is already set up
     return {"sim": sim, "slack": slack, "proxy": proxy, "log": log}
 
 
@@ -96,10 +95,7 @@ def _client(monkeypatch: pytest.MonkeyPatch) -> Any:
     import functions_framework
 
     app = functions_framework.create_app(target="budget_check", source=str(ROOT / "main.py"))
-    loaded = sys.modules["main"]  # the framework loads main.py afresh
-    monkeypatch.setattr(loaded, "_now", lambda: NOW)
-    monkeypatch.setattr(loaded, "_LOGGING_READY", True)
-    monkeypatch.setattr(loaded, "_SECRETS", None)
+    PROCESS.reset(logging_ready=True, clock=lambda: NOW)  # the fresh main.py shares runtime.PROCESS
     return app.test_client()
 
 

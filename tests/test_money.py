@@ -6,12 +6,13 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from conftest import budgets, report_for
+from support import budgets, report_for
 
-import main
+import output
 from alerts import rules, slack
-from check import CheckOutcome, to_json
+from check import CheckOutcome
 from models import UTC, cents, usd, usd_plain
+from output import to_json
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
 CASES = [
@@ -39,7 +40,7 @@ def test_json_slack_and_cli_show_the_same_rounded_amount(amount: str, plain: str
     assert doc["providers"]["openai"]["accounts"][0]["mtd_usd_rounded"] == plain
     assert Decimal(doc["total"]["mtd_usd"]) == Decimal(amount), "the exact amount is kept next to the rounded one"
     assert f"*Total*  {shown} of $1,000.00" in payload["text"]
-    assert shown in main._summary(doc).splitlines()[1]
+    assert shown in output.table(doc).splitlines()[1]
 
 
 def test_helpers_agree_and_keep_huge_amounts_exact() -> None:

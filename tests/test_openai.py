@@ -9,14 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import load_fixture, make_deps
+from support import load_fixture, make_deps
 
-from config import OpenAIAccount
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod
+from providers import Deadline
 from providers._aggregate import CostAccumulator
-from providers._http import Deadline
-from providers.openai import OpenAICosts, parse_costs_page
+from providers.openai import OpenAIAccount, OpenAICosts, parse_costs_page
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
 

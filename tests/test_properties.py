@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 import xai_proto_subset
-from conftest import report_for
 from google.protobuf import json_format
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import report_for
 
 from alerts import rules, slack
 from config import BudgetConfig, ConfigError, parse_budget_config
@@ -696,10 +696,10 @@ def gemini_rows(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Decimal]:
                 "unusable_rows": 0,
                 "net_nano_usd": nanos,
                 "last_export_time": draw(
-                    st.datetimes(dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 28), timezones=st.just(UTC))
+                    st.datetimes(dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 28), timezones=st.just(UTC))  # noqa: DTZ001  (hypothesis bounds are naive)
                 ),
                 "first_partition": draw(
-                    st.datetimes(dt.datetime(2026, 9, 27), dt.datetime(2026, 11, 28), timezones=st.just(UTC))
+                    st.datetimes(dt.datetime(2026, 9, 27), dt.datetime(2026, 11, 28), timezones=st.just(UTC))  # noqa: DTZ001  (hypothesis bounds are naive)
                 ),
             }
         )

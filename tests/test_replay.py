@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from config import SecretResolver, Settings
-from replay import replay
 from simulator import Scenario, Simulator, SlackReceiver
+from tools.replay import replay
 
 START = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
 END = dt.datetime(2027, 1, 2, 0, 0, tzinfo=dt.UTC)

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
-from conftest import budgets, failed_for, report_for
+from support import budgets, failed_for, report_for
 
 from alerts import rules
 from errors import Cause

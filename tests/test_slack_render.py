@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import budgets, failed_for, report_for
+from support import budgets, failed_for, report_for
 
 from alerts import rules, slack
 from errors import Cause

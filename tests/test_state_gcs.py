@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from alerts.events import MAYBE_REPEAT
 from alerts.state import GCSStore, Ledger
-from check import MAYBE_REPEAT, default_deps, run_check
+from check import default_deps, run_check
 from config import SecretResolver, Settings
 from devservers.gcs_proxy import GCSProxy
 from errors import StateConflict, StateError
@@ -125,9 +126,9 @@ def test_corrupted_state_object_is_reported_without_a_flood(world: dict[str, Any
 def test_unknown_version_is_not_overwritten(world: dict[str, Any]) -> None:
     """A state object from a newer build is refused, not reset."""
     store = GCSStore(world["bucket"], "llm-budget-alert/state.json")
-    store.write(b'{"version": 2, "events": {}, "health": {}}', if_generation=0)
+    store.write(b'{"version": 3, "events": {}, "health": {}}', if_generation=0)
     out = _check(world)
-    assert out.state_error and "unknown version 2" in out.state_error and world["slack"].attempts() == 0
+    assert out.state_error and "unknown version 3" in out.state_error and world["slack"].attempts() == 0
 
 
 def test_failing_provider_five_runs_then_recovery(world: dict[str, Any]) -> None:

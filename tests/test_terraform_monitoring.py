@@ -24,6 +24,7 @@ import pytest
 
 import logs
 import main
+from runtime import PROCESS
 from simulator import Scenario, Simulator, SlackReceiver
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,8 +212,7 @@ def run_check(
         monkeypatch.setenv(key, value)
     for key in ("BUDGET_CONFIG_FILE", "SLACK_WEBHOOK_SECRET", "STATE_BACKEND"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(main, "_LOGGING_READY", True)
-    monkeypatch.setattr(main, "_SECRETS", None)
+    PROCESS.reset(logging_ready=True)  # a fresh process whose logging is already set up
 
     def run(*args: str) -> list[str]:
         monkeypatch.setenv("STATE_FILE", str(tmp_path / f"state-{len(list(tmp_path.iterdir()))}.json"))

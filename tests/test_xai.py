@@ -12,15 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import xai_proto_subset
-from conftest import load_fixture
 from google.protobuf import json_format
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
+from support import load_fixture
 
-from config import SecretResolver, XAIAccount
+from config import SecretResolver
 from errors import Cause, ProviderError, SecretError
 from models import UTC, BillingPeriod, CostReport, DailyCost, Headroom
-from providers import Deps, build_source, xai
-from providers._http import Deadline
+from providers import Deadline, Deps, build_source, xai
 from providers.xai import (
     INVOICE_PREVIEW,
     READ_CALLS,
@@ -31,6 +30,7 @@ from providers.xai import (
     SpendingLimits,
     Usage,
     UsagePoint,
+    XAIAccount,
     XAIBilling,
     _call,
     cents_to_usd,
@@ -79,10 +79,13 @@ def test_usage_breakdown_is_by_model_from_group_labels() -> None:
 
 def test_usage_group_values_name_the_line_when_labels_are_absent() -> None:
     """Without groupLabels the raw group values name the line; with neither the series is ungrouped."""
-    doc = {"timeSeries": [
-        {"group": ["grok-3"], "dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [1.5]}]},
-        {"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [0.5]}]},
-    ], "limitReached": False}
+    doc = {
+        "timeSeries": [
+            {"group": ["grok-3"], "dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [1.5]}]},
+            {"dataPoints": [{"timestamp": "2026-11-02T00:00:00Z", "values": [0.5]}]},
+        ],
+        "limitReached": False,
+    }
     usage = parse_usage(doc)
     assert [p.group for p in usage.points] == ["grok-3", None]
 
@@ -172,11 +175,29 @@ def _point(**changes: Any) -> dict[str, Any]:
         {"timeSeries": [[{"dataPoints": []}]]},
     ],
     ids=[
-        "series-object", "series-null", "limit-string", "limit-int", "series-not-object",
-        "datapoints-object", "labels-string", "group-objects", "point-not-object", "values-scalar",
-        "values-null", "timestamp-epoch", "timestamp-naive", "timestamp-garbage", "timestamp-null",
-        "timestamp-date-only", "timestamp-basic-format", "dollars-without-timestamp", "both-field-names",
-        "only-unknown-fields", "points-renamed", "defaults-printed-datapoints-missing", "values-renamed",
+        "series-object",
+        "series-null",
+        "limit-string",
+        "limit-int",
+        "series-not-object",
+        "datapoints-object",
+        "labels-string",
+        "group-objects",
+        "point-not-object",
+        "values-scalar",
+        "values-null",
+        "timestamp-epoch",
+        "timestamp-naive",
+        "timestamp-garbage",
+        "timestamp-null",
+        "timestamp-date-only",
+        "timestamp-basic-format",
+        "dollars-without-timestamp",
+        "both-field-names",
+        "only-unknown-fields",
+        "points-renamed",
+        "defaults-printed-datapoints-missing",
+        "values-renamed",
         "list-for-object",
     ],
 )
@@ -215,10 +236,16 @@ def test_usage_float_is_read_by_its_shortest_repr() -> None:
 
 def test_usage_outside_the_month_is_ignored() -> None:
     """A point from the previous month (a server that ignored the window) does not count."""
-    doc = {"timeSeries": [{"dataPoints": [
-        {"timestamp": "2026-10-31T00:00:00Z", "values": [9.0]},
-        {"timestamp": "2026-11-01T00:00:00Z", "values": [1.0]},
-    ]}]}
+    doc = {
+        "timeSeries": [
+            {
+                "dataPoints": [
+                    {"timestamp": "2026-10-31T00:00:00Z", "values": [9.0]},
+                    {"timestamp": "2026-11-01T00:00:00Z", "values": [1.0]},
+                ]
+            }
+        ]
+    }
     assert month_to_date(PERIOD, parse_usage(doc)).total == Decimal("1.0")
 
 
@@ -293,8 +320,11 @@ def test_ungrouped_usage_request_has_empty_group_by() -> None:
         (dt.datetime(2026, 12, 1, 0, 5, tzinfo=UTC), "2026-12-01 00:00:00", "2026-12-01 00:05:00"),
         (dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), "2026-12-01 00:00:00", "2026-12-31 23:59:59"),
         (dt.datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC), "2027-01-01 00:00:00", "2027-01-01 00:00:30"),
-        (dt.datetime(2026, 12, 31, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
-         "2027-01-01 00:00:00", "2027-01-01 01:00:00"),
+        (
+            dt.datetime(2026, 12, 31, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+            "2027-01-01 00:00:00",
+            "2027-01-01 01:00:00",
+        ),
         (dt.datetime(2028, 2, 29, 12, 0, tzinfo=UTC), "2028-02-01 00:00:00", "2028-02-29 12:00:00"),
     ],
     ids=["first-00:05", "dec-31-23:59:59", "jan-1-after-dec", "offset-now-is-utc-jan", "leap-day"],
@@ -319,10 +349,28 @@ def test_billing_period_is_the_utc_calendar_month() -> None:
 
 @pytest.mark.parametrize(
     ("value", "usd"),
-    [("1413", "14.13"), ({"val": "1413"}, "14.13"), ("-5000", "-50"), ({"val": "0"}, "0"), ({}, "0"),
-     (1413, "14.13"), ({"val": 1413}, "14.13"), (1413.0, "14.13"), (str(2**63 - 1), "92233720368547758.07")],
-    ids=["bare", "wrapped", "negative", "wrapped-zero", "cent-of-zero-omitted", "number", "wrapped-number",
-         "integral-float", "int64-max"],
+    [
+        ("1413", "14.13"),
+        ({"val": "1413"}, "14.13"),
+        ("-5000", "-50"),
+        ({"val": "0"}, "0"),
+        ({}, "0"),
+        (1413, "14.13"),
+        ({"val": 1413}, "14.13"),
+        (1413.0, "14.13"),
+        (str(2**63 - 1), "92233720368547758.07"),
+    ],
+    ids=[
+        "bare",
+        "wrapped",
+        "negative",
+        "wrapped-zero",
+        "cent-of-zero-omitted",
+        "number",
+        "wrapped-number",
+        "integral-float",
+        "int64-max",
+    ],
 )
 def test_cents_bare_or_wrapped_become_dollars(value: Any, usd: str) -> None:
     """int64 cents (a decimal string or an integer number, as proto3 JSON allows), bare or a Cent, / 100."""
@@ -331,12 +379,50 @@ def test_cents_bare_or_wrapped_become_dollars(value: Any, usd: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [14.13, True, None, [], "NaN", "Infinity", "twelve", "", {"value": "1"}, {"val": 14.13},
-     {"val": {"val": "1"}}, {"val": "1", "currency": "USD"}, " 12.5 ", "12.5", "1e3", " 12", "+12", str(2**63),
-     "\uff11\uff12", [{"val": "1"}]],
-    ids=["float", "bool", "null", "list", "nan", "inf", "word", "empty", "wrong-key", "wrapped-float",
-         "double-wrapped", "extra-key", "fraction-spaces", "fraction", "exponent-string", "space", "plus",
-         "beyond-int64", "fullwidth-digits", "list-for-object"],
+    [
+        14.13,
+        True,
+        None,
+        [],
+        "NaN",
+        "Infinity",
+        "twelve",
+        "",
+        {"value": "1"},
+        {"val": 14.13},
+        {"val": {"val": "1"}},
+        {"val": "1", "currency": "USD"},
+        " 12.5 ",
+        "12.5",
+        "1e3",
+        " 12",
+        "+12",
+        str(2**63),
+        "\uff11\uff12",
+        [{"val": "1"}],
+    ],
+    ids=[
+        "float",
+        "bool",
+        "null",
+        "list",
+        "nan",
+        "inf",
+        "word",
+        "empty",
+        "wrong-key",
+        "wrapped-float",
+        "double-wrapped",
+        "extra-key",
+        "fraction-spaces",
+        "fraction",
+        "exponent-string",
+        "space",
+        "plus",
+        "beyond-int64",
+        "fullwidth-digits",
+        "list-for-object",
+    ],
 )
 def test_cents_in_any_other_shape_are_bad_response(value: Any) -> None:
     """Anything but an int64 of cents, bare or a Cent, is a classified bad response (int64 has no fraction)."""
@@ -397,9 +483,20 @@ def _without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
         {"defaultCredits": "0", "coreInvoice": {}},
         {"effectiveSpendingLimit": "1", "effective_spending_limit": "1"},
     ],
-    ids=["core-string", "core-list", "no-amount", "amount-float", "wrapped-float", "limit-fraction",
-         "cycle-string", "cycle-month-bool", "cycle-month-fraction", "error-envelope",
-         "defaults-printed-limit-missing", "both-field-names"],
+    ids=[
+        "core-string",
+        "core-list",
+        "no-amount",
+        "amount-float",
+        "wrapped-float",
+        "limit-fraction",
+        "cycle-string",
+        "cycle-month-bool",
+        "cycle-month-fraction",
+        "error-envelope",
+        "defaults-printed-limit-missing",
+        "both-field-names",
+    ],
 )
 def test_drifted_invoice_preview_is_bad_response(doc: dict[str, Any]) -> None:
     """A preview that lost its shape or changed units raises BAD_RESPONSE."""
@@ -503,7 +600,7 @@ def test_a_call_outside_read_calls_is_refused_before_sending() -> None:
         httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client,
         pytest.raises(ValueError, match="not a read call"),
     ):
-        _call(client, ("POST", "/v1/billing/teams/{team}/prepaid/top-up"), TEAM, deadline=Deadline(5), counter=[0])
+        _call(client, ("POST", "/v1/billing/teams/{team}/prepaid/top-up"), TEAM, deadline=Deadline(5))
     assert sent == []
 
 
@@ -516,7 +613,7 @@ def test_team_id_cannot_change_the_path() -> None:
         return httpx.Response(200, json={"spendingLimits": {}})
 
     with httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client:
-        _call(client, SPENDING_LIMITS, "t/../../prepaid/top-up", deadline=Deadline(5), counter=[0])
+        _call(client, SPENDING_LIMITS, "t/../../prepaid/top-up", deadline=Deadline(5))
     assert seen == ["/v1/billing/teams/t%2F..%2F..%2Fprepaid%2Ftop-up/postpaid/spending-limits"]
 
 
@@ -600,8 +697,14 @@ def _calls(sim: Simulator) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(
     "clock",
-    ["2026-11-28T18:30:00Z", "2026-11-30T23:59:59Z", "2026-12-01T00:05:00Z", "2026-12-01T07:00:00Z",
-     "2027-01-01T00:05:00Z", "2027-01-02T12:00:00Z"],
+    [
+        "2026-11-28T18:30:00Z",
+        "2026-11-30T23:59:59Z",
+        "2026-12-01T00:05:00Z",
+        "2026-12-01T07:00:00Z",
+        "2027-01-01T00:05:00Z",
+        "2027-01-02T12:00:00Z",
+    ],
     ids=["late-month", "last-second", "first-00:05", "first-07:00", "jan-1-00:05", "jan-2"],
 )
 def test_month_to_date_equals_the_simulator_exactly(sim: Simulator, clock: str) -> None:
@@ -734,8 +837,9 @@ def test_other_team_is_permission(sim: Simulator) -> None:
 
 def test_missing_key_names_the_variable(sim: Simulator) -> None:
     """No management key configured: a SecretError naming XAI_MANAGEMENT_KEY, before any request."""
-    source = XAIBilling(XAIAccount(label="core", team_id=SIM_TEAM),
-                        Deps(secrets=SecretResolver(env={}), base_urls={"xai": sim.url}))
+    source = XAIBilling(
+        XAIAccount(label="core", team_id=SIM_TEAM), Deps(secrets=SecretResolver(env={}), base_urls={"xai": sim.url})
+    )
     with pytest.raises(SecretError, match="XAI_MANAGEMENT_KEY"):
         source.fetch(source.billing_period(sim.now()), Deadline(5))
     assert sim.requests() == []
@@ -1026,6 +1130,8 @@ def _tolerated(field: Any, wrong: Any) -> bool:
         return isinstance(wrong, int) and not isinstance(wrong, bool)
     in_cent = field.containing_type.name == "Cent"
     return field.type == FieldDescriptorProto.TYPE_INT64 and not in_cent and wrong == {"val": "1"}
+
+
 _TIMESTAMP_WRONG = [1793577600, "2026-11-02", "2026-11-02 00:00:00", {"seconds": 1}, ["2026-11-02T00:00:00Z"]]
 
 

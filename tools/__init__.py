@@ -1,0 +1,1 @@
+"""Tools that drive the product from outside (not deployed): `python -m tools.replay`."""
