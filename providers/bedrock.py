@@ -43,14 +43,14 @@ import datetime as dt
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from errors import Cause, ProviderError
-from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness
+from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness, usd
 from providers._aggregate import CostAccumulator, to_decimal
 from providers._http import MAX_BODY_BYTES, MAX_PAGES, Deadline, request_json
 from providers._sigv4 import Credentials, SigV4Auth
@@ -298,13 +298,17 @@ def snapshot_report(snap: CeSnapshot, period: BillingPeriod, fetched_at: dt.date
     if snap.first_estimated is not None:
         note += f"; amounts from {snap.first_estimated:%b %d} are AWS estimates"
     reused = snap.fetched_at < fetched_at
+    notes = (f"reused the last Cost Explorer result ({snap.requests} paid request(s))",) if reused else ()
+    if not reused and snap.requests > 1:
+        cost = usd(PRICE_PER_REQUEST_USD * snap.requests)
+        notes = (f"Cost Explorer answered in {snap.requests} pages, each a paid request ({cost})",)
     return CostReport(
         period=period,
         mtd_usd=sum((d.amount for d in daily), Decimal(0)),
         daily=daily,
         breakdown=tuple(BreakdownLine(dim, key, a) for dim, key, a in snap.lines),
         freshness=Freshness(as_of=as_of, note=note, missing_from=missing),
-        notes=(f"reused the last Cost Explorer result ({snap.requests} paid request(s))",) if reused else (),
+        notes=notes,
         requests=0 if reused else snap.requests,
     )
 
@@ -426,6 +430,31 @@ def configure_ce_client(client: httpx.Client, creds: Credentials) -> httpx.Clien
     return client
 
 
+def fetch_snapshot(
+    client: httpx.Client,
+    period: BillingPeriod,
+    *,
+    deadline: Deadline,
+    counter: list[int],
+    fetched_at: dt.datetime,
+    metric: str = DEFAULT_METRIC,
+    linked_account: str | None = None,
+) -> CeSnapshot:
+    """Every page of the month's `GetCostAndUsage`, summed. A repeated token or > MAX_PAGES pages fails."""
+    totals = CeTotals(period, metric)
+    token: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        body = ce_request(period, metric=metric, linked_account=linked_account, page_token=token)
+        token = totals.add_page(request_json(client, "POST", "/", json_body=body, deadline=deadline, counter=counter))
+        if token is None:
+            return CeSnapshot.of(totals, fetched_at, requests=totals.pages)
+        if token in seen:
+            raise _bad("pagination loop: the same NextPageToken came back twice")
+        seen.add(token)
+    raise _bad(f"more than {MAX_PAGES} pages (each a paid request): stopped")
+
+
 def fetch_cost_and_usage(
     client: httpx.Client,
     period: BillingPeriod,
@@ -436,19 +465,31 @@ def fetch_cost_and_usage(
     metric: str = DEFAULT_METRIC,
     linked_account: str | None = None,
 ) -> CostReport:
-    """Every page of the month's `GetCostAndUsage`, summed. A repeated token or > MAX_PAGES pages fails."""
-    totals = CeTotals(period, metric)
-    token: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        body = ce_request(period, metric=metric, linked_account=linked_account, page_token=token)
-        token = totals.add_page(request_json(client, "POST", "/", json_body=body, deadline=deadline, counter=counter))
-        if token is None:
-            return totals.report(fetched_at, requests=totals.pages)
-        if token in seen:
-            raise _bad("pagination loop: the same NextPageToken came back twice")
-        seen.add(token)
-    raise _bad(f"more than {MAX_PAGES} pages (each a paid request): stopped")
+    """`fetch_snapshot` as a report for `period`."""
+    snap = fetch_snapshot(
+        client, period, deadline=deadline, counter=counter, fetched_at=fetched_at, metric=metric,
+        linked_account=linked_account,
+    )  # fmt: skip
+    return snapshot_report(snap, period, fetched_at)
+
+
+def cached_report(
+    period: BillingPeriod,
+    last: CeSnapshot | None,
+    every_hours: int,
+    fetch: Callable[[], CeSnapshot],
+) -> tuple[CostReport, CeSnapshot]:
+    """The month's report, fetched only when `decide_fetch` says so; otherwise `last`, with its own fetch time.
+
+    Returns the snapshot to keep for the next check. A failed fetch raises (a classified failure): an
+    older result is never passed off as this check's answer.
+    """
+    now = period.now
+    usable = last if last is not None and last.month == period.key else None
+    decision = decide_fetch(now, usable.fetched_at if usable else None, every_hours)
+    if decision.fetch or usable is None:
+        usable = fetch()
+    return snapshot_report(usable, period, now), usable
 
 
 # --- credentials: Google ID token → STS AssumeRoleWithWebIdentity ------------------------------

@@ -459,3 +459,28 @@ def test_an_unqueued_account_is_a_real_zero_not_a_failure(aws: Any) -> None:
         report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), counter=[0], fetched_at=NOW)
     assert report.mtd_usd == 0
     assert report.freshness.as_of is None
+
+
+@pytest.mark.emulator
+def test_a_replayed_day_against_moto_stays_within_the_cadence(aws: Any) -> None:
+    """24 hourly checks with an 8-hour cadence send 3 fetches × 2 pages to Cost Explorer, no more;
+    the checks in between answer the last result with its own fetch time."""
+    load_cost_and_usage(aws, [page("get_cost_and_usage"), page("get_cost_and_usage_page2")])
+    log: list[httpx.Request] = []
+    last: bedrock.CeSnapshot | None = None
+    as_of_fetch = []
+    with bedrock.configure_ce_client(aws_client(aws.url, log), Credentials("AKIAIOSFODNN7EXAMPLE", "s")) as ce:
+        for hour in range(24):
+            now = dt.datetime(2026, 12, 3, hour, 5, tzinfo=dt.UTC)
+            period = BillingPeriod.containing(now)
+
+            def fetch(period: BillingPeriod = period, now: dt.datetime = now) -> bedrock.CeSnapshot:
+                # every check of a day builds the same body (End = tomorrow), which is what moto keys on
+                return bedrock.fetch_snapshot(ce, period, deadline=Deadline(30), counter=[0], fetched_at=now)
+
+            report, last = bedrock.cached_report(period, last, 8, fetch)
+            assert report.mtd_usd == BEDROCK_TOTAL
+            as_of_fetch.append(last.fetched_at.hour)
+    assert len(log) == 3 * 2
+    assert _read_only(log) == ["POST " + bedrock.CE_TARGET] * 6
+    assert as_of_fetch == [0] * 8 + [8] * 8 + [16] * 8
