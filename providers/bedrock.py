@@ -52,7 +52,7 @@ import httpx
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness, usd
 from providers._aggregate import CostAccumulator, to_decimal
-from providers._http import MAX_BODY_BYTES, MAX_PAGES, Deadline, request_json
+from providers._http import MAX_PAGES, Deadline, request_json
 from providers._sigv4 import Credentials, SigV4Auth
 
 CE_BASE_URL = "https://ce.us-east-1.amazonaws.com"
@@ -384,6 +384,8 @@ _CE_ERRORS: dict[str, tuple[Cause, str]] = {
     "ValidationException": (Cause.CLIENT_ERROR, "Cost Explorer refused the request as invalid"),
 }
 _ERROR_BODY_CAP = 64 * 1024
+_TYPE_RE = re.compile(rb'"__type"\s*:\s*"([A-Za-z0-9_.:#/-]{1,200})"')
+_RAW_CAP = 256 * 1024  # an STS answer is ~2 KB, an ID token ~1 KB
 
 
 def ce_error(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -397,8 +399,9 @@ def ce_error(status: int, headers: Mapping[str, str], body: bytes) -> ProviderEr
         doc = json.loads(body)
         if isinstance(doc, dict) and isinstance(doc.get("__type"), str):
             name = doc["__type"]
-    except ValueError:
-        pass
+    except ValueError:  # not JSON, or cut at the cap: the type usually comes first
+        found = _TYPE_RE.search(body[:4096])
+        name = found.group(1).decode("ascii", "replace") if found else ""
     name = (name or headers.get("x-amzn-errortype", "")).split(":")[0].rsplit("#", 1)[-1].strip()
     if name in _CE_ERRORS:
         cause, words = _CE_ERRORS[name]
@@ -411,15 +414,28 @@ def ce_error(status: int, headers: Mapping[str, str], body: bytes) -> ProviderEr
 
 def _classify_ce_error(response: httpx.Response) -> None:
     """Response hook: AWS sends typed client errors as 400/403 (ThrottlingException is a 400), which a
-    status alone misclassifies. 429/5xx pass through to `request_json`'s retry policy untouched."""
+    status alone misclassifies. 429/5xx pass through to `request_json`'s retry policy untouched.
+
+    The body is read raw and capped: an encoded error body is not decoded (httpx's decoders inflate a
+    whole chunk at once, see `_http`), and the `x-amzn-ErrorType` header classifies it instead."""
     if response.status_code not in (400, 403):
         return
+    body = _raw_capped(response, _ERROR_BODY_CAP)
+    if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        body = b""
+    raise ce_error(response.status_code, response.headers, body)
+
+
+def _raw_capped(response: httpx.Response, cap: int) -> bytes:
+    """Up to `cap` bytes of the body as sent (no Content-Encoding decoding)."""
+    if response.is_stream_consumed:  # an in-memory response (httpx.MockTransport): nothing left on a wire
+        return response.content[:cap]
     body = b""
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
         body += chunk
-        if len(body) > _ERROR_BODY_CAP:
+        if len(body) > cap:
             break
-    raise ce_error(response.status_code, response.headers, body[:_ERROR_BODY_CAP])
+    return body[:cap]
 
 
 def configure_ce_client(client: httpx.Client, creds: Credentials) -> httpx.Client:
@@ -509,18 +525,22 @@ class TemporaryCredentials:
 def _raw(
     client: httpx.Client, method: str, url: str, *, deadline: Deadline, what: str, **kw: Any
 ) -> tuple[int, httpx.Headers, bytes]:
-    """One bounded non-JSON request (STS XML, the metadata server's text): `_http.request_json` reads JSON only."""
+    """One bounded non-JSON request (STS XML, the metadata server's text): `_http.request_json` reads JSON only.
+
+    Asks for an unencoded answer and refuses an encoded one, so no decoder can be made to inflate a
+    bomb; the body is capped at `_RAW_CAP` as sent. No retry: both calls are cheap to redo next check."""
     left = deadline.remaining()
     if left <= 0.05:
         raise ProviderError(Cause.TIMEOUT, f"{what}: no time left in the check's deadline")
-    cap = min(MAX_BODY_BYTES, 1024 * 1024)
+    headers = {**kw.pop("headers", {}), "Accept-Encoding": "identity"}
+    timeout = httpx.Timeout(min(10.0, left), connect=min(5.0, left))
     try:
-        with client.stream(method, url, timeout=httpx.Timeout(min(10.0, left), connect=min(5.0, left)), **kw) as resp:
-            body = b""
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > cap:
-                    raise ProviderError(Cause.BAD_RESPONSE, f"{what}: answer over 1 MiB")
+        with client.stream(method, url, headers=headers, timeout=timeout, **kw) as resp:
+            if resp.headers.get("content-encoding", "identity").strip().lower() != "identity":
+                raise ProviderError(Cause.BAD_RESPONSE, f"{what}: an encoded answer to Accept-Encoding: identity")
+            body = _raw_capped(resp, _RAW_CAP + 1)
+            if len(body) > _RAW_CAP:
+                raise ProviderError(Cause.BAD_RESPONSE, f"{what}: answer over {_RAW_CAP // 1024} KiB")
             return resp.status_code, resp.headers, body
     except httpx.TimeoutException:
         raise ProviderError(Cause.TIMEOUT, f"{what}: timed out") from None

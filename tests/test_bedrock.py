@@ -17,7 +17,7 @@ from devservers.moto import load_cost_and_usage
 from errors import Cause, ProviderError
 from models import BillingPeriod
 from providers import bedrock
-from providers._http import Deadline
+from providers._http import Deadline, make_client
 from providers._sigv4 import Credentials
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "bedrock"
@@ -484,3 +484,77 @@ def test_a_replayed_day_against_moto_stays_within_the_cadence(aws: Any) -> None:
     assert len(log) == 3 * 2
     assert _read_only(log) == ["POST " + bedrock.CE_TARGET] * 6
     assert as_of_fetch == [0] * 8 + [8] * 8 + [16] * 8
+
+
+def _mock(handler: Any) -> httpx.Client:
+    return httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler))
+
+
+def test_sts_and_metadata_answers_are_bounded_and_unencoded() -> None:
+    """They ask for identity encoding, refuse an encoded answer (no bomb is decoded) and cap the body."""
+    import gzip
+
+    seen: list[httpx.Request] = []
+
+    def encoded(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"content-encoding": "gzip", "metadata-flavor": "Google"},
+                              content=gzip.compress(b" " * 10_000_000))  # fmt: skip
+
+    with _mock(encoded) as c, pytest.raises(ProviderError, match="encoded answer") as err:
+        bedrock.fetch_id_token(c, "sts.amazonaws.com", deadline=Deadline(5))
+    assert err.value.cause is Cause.BAD_RESPONSE
+    assert seen[0].headers["accept-encoding"] == "identity"
+    assert seen[0].headers["metadata-flavor"] == "Google"
+    with _mock(lambda r: httpx.Response(200, content=b"<" * 300_000)) as c, pytest.raises(ProviderError, match="KiB"):
+        bedrock.assume_role(c, ROLE, "eyJh.eyJz.c2ln", deadline=Deadline(5), now=NOW)
+
+
+def test_an_encoded_ce_error_is_classified_from_its_header_without_decoding() -> None:
+    """A gzip error body is not inflated: x-amzn-ErrorType names the error, or the status does."""
+    import gzip
+
+    bomb = gzip.compress(b'{"__type": "AccessDeniedException"}' + b" " * 5_000_000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, headers={"content-encoding": "gzip", "x-amzn-ErrorType": "ThrottlingException"},
+                              content=bomb)  # fmt: skip
+
+    with pytest.raises(ProviderError) as err:
+        _fetch_mock(handler)
+    assert err.value.cause is Cause.RATE_LIMIT
+
+
+@pytest.mark.emulator
+def test_moto_launcher_starts_and_stops_by_pid() -> None:
+    """start_moto answers /moto-api/ from its own venv; stop() ends the process group."""
+    from devservers._proc import pid_alive
+    from devservers.moto import start_moto
+
+    server = start_moto()
+    try:
+        assert server.alive()
+        assert ".venv-moto" in Path(f"/proc/{server.pid}/cmdline").read_bytes().decode(errors="replace")
+    finally:
+        server.stop()
+    assert not pid_alive(server.pid, server.start_ticks)
+
+
+def test_ce_errors_over_a_real_socket_are_classified() -> None:
+    """Over a real connection (the raw, streamed path) a typed 400 is read, capped and classified."""
+    from simulator._server import Handler, LocalServer, Reply, Request, json_reply
+
+    class Throttle(Handler):
+        def route(self, request: Request) -> Reply:
+            return json_reply(400, {"__type": "com.amazon.coral.availability#ThrottlingException",
+                                    "message": "Rate exceeded" + " " * 200_000})  # fmt: skip
+
+    server = LocalServer(0, Throttle)
+    server.start()
+    try:
+        client = bedrock.configure_ce_client(make_client(server.url), Credentials("AKIAIOSFODNN7EXAMPLE", "s"))
+        with client, pytest.raises(ProviderError) as err:
+            bedrock.fetch_cost_and_usage(client, PERIOD, deadline=Deadline(10), counter=[0], fetched_at=NOW)
+    finally:
+        server.stop()
+    assert err.value.cause is Cause.RATE_LIMIT
