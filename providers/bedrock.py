@@ -100,8 +100,9 @@ def ce_request(
 ) -> dict[str, Any]:
     """The `GetCostAndUsage` body, built the same way every time (moto and caches key on the bytes).
 
-    `second_group` is `USAGE_TYPE` (the model breakdown) or `LINKED_ACCOUNT` (per account, a second
-    paid request). `linked_account` restricts a payer account's view to one member account.
+    `second_group` is `USAGE_TYPE` (the model / usage-type breakdown) or `LINKED_ACCOUNT` (per member
+    account); CE allows two groups, SERVICE is the first. `linked_account` restricts a payer (management)
+    account's view to one member account.
     """
     if metric not in COST_METRICS:
         raise ValueError(f"metric must be one of {sorted(COST_METRICS)}")
@@ -454,14 +455,21 @@ def fetch_snapshot(
     counter: list[int],
     fetched_at: dt.datetime,
     metric: str = DEFAULT_METRIC,
+    second_group: str = "USAGE_TYPE",
     linked_account: str | None = None,
 ) -> CeSnapshot:
-    """Every page of the month's `GetCostAndUsage`, summed. A repeated token or > MAX_PAGES pages fails."""
-    totals = CeTotals(period, metric)
+    """Every page of the month's `GetCostAndUsage`, summed. A repeated token or > MAX_PAGES pages fails.
+
+    Either breakdown costs one request: `USAGE_TYPE` splits every model (first-party ones by usage
+    type), `LINKED_ACCOUNT` splits by account (Marketplace models still by name, from SERVICE).
+    """
+    totals = CeTotals(period, metric, second_group.lower())
     token: str | None = None
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
-        body = ce_request(period, metric=metric, linked_account=linked_account, page_token=token)
+        body = ce_request(
+            period, metric=metric, second_group=second_group, linked_account=linked_account, page_token=token
+        )
         token = totals.add_page(request_json(client, "POST", "/", json_body=body, deadline=deadline, counter=counter))
         if token is None:
             return CeSnapshot.of(totals, fetched_at, requests=totals.pages)
@@ -479,12 +487,13 @@ def fetch_cost_and_usage(
     counter: list[int],
     fetched_at: dt.datetime,
     metric: str = DEFAULT_METRIC,
+    second_group: str = "USAGE_TYPE",
     linked_account: str | None = None,
 ) -> CostReport:
     """`fetch_snapshot` as a report for `period`."""
     snap = fetch_snapshot(
         client, period, deadline=deadline, counter=counter, fetched_at=fetched_at, metric=metric,
-        linked_account=linked_account,
+        second_group=second_group, linked_account=linked_account,
     )  # fmt: skip
     return snapshot_report(snap, period, fetched_at)
 

@@ -558,3 +558,29 @@ def test_ce_errors_over_a_real_socket_are_classified() -> None:
     finally:
         server.stop()
     assert err.value.cause is Cause.RATE_LIMIT
+
+
+def test_linked_account_breakdown_is_one_request() -> None:
+    """Grouping by SERVICE + LINKED_ACCOUNT gives model and account lines from the same single request."""
+    doc = {"ResultsByTime": [{"TimePeriod": {"Start": "2026-12-01", "End": "2026-12-02"}, "Groups": [
+        {"Keys": ["Claude Sonnet 4.5 (Amazon Bedrock Edition)", "111122223333"],
+         "Metrics": {"UnblendedCost": {"Amount": "4", "Unit": "USD"}}},
+        {"Keys": ["Amazon Bedrock", "444455556666"], "Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}},
+    ]}]}  # fmt: skip
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=doc, headers={"content-type": "application/x-amz-json-1.1"})
+
+    client = bedrock.configure_ce_client(
+        httpx.Client(base_url=bedrock.CE_BASE_URL, transport=httpx.MockTransport(handler)), Credentials("AKIDX", "s")
+    )
+    with client:
+        report = bedrock.fetch_cost_and_usage(
+            client, PERIOD, deadline=Deadline(5), counter=[0], fetched_at=NOW, second_group="LINKED_ACCOUNT"
+        )
+    assert len(bodies) == 1 and bodies[0]["GroupBy"][1] == {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}
+    lines = {(b.dimension, b.key): b.amount for b in report.breakdown}
+    assert lines[("linked_account", "111122223333")] == 4 and lines[("model", "Claude Sonnet 4.5")] == 4
+    assert report.mtd_usd == 5
