@@ -557,6 +557,15 @@ def _raw(
         raise ProviderError(Cause.CONNECTION, f"{what}: {type(exc).__name__}") from None
 
 
+def metadata_base_url(env: Mapping[str, str]) -> str:
+    """`http://metadata.google.internal`, or `GCE_METADATA_HOST` ("an alternate hostname or host:port to be
+    used for GCE metadata requests", google-auth `environment_vars.py`) — how a test points at a fake."""
+    host = env.get("GCE_METADATA_HOST", "").strip() or METADATA_HOST
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host):
+        raise ValueError("GCE_METADATA_HOST must be a host or host:port")
+    return f"http://{host}"
+
+
 def id_token_request(audience: str) -> tuple[str, dict[str, str], dict[str, str]]:
     """Path, query and headers of the metadata server's ID-token call (google-auth's
     `compute_engine.IDTokenCredentials`: `instance/service-accounts/default/identity?audience=…&format=full`)."""

@@ -415,7 +415,8 @@ def test_federation_path_against_moto(aws: Any, metadata: Any) -> None:
     log: list[httpx.Request] = []
     deadline = Deadline(30)
     host, port = metadata.server_address[:2]
-    with aws_client(f"http://{host}:{port}", log) as meta, aws_client(aws.url, log) as sts:
+    meta_url = bedrock.metadata_base_url({"GCE_METADATA_HOST": f"{host}:{port}"})
+    with aws_client(meta_url, log) as meta, aws_client(aws.url, log) as sts:
         token = bedrock.fetch_id_token(meta, "sts.amazonaws.com", deadline=deadline)
         temp = bedrock.assume_role(sts, ROLE, token, deadline=deadline, now=dt.datetime.now(dt.UTC))
     assert metadata.requests[0]["query"] == {"audience": "sts.amazonaws.com", "format": "full"}
@@ -584,3 +585,11 @@ def test_linked_account_breakdown_is_one_request() -> None:
     lines = {(b.dimension, b.key): b.amount for b in report.breakdown}
     assert lines[("linked_account", "111122223333")] == 4 and lines[("model", "Claude Sonnet 4.5")] == 4
     assert report.mtd_usd == 5
+
+
+def test_metadata_host_default_and_override() -> None:
+    """The metadata server is metadata.google.internal unless GCE_METADATA_HOST names another host:port."""
+    assert bedrock.metadata_base_url({}) == "http://metadata.google.internal"
+    assert bedrock.metadata_base_url({"GCE_METADATA_HOST": "127.0.0.1:8080"}) == "http://127.0.0.1:8080"
+    with pytest.raises(ValueError):
+        bedrock.metadata_base_url({"GCE_METADATA_HOST": "evil.example/x?"})
