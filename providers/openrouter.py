@@ -16,6 +16,8 @@ number (`format: double`), read through `str()` into `Decimal`.
                     using the offset parameter"; `include_disabled=true` (a key disabled mid-month
                     still spent); "By default, keys in the default workspace are returned".
     GET /credits    {data: {total_credits ("Total credits purchased"), total_usage ("Total credits used")}}.
+    GET /workspaces {data: [{id, …}], total_count}; `offset` and `limit` ("max 100"): the workspaces
+                    whose keys `/keys` is asked for, since it lists the default workspace's only.
 
 Month to date, and what is known when:
 
@@ -51,7 +53,8 @@ BASE_URL = "https://openrouter.ai/api/v1"
 ACTIVITY = ("GET", "/activity")
 KEYS = ("GET", "/keys")
 CREDITS = ("GET", "/credits")
-READ_CALLS: frozenset[tuple[str, str]] = frozenset({ACTIVITY, KEYS, CREDITS})
+WORKSPACES = ("GET", "/workspaces")
+READ_CALLS: frozenset[tuple[str, str]] = frozenset({ACTIVITY, KEYS, CREDITS, WORKSPACES})
 """Every (method, path) this module sends. All GETs: nothing here can create, change or delete a key."""
 
 KEYS_PAGE_SIZE = 100  # "List the most recent 100 API keys"
@@ -176,6 +179,40 @@ def all_keys(fetch_page: Callable[[int], dict[str, Any]]) -> tuple[KeyUsage, ...
     raise _bad(f"more than {MAX_KEY_PAGES} pages of keys: stopped")
 
 
+# --- /workspaces -------------------------------------------------------------------------------
+
+WORKSPACES_PAGE_SIZE = 100  # "Maximum number of records to return (max 100)"
+
+
+def parse_workspaces(doc: dict[str, Any]) -> tuple[tuple[str, ...], int]:
+    """Workspace ids of one `/workspaces` page, and the listing's `total_count`."""
+    ids = []
+    for i, item in enumerate(_data(doc, list, "workspaces")):
+        wid = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(wid, str) or not wid:
+            raise _bad(f"workspaces data[{i}].id is missing")
+        ids.append(wid)
+    total = doc.get("total_count")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise _bad("workspaces total_count is not a count")
+    return tuple(ids), total
+
+
+def all_workspaces(fetch_page: Callable[[int], dict[str, Any]]) -> tuple[str, ...]:
+    """Every workspace id (`offset` += page length until `total_count`); a repeated id is a loop."""
+    seen: list[str] = []
+    offset = 0
+    for _ in range(MAX_KEY_PAGES):
+        ids, total = parse_workspaces(fetch_page(offset))
+        if set(ids) & set(seen):
+            raise _bad(f"workspaces pagination loop at offset {offset}")
+        seen.extend(ids)
+        if not ids or len(seen) >= total:
+            return tuple(seen)
+        offset += len(ids)
+    raise _bad(f"more than {MAX_KEY_PAGES} pages of workspaces: stopped")
+
+
 # --- /credits ----------------------------------------------------------------------------------
 
 
@@ -234,7 +271,7 @@ def month_report(
         else:
             out_notes.append(
                 f"OpenRouter key counters ({usd(counters)}) are below the completed days ({usd(completed)}), "
-                "likely a deleted key: today is not reported"
+                "(a deleted key, or a key in a workspace not listed): today is not reported"
             )
     if byok:
         out_notes.append(f"BYOK spend billed by your own provider keys, not added: {usd(byok)} this month")
@@ -283,10 +320,21 @@ def fetch_month(
     *,
     deadline: Deadline,
     counter: list[int],
-    workspace_ids: Sequence[str | None] = (None,),
+    workspace_ids: Sequence[str | None] | None = None,
 ) -> CostReport:
-    """`/activity` and `/keys` (each workspace listed; None = the default one) must succeed; `/credits` may fail."""
+    """`/activity`, `/workspaces` and `/keys` must succeed; `/credits` may fail (a note).
+
+    `workspace_ids=None` lists every workspace (None in the list = the default one); an account that
+    lists none is asked for its default workspace's keys.
+    """
     rows = parse_activity(_call(client, ACTIVITY, deadline=deadline, counter=counter))
+    if workspace_ids is None:
+
+        def ws_page(offset: int) -> dict[str, Any]:
+            params = [("offset", str(offset)), ("limit", str(WORKSPACES_PAGE_SIZE))]
+            return _call(client, WORKSPACES, deadline=deadline, counter=counter, params=params)
+
+        workspace_ids = all_workspaces(ws_page) or (None,)
     keys: list[KeyUsage] = []
     for workspace in workspace_ids:
 

@@ -5,7 +5,8 @@ Shapes from `OpenRouterTeam/docs` `openapi/openapi.yaml` (c26125a): `/activity` 
 pagination, `date=` must be one of those days (else 400); `/keys` lists the most recent 100 keys per
 page, `offset` to page on, disabled keys only with `include_disabled=true`, the default workspace
 unless `workspace_id` is given, with `usage_daily` / `usage_monthly` for the current UTC day / month;
-`/credits` gives `total_credits` and `total_usage`. Money is a JSON number of USD. Errors are
+`/credits` gives `total_credits` and `total_usage`; `/workspaces` pages by `offset` / `limit` (max 100)
+with a `total_count`. Money is a JSON number of USD. Errors are
 `{"error": {"code", "message"}}`: no key → 401 "Missing Authentication header", an unknown key → 401,
 an inference key → 403 "Only management keys can perform this operation".
 
@@ -224,6 +225,11 @@ class OpenRouterSimulator:
             )  # fmt: skip
         return json_reply(200, {"data": data})
 
+    def workspaces(self, offset: int, limit: int) -> Reply:
+        ids = sorted({k.workspace_id for k in self.keys})
+        data = [{"id": w, "name": w.title(), "slug": w, "created_at": "2026-01-01T00:00:00Z"} for w in ids]
+        return json_reply(200, {"data": data[offset : offset + limit], "total_count": len(ids)})
+
     def credits(self) -> Reply:
         used = self.all_time_before_month + sum((s.usd for s in self.spend if s.at <= self.now), Decimal(0))
         return json_reply(200, {"data": {"total_credits": _num(self.total_credits), "total_usage": _num(used)}})
@@ -246,6 +252,8 @@ def _spoil(mode: str, endpoint: str, reply: Reply) -> Reply:
                     item[field] = str(item[field])
         if not items and endpoint == "activity":
             doc["data"] = [{"date": "2026-01-01", "model": "m", "usage": "0.1"}]
+        if "total_count" in doc:
+            doc["total_count"] = str(doc["total_count"])
         return json_reply(200, doc)
     return reply
 
@@ -260,7 +268,7 @@ class OpenRouterHandler(Handler):
                         "has_auth": "authorization" in request.headers})  # fmt: skip
         if request.method != "GET":
             return error(405)
-        if endpoint not in ("activity", "keys", "credits"):
+        if endpoint not in ("activity", "keys", "credits", "workspaces"):
             return error(404)
         mode = sim._take(endpoint)
         if mode is not None and mode.startswith("http_"):
@@ -298,6 +306,17 @@ class OpenRouterHandler(Handler):
             if mode == "pagination_loop":
                 offset = 0
             reply = sim.keys_page(offset, request.param("include_disabled") == "true", request.param("workspace_id"))
+        elif endpoint == "workspaces":
+            try:
+                offset, limit = int(request.param("offset") or 0), int(request.param("limit") or 50)
+            except ValueError:
+                return error(400)
+            if offset < 0 or not 1 <= limit <= 100:
+                return error(400)
+            if mode == "pagination_loop":  # the first page again, claiming there is more
+                doc = json.loads(sim.workspaces(0, limit).body)
+                return json_reply(200, {**doc, "total_count": doc["total_count"] + 1000})
+            reply = sim.workspaces(offset, limit)
         else:
             reply = sim.credits()
         return _spoil(mode, endpoint, reply) if mode else reply

@@ -149,7 +149,7 @@ def test_keys_pagination_follows_offset_and_refuses_loops() -> None:
 
 
 def _spend() -> list[Spend]:
-    prod, batch = Key("prod"), Key("batch", disabled=True)
+    prod, batch = Key("prod"), Key("batch", workspace_id="research", disabled=True)
     at = lambda d, h: dt.datetime(2026, 12, d, h, 15, tzinfo=dt.UTC)  # noqa: E731
     return [
         Spend(dt.datetime(2026, 11, 30, 22, tzinfo=dt.UTC), prod, "openai/gpt-4.1", Decimal("9.99")),
@@ -181,7 +181,7 @@ def test_month_equals_the_scenario_to_the_cent(sim: OpenRouterSimulator) -> None
     assert report.mtd_usd == sim.month_to_date() == Decimal("4.0")
     assert report.headroom.remaining_usd == Decimal("500") - Decimal("13.99")
     assert {b.key: b.amount for b in report.breakdown}["openai/gpt-4.1"] == Decimal("1.5")
-    assert report.requests == 4  # activity, two pages of keys, credits
+    assert report.requests == 6  # activity, workspaces, two pages of default keys, research keys, credits
 
 
 def test_request_log_shows_read_only_calls(sim: OpenRouterSimulator) -> None:
@@ -191,6 +191,22 @@ def test_request_log_shows_read_only_calls(sim: OpenRouterSimulator) -> None:
     assert {(c["method"], c["path"].removeprefix("/api/v1")) for c in calls} <= openrouter.READ_CALLS
     assert all(c["has_auth"] for c in calls)
     assert all(c["query"].get("include_disabled") == ["true"] for c in calls if c["path"].endswith("/keys"))
+    asked = sorted(c["query"].get("workspace_id", [""])[0] for c in calls if c["path"].endswith("/keys"))
+    assert asked == ["default", "default", "research"]
+
+
+def test_workspace_listing_parses_and_pages() -> None:
+    """Workspace ids page by offset until total_count; a drifted count or a loop is refused."""
+
+    def page(offset: int) -> dict[str, Any]:
+        ids = [f"w{i}" for i in range(offset, min(offset + 100, 130))]
+        return {"data": [{"id": w} for w in ids], "total_count": 130}
+
+    assert len(openrouter.all_workspaces(page)) == 130
+    with pytest.raises(ProviderError, match="loop"):
+        openrouter.all_workspaces(lambda offset: {"data": [{"id": "w"}], "total_count": 5})
+    with pytest.raises(ProviderError, match="total_count"):
+        openrouter.parse_workspaces({"data": [], "total_count": "1"})
 
 
 _FAULT_CAUSES = [
@@ -207,8 +223,9 @@ _FAULT_CAUSES = [
     ("drift_amount_type", Cause.BAD_RESPONSE),
 ]
 _FAULT_CASES = [
-    *((endpoint, mode, cause) for endpoint in ("activity", "keys") for mode, cause in _FAULT_CAUSES),
+    *((endpoint, mode, cause) for endpoint in ("activity", "workspaces", "keys") for mode, cause in _FAULT_CAUSES),
     ("keys", "pagination_loop", Cause.BAD_RESPONSE),  # /activity has no pagination
+    ("workspaces", "pagination_loop", Cause.BAD_RESPONSE),
 ]
 
 
