@@ -193,6 +193,7 @@ class OpenRouterSimulator:
     def keys_page(self, offset: int, include_disabled: bool, workspace_id: str | None) -> Reply:
         month_start = self.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         day_start = self.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        week_start = day_start - dt.timedelta(days=day_start.weekday())  # "the current UTC week (Monday-Sunday)"
         sums: dict[Key, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for s in self.spend:
             if s.at > self.now:
@@ -203,6 +204,9 @@ class OpenRouterSimulator:
             if s.at >= month_start:
                 totals["usage_monthly"] += s.usd
                 totals["byok_usage_monthly"] += s.byok_usd
+            if s.at >= week_start:
+                totals["usage_weekly"] += s.usd
+                totals["byok_usage_weekly"] += s.byok_usd
             if s.at >= day_start:
                 totals["usage_daily"] += s.usd
                 totals["byok_usage_daily"] += s.byok_usd
@@ -217,9 +221,9 @@ class OpenRouterSimulator:
                 {"hash": k.hash, "name": k.name, "label": f"sk-or-v1-{k.hash[:3]}...{k.hash[-3:]}",
                  "disabled": k.disabled, "limit": None, "limit_remaining": None, "limit_reset": None,
                  "include_byok_in_limit": False, "usage": _num(t["usage"]), "usage_daily": _num(t["usage_daily"]),
-                 "usage_weekly": _num(t["usage_monthly"]), "usage_monthly": _num(t["usage_monthly"]),
+                 "usage_weekly": _num(t["usage_weekly"]), "usage_monthly": _num(t["usage_monthly"]),
                  "byok_usage": _num(t["byok_usage"]), "byok_usage_daily": _num(t["byok_usage_daily"]),
-                 "byok_usage_weekly": _num(t["byok_usage_monthly"]),
+                 "byok_usage_weekly": _num(t["byok_usage_weekly"]),
                  "byok_usage_monthly": _num(t["byok_usage_monthly"]), "created_at": "2026-01-01T00:00:00Z",
                  "updated_at": None, "creator_user_id": "user_sim", "workspace_id": k.workspace_id}
             )  # fmt: skip
