@@ -30,6 +30,13 @@ from collections.abc import Callable, Generator, Mapping
 
 import httpx
 
+__all__ = [
+    "AMZ_JSON_11",
+    "Credentials",
+    "SigV4Auth",
+    "sign",
+]
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 AMZ_JSON_11 = "application/x-amz-json-1.1"  # botocore ce model: protocol json, jsonVersion 1.1
 

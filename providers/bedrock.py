@@ -50,10 +50,35 @@ from typing import Any
 import httpx
 
 from errors import Cause, ProviderError
-from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness, usd
+from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness, usd
 from providers._aggregate import CostAccumulator, to_decimal
-from providers._http import MAX_PAGES, Deadline, request_json
+from providers._http import MAX_PAGES, request_json
 from providers._sigv4 import Credentials, SigV4Auth
+
+__all__ = [
+    "DEFAULT_METRIC",
+    "READ_CALLS",
+    "CeSnapshot",
+    "CeTotals",
+    "FetchDecision",
+    "TemporaryCredentials",
+    "assume_role",
+    "cached_report",
+    "ce_error",
+    "ce_request",
+    "ce_window",
+    "configure_ce_client",
+    "decide_fetch",
+    "default_fetch_every_hours",
+    "fetch_cost_and_usage",
+    "fetch_id_token",
+    "fetch_snapshot",
+    "key_pair",
+    "monthly_cost_usd",
+    "parse_id_token",
+    "parse_sts",
+    "snapshot_report",
+]
 
 CE_BASE_URL = "https://ce.us-east-1.amazonaws.com"
 CE_REGION = "us-east-1"
@@ -452,7 +477,6 @@ def fetch_snapshot(
     period: BillingPeriod,
     *,
     deadline: Deadline,
-    counter: list[int],
     fetched_at: dt.datetime,
     metric: str = DEFAULT_METRIC,
     second_group: str = "USAGE_TYPE",
@@ -470,7 +494,7 @@ def fetch_snapshot(
         body = ce_request(
             period, metric=metric, second_group=second_group, linked_account=linked_account, page_token=token
         )
-        token = totals.add_page(request_json(client, "POST", "/", json_body=body, deadline=deadline, counter=counter))
+        token = totals.add_page(request_json(client, "POST", "/", json_body=body, deadline=deadline))
         if token is None:
             return CeSnapshot.of(totals, fetched_at, requests=totals.pages)
         if token in seen:
@@ -484,7 +508,6 @@ def fetch_cost_and_usage(
     period: BillingPeriod,
     *,
     deadline: Deadline,
-    counter: list[int],
     fetched_at: dt.datetime,
     metric: str = DEFAULT_METRIC,
     second_group: str = "USAGE_TYPE",
@@ -492,7 +515,7 @@ def fetch_cost_and_usage(
 ) -> CostReport:
     """`fetch_snapshot` as a report for `period`."""
     snap = fetch_snapshot(
-        client, period, deadline=deadline, counter=counter, fetched_at=fetched_at, metric=metric,
+        client, period, deadline=deadline, fetched_at=fetched_at, metric=metric,
         second_group=second_group, linked_account=linked_account,
     )  # fmt: skip
     return snapshot_report(snap, period, fetched_at)

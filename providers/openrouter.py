@@ -45,9 +45,23 @@ from typing import Any
 import httpx
 
 from errors import Cause, ProviderError
-from models import UTC, ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Freshness, Headroom, usd
+from models import UTC, ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness, Headroom, usd
 from providers._aggregate import CostAccumulator, to_decimal
-from providers._http import Deadline, request_json
+from providers._http import count_requests, request_json
+
+__all__ = [
+    "READ_CALLS",
+    "ActivityRow",
+    "KeyUsage",
+    "all_keys",
+    "all_workspaces",
+    "fetch_month",
+    "month_report",
+    "parse_activity",
+    "parse_credits",
+    "parse_keys",
+    "parse_workspaces",
+]
 
 BASE_URL = "https://openrouter.ai/api/v1"
 ACTIVITY = ("GET", "/activity")
@@ -227,6 +241,32 @@ def parse_credits(doc: dict[str, Any]) -> Headroom:
 # --- the month ---------------------------------------------------------------------------------
 
 
+def _completed_days(
+    period: BillingPeriod, rows: Iterable[ActivityRow]
+) -> tuple[CostAccumulator, Decimal, set[dt.date]]:
+    """The month's completed UTC days per model, their BYOK spend, and the days served too early (today on)."""
+    acc = CostAccumulator(period)
+    byok = ZERO
+    early: set[dt.date] = set()
+    for row in rows:
+        if row.day >= period.today:
+            early.add(row.day)
+            continue
+        if row.day < period.first_day:
+            continue
+        acc.add(row.day, row.usd, {"model": row.model})
+        byok += row.byok_usd
+    return acc, byok, early
+
+
+def _breakdown(acc: CostAccumulator, today_usd: Decimal) -> list[BreakdownLine]:
+    """Per model from the completed days, today's counters as one line of their own."""
+    breakdown = list(acc.breakdown())
+    if today_usd:
+        breakdown.append(BreakdownLine("model", TODAY_LINE, today_usd))
+    return sorted(breakdown, key=lambda b: (b.dimension, -b.amount, b.key))
+
+
 def month_report(
     period: BillingPeriod,
     rows: Iterable[ActivityRow],
@@ -244,17 +284,7 @@ def month_report(
     if period.tz_name != "UTC":
         raise ValueError("OpenRouter days are UTC days: pass a UTC billing period")
     today = period.today
-    acc = CostAccumulator(period)
-    byok = ZERO
-    early: set[dt.date] = set()
-    for row in rows:
-        if row.day >= today:
-            early.add(row.day)
-            continue
-        if row.day < period.first_day:
-            continue
-        acc.add(row.day, row.usd, {"model": row.model})
-        byok += row.byok_usd
+    acc, byok, early = _completed_days(period, rows)
     completed = acc.total()
     out_notes = [*notes, *acc.anomaly_notes()]
     if early:
@@ -276,10 +306,7 @@ def month_report(
     if byok:
         out_notes.append(f"BYOK spend billed by your own provider keys, not added: {usd(byok)} this month")
     daily = [d for d in acc.daily() if d.day < today] + ([DailyCost(today, today_usd)] if missing is None else [])
-    breakdown = list(acc.breakdown())
-    if today_usd:
-        breakdown.append(BreakdownLine("model", TODAY_LINE, today_usd))
-    breakdown.sort(key=lambda b: (b.dimension, -b.amount, b.key))
+    breakdown = _breakdown(acc, today_usd)
     when = f"completed UTC days through {through:%b %d}" if today > period.first_day else "no completed UTC day yet"
     note = f"per-model spend from /activity: {when}; " + (
         "today from the key counters" if missing is None else "today not reported yet"
@@ -299,13 +326,11 @@ def month_report(
 # --- fetch -------------------------------------------------------------------------------------
 
 
-def _call(
-    client: httpx.Client, call: tuple[str, str], *, deadline: Deadline, counter: list[int], params: Any = None
-) -> dict[str, Any]:
+def _call(client: httpx.Client, call: tuple[str, str], *, deadline: Deadline, params: Any = None) -> dict[str, Any]:
     if call not in READ_CALLS:
         raise AssertionError(f"{call} is not a read call")  # pragma: no cover - a programming error
     try:
-        return request_json(client, call[0], call[1], params=params, deadline=deadline, counter=counter)
+        return request_json(client, call[0], call[1], params=params, deadline=deadline)
     except ProviderError as exc:
         if exc.cause is Cause.PERMISSION:
             raise ProviderError(
@@ -319,7 +344,6 @@ def fetch_month(
     period: BillingPeriod,
     *,
     deadline: Deadline,
-    counter: list[int],
     workspace_ids: Sequence[str | None] | None = None,
 ) -> CostReport:
     """`/activity`, `/workspaces` and `/keys` must succeed; `/credits` may fail (a note).
@@ -327,26 +351,27 @@ def fetch_month(
     `workspace_ids=None` lists every workspace (None in the list = the default one); an account that
     lists none is asked for its default workspace's keys.
     """
-    rows = parse_activity(_call(client, ACTIVITY, deadline=deadline, counter=counter))
+    counter = count_requests(client)
+    rows = parse_activity(_call(client, ACTIVITY, deadline=deadline))
     if workspace_ids is None:
 
         def ws_page(offset: int) -> dict[str, Any]:
             params = [("offset", str(offset)), ("limit", str(WORKSPACES_PAGE_SIZE))]
-            return _call(client, WORKSPACES, deadline=deadline, counter=counter, params=params)
+            return _call(client, WORKSPACES, deadline=deadline, params=params)
 
         workspace_ids = all_workspaces(ws_page) or (None,)
     keys: list[KeyUsage] = []
     for workspace in workspace_ids:
 
         def page(offset: int, workspace: str | None = workspace) -> dict[str, Any]:
-            return _call(client, KEYS, deadline=deadline, counter=counter, params=keys_params(offset, workspace))
+            return _call(client, KEYS, deadline=deadline, params=keys_params(offset, workspace))
 
         keys.extend(all_keys(page))
     notes = []
     headroom = None
     try:
-        headroom = parse_credits(_call(client, CREDITS, deadline=deadline, counter=counter))
+        headroom = parse_credits(_call(client, CREDITS, deadline=deadline))
     except ProviderError as exc:
         notes.append(f"OpenRouter credits unavailable ({exc.cause.describe}): no headroom shown")
     per_key: dict[str, KeyUsage] = {k.hash: k for k in keys}  # a key listed under two workspaces counts once
-    return month_report(period, rows, list(per_key.values()), headroom=headroom, notes=notes, requests=counter[0])
+    return month_report(period, rows, list(per_key.values()), headroom=headroom, notes=notes, requests=counter.value)

@@ -15,9 +15,9 @@ from moto_server import aws_client, aws_fixture, aws_server_fixture, metadata_fi
 
 from devservers.moto import load_cost_and_usage
 from errors import Cause, ProviderError
-from models import BillingPeriod
+from models import BillingPeriod, Deadline
 from providers import bedrock
-from providers._http import Deadline, make_client
+from providers._http import make_client
 from providers._sigv4 import Credentials
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "bedrock"
@@ -259,7 +259,7 @@ def _fetch_mock(handler: Any, log: list[httpx.Request] | None = None) -> Any:
     client = httpx.Client(base_url=bedrock.CE_BASE_URL, transport=httpx.MockTransport(record))
     bedrock.configure_ce_client(client, Credentials("AKIAIOSFODNN7EXAMPLE", "secret"))
     with client:
-        return bedrock.fetch_cost_and_usage(client, PERIOD, deadline=Deadline(30), counter=[0], fetched_at=NOW)
+        return bedrock.fetch_cost_and_usage(client, PERIOD, deadline=Deadline(30), fetched_at=NOW)
 
 
 # --- cadence ----------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ def test_federation_path_against_moto(aws: Any, metadata: Any) -> None:
     sts_form = parse_qs(log[1].content.decode())
     assert sts_form["WebIdentityToken"] == [token] and "authorization" not in log[1].headers
     with bedrock.configure_ce_client(aws_client(aws.url, log), temp.creds) as ce:
-        report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=deadline, counter=[0], fetched_at=NOW)
+        report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=deadline, fetched_at=NOW)
     assert report.mtd_usd == BEDROCK_TOTAL
     assert report.requests == 2
     assert "Credential=" + temp.creds.access_key_id in log[2].headers["authorization"]
@@ -444,8 +444,8 @@ def test_access_key_path_against_moto(aws: Any) -> None:
     creds = bedrock.key_pair('{"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "wJalrEXAMPLEKEY"}')
     log: list[httpx.Request] = []
     with bedrock.configure_ce_client(aws_client(aws.url, log), creds) as ce:
-        report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), counter=[0], fetched_at=NOW)
-        again = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), counter=[0], fetched_at=NOW)
+        report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), fetched_at=NOW)
+        again = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), fetched_at=NOW)
     assert report.mtd_usd == again.mtd_usd == BEDROCK_TOTAL  # same bodies, same answers: the request is stable
     assert _read_only(log) == ["POST " + bedrock.CE_TARGET] * 4
     assert all("x-amz-security-token" not in r.headers for r in log)
@@ -457,7 +457,7 @@ def test_an_unqueued_account_is_a_real_zero_not_a_failure(aws: Any) -> None:
     """moto's default answer (ResultsByTime: []) is an empty month: $0, with no as_of."""
     creds = Credentials("AKIAIOSFODNN7EXAMPLE", "secret")
     with bedrock.configure_ce_client(aws_client(aws.url), creds) as ce:
-        report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), counter=[0], fetched_at=NOW)
+        report = bedrock.fetch_cost_and_usage(ce, PERIOD, deadline=Deadline(30), fetched_at=NOW)
     assert report.mtd_usd == 0
     assert report.freshness.as_of is None
 
@@ -477,7 +477,7 @@ def test_a_replayed_day_against_moto_stays_within_the_cadence(aws: Any) -> None:
 
             def fetch(period: BillingPeriod = period, now: dt.datetime = now) -> bedrock.CeSnapshot:
                 # every check of a day builds the same body (End = tomorrow), which is what moto keys on
-                return bedrock.fetch_snapshot(ce, period, deadline=Deadline(30), counter=[0], fetched_at=now)
+                return bedrock.fetch_snapshot(ce, period, deadline=Deadline(30), fetched_at=now)
 
             report, last = bedrock.cached_report(period, last, 8, fetch)
             assert report.mtd_usd == BEDROCK_TOTAL
@@ -555,7 +555,7 @@ def test_ce_errors_over_a_real_socket_are_classified() -> None:
     try:
         client = bedrock.configure_ce_client(make_client(server.url), Credentials("AKIAIOSFODNN7EXAMPLE", "s"))
         with client, pytest.raises(ProviderError) as err:
-            bedrock.fetch_cost_and_usage(client, PERIOD, deadline=Deadline(10), counter=[0], fetched_at=NOW)
+            bedrock.fetch_cost_and_usage(client, PERIOD, deadline=Deadline(10), fetched_at=NOW)
     finally:
         server.stop()
     assert err.value.cause is Cause.RATE_LIMIT
@@ -579,7 +579,7 @@ def test_linked_account_breakdown_is_one_request() -> None:
     )
     with client:
         report = bedrock.fetch_cost_and_usage(
-            client, PERIOD, deadline=Deadline(5), counter=[0], fetched_at=NOW, second_group="LINKED_ACCOUNT"
+            client, PERIOD, deadline=Deadline(5), fetched_at=NOW, second_group="LINKED_ACCOUNT"
         )
     assert len(bodies) == 1 and bodies[0]["GroupBy"][1] == {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}
     lines = {(b.dimension, b.key): b.amount for b in report.breakdown}

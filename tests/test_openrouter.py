@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from errors import Cause, ProviderError
-from models import BillingPeriod
+from models import BillingPeriod, Deadline
 from providers import openrouter
-from providers._http import Deadline, make_client
+from providers._http import make_client
 from simulator._openrouter import FAULTS, Key, OpenRouterSimulator, Spend
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "openrouter"
@@ -172,7 +172,7 @@ def sim() -> Iterator[OpenRouterSimulator]:
 
 def _fetch(sim: OpenRouterSimulator, key: str = MGMT) -> Any:
     with make_client(sim.url, headers={"Authorization": f"Bearer {key}"}) as client:
-        return openrouter.fetch_month(client, PERIOD, deadline=Deadline(30), counter=[0])
+        return openrouter.fetch_month(client, PERIOD, deadline=Deadline(30))
 
 
 def test_month_equals_the_scenario_to_the_cent(sim: OpenRouterSimulator) -> None:
