@@ -32,6 +32,7 @@ from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries
 from providers import Deps, build_source
+from source_cache import StoreMemo
 
 __all__ = [
     "FETCH_GRACE_S",
@@ -39,6 +40,7 @@ __all__ = [
     "CheckOutcome",
     "default_deps",
     "fetch_all",
+    "make_cache_store",
     "make_store",
     "run_check",
 ]
@@ -168,6 +170,14 @@ def make_store(settings: Settings, deadline: Deadline | None = None) -> Store:
         time_left = deadline.remaining if deadline is not None else None
         return GCSStore(settings.state_bucket, settings.state_object, time_left=time_left)
     return FileStore(settings.state_file)
+
+
+def make_cache_store(settings: Settings) -> Store:
+    """The sources' cache (`source_cache`): one object next to the alert state, in the same backend."""
+    if settings.state_backend == "gcs":
+        assert settings.state_bucket
+        return GCSStore(settings.state_bucket, settings.state_object.removesuffix(".json") + ".sources.json")
+    return FileStore(settings.state_file.with_name(settings.state_file.stem + ".sources.json"))
 
 
 def run_check(
@@ -337,4 +347,5 @@ def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
         bigquery_job_project=settings.bigquery_job_project,
         bigquery_emulator_host=settings.bigquery_emulator_host,
         deep_scan_hour_utc=settings.budgets.digest.hour_utc,  # the digest's hour, even with the digest off
+        memo=StoreMemo(lambda: make_cache_store(settings)),
     )

@@ -42,6 +42,7 @@ CLOUD_ENV_VARS: tuple[str, ...] = tuple(
 LOCAL_ENV_VARS: tuple[str, ...] = (
     "BIGQUERY_EMULATOR_HOST",
     "BUDGET_CONFIG_FILE",
+    "GCE_METADATA_HOST",  # google-auth's metadata-server override: the AWS federation path under test
     "SECRET_MANAGER_EMULATOR_HOST",
     "SLACK_WEBHOOK_URL",
     "STATE_FILE",
