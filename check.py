@@ -32,7 +32,7 @@ from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries
 from providers import Deps, build_source
-from source_cache import StoreMemo
+from source_cache import ReadOnlyMemo, StoreMemo
 
 __all__ = [
     "FETCH_GRACE_S",
@@ -192,6 +192,8 @@ def run_check(
     """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring)."""
     started = time.monotonic()
     now = require_aware(now)
+    if dry_run and deps.memo is not None:
+        deps = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo))
     results = fetch_all(settings, deps, now, Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S)))
     outcome = _evaluate(settings, results, now, dry_run)
     ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))

@@ -29,7 +29,7 @@ import logs
 from alerts.state import Store
 from errors import StateConflict, StateError
 
-__all__ = ["VERSION", "StoreMemo"]
+__all__ = ["VERSION", "ReadOnlyMemo", "StoreMemo"]
 
 VERSION = 1
 CAS_ATTEMPTS = 4
@@ -91,3 +91,17 @@ class StoreMemo:
                 logs.event(log, logging.WARNING, "source cache not saved", key=key, error=str(exc))
                 return
         logs.event(log, logging.WARNING, "source cache not saved: too many concurrent writers", key=key)
+
+
+class ReadOnlyMemo:
+    """A memo that reads and never writes: a dry run records nothing, its cache included."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def load(self, key: str) -> Mapping[str, Any] | None:
+        loaded: Mapping[str, Any] | None = self._inner.load(key)
+        return loaded
+
+    def save(self, key: str, doc: Mapping[str, Any]) -> None:
+        return None
