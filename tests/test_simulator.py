@@ -820,6 +820,8 @@ def test_reset_restores_every_knob(http: httpx.Client, sim: Simulator) -> None:
         "openai/research",
         "anthropic/main",
         "xai/core",
+        "openrouter/router",
+        "bedrock/main",
     }
 
 
