@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from simulator._server import Handler, LocalServer, Recorder, Reply, Request, json_reply, text_reply
-from simulator._wire import bearer_key
+from simulator._wire import Body, bearer_key, finish
 
 PREFIX = "/api/v1"
 PAGE_SIZE = 100
@@ -369,7 +369,7 @@ def unauthorized(key: str | None, request_id: str) -> Reply:
 
 def scenario_answer(request: Request, account: Any, ctx: Any) -> Reply:
     """`/api/v1/{activity,keys,workspaces,credits}` for one scenario account at `ctx.now` (data faults
-    from `ctx.mode`: drift_missing_data, drift_amount_type, pagination_loop)."""
+    from `ctx.mode`: drift_missing_data, drift_amount_type, truncated_json, huge)."""
     sim = OpenRouterSimulator(
         scenario_spend(account, ctx.visible_until),
         now=ctx.now,
@@ -380,12 +380,12 @@ def scenario_answer(request: Request, account: Any, ctx: Any) -> Reply:
     endpoint = request.path.removeprefix(PREFIX).strip("/")
     if request.method != "GET":
         return error(405)
-    mode = ctx.mode if ctx.mode in ("drift_missing_data", "drift_amount_type", "pagination_loop") else None
+    mode = ctx.mode if ctx.mode in ("drift_missing_data", "drift_amount_type", "truncated_json", "huge") else None
     if endpoint == "activity":
         reply = sim.activity(request.param("date"))
     elif endpoint == "keys":
         try:
-            offset = 0 if mode == "pagination_loop" else int(request.param("offset") or 0)
+            offset = int(request.param("offset") or 0)
         except ValueError:
             return error(400)
         reply = sim.keys_page(offset, request.param("include_disabled") == "true", request.param("workspace_id"))
@@ -401,4 +401,6 @@ def scenario_answer(request: Request, account: Any, ctx: Any) -> Reply:
         reply = sim.credits()
     else:
         return error(404)
+    if mode in ("drift_missing_data", "truncated_json", "huge"):
+        return finish(Body(json.loads(reply.body), "data", ("data",), _TODAY_TEMPLATE), mode)
     return _spoil(mode, endpoint, reply) if mode else reply
