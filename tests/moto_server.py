@@ -9,9 +9,10 @@ test; it builds `.venv-moto` on first use (devservers/moto.py).
 Two adapters, each for a documented difference between moto and AWS, and nothing else:
 
 * `aws_client`: moto 5.2.5 answers Cost Explorer with `Content-Type: text/html; charset=utf-8`, where
-  AWS's JSON 1.1 protocol sends `application/x-amz-json-1.1` (botocore `ce` model); the adapter
-  restores AWS's type on a moto answer so the product's parser stays strict about content types.
-* the metadata fake enforces what Google documents for `computeMetadata/v1`: requests without
+  AWS's JSON 1.1 protocol sends `application/x-amz-json-1.1` (botocore `ce` model). The launcher now
+  restores AWS's type on the wire (`devservers/_moto_run.py`, which the CLI and demo rely on); this
+  client-side hook stays as a second guard for these unit tests and is a no-op on a restored answer.
+* the metadata fake (`devservers/metadata.py`) enforces what Google documents for `computeMetadata/v1`: requests without
   `Metadata-Flavor: Google` are refused (403), answers carry `Metadata-Flavor: Google`, and the ID
   token's `aud` is the `audience` asked for.
 """
