@@ -173,10 +173,14 @@ def make_store(settings: Settings, deadline: Deadline | None = None) -> Store:
 
 
 def make_cache_store(settings: Settings) -> Store:
-    """The sources' cache (`source_cache`): one object next to the alert state, in the same backend."""
+    """The sources' cache (`source_cache`): one object next to the alert state, in the same backend.
+
+    Its GCS calls get the store's shortest bounds (`STATE_FLOOR_S`): a cache read sits inside a
+    source's fetch, and a state backend that fails must cost that source one fetch, not its deadline."""
     if settings.state_backend == "gcs":
         assert settings.state_bucket
-        return GCSStore(settings.state_bucket, settings.state_object.removesuffix(".json") + ".sources.json")
+        name = settings.state_object.removesuffix(".json") + ".sources.json"
+        return GCSStore(settings.state_bucket, name, time_left=lambda: 0.0)
     return FileStore(settings.state_file.with_name(settings.state_file.stem + ".sources.json"))
 
 

@@ -45,6 +45,7 @@ class StoreMemo:
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._broken = False  # the store failed once this check: not asked again (each try costs seconds)
 
     def _get_store(self) -> Store:
         with self._lock:
@@ -65,9 +66,12 @@ class StoreMemo:
         return doc["entries"], generation
 
     def load(self, key: str) -> Mapping[str, Any] | None:
+        if self._broken:
+            return None
         try:
             entries, _ = self._read()
         except (StateError, OSError) as exc:
+            self._broken = True
             logs.event(log, logging.WARNING, "source cache unreadable; fetching instead", key=key, error=str(exc))
             return None
         entry = entries.get(key)
@@ -75,6 +79,9 @@ class StoreMemo:
         return doc if isinstance(doc, dict) else None
 
     def save(self, key: str, doc: Mapping[str, Any]) -> None:
+        if self._broken:
+            logs.event(log, logging.WARNING, "source cache not saved: its store failed earlier in this check", key=key)
+            return
         for _ in range(CAS_ATTEMPTS):
             try:
                 entries, generation = self._read()
@@ -88,6 +95,7 @@ class StoreMemo:
             except StateConflict:
                 continue
             except (StateError, OSError, TypeError, ValueError) as exc:
+                self._broken = isinstance(exc, StateError | OSError)
                 logs.event(log, logging.WARNING, "source cache not saved", key=key, error=str(exc))
                 return
         logs.event(log, logging.WARNING, "source cache not saved: too many concurrent writers", key=key)

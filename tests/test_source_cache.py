@@ -82,3 +82,25 @@ def test_read_only_memo_never_writes(tmp_path: Path) -> None:
     ro = ReadOnlyMemo(StoreMemo(lambda: FileStore(tmp_path / "c.json")))
     ro.save("a", {"n": 2})
     assert ro.load("a") == {"n": 1} and (tmp_path / "c.json").read_bytes() == before
+
+
+def test_a_failed_store_is_not_asked_again_in_the_check(tmp_path: Path) -> None:
+    """After one store error the memo answers "nothing stored" and skips writes: a failing state
+    backend costs a source one fetch, not a second timeout."""
+    calls: list[str] = []
+
+    class Failing:
+        location = "x"
+
+        def read(self) -> tuple[bytes | None, int]:
+            calls.append("read")
+            raise StateError("503")
+
+        def write(self, data: bytes, *, if_generation: int) -> int:
+            calls.append("write")
+            raise StateError("503")
+
+    memo = StoreMemo(Failing)
+    assert memo.load("a") is None and memo.load("b") is None
+    memo.save("a", {"n": 1})
+    assert calls == ["read"]
