@@ -18,8 +18,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP) ## create .venv with the pinned runtime and dev dependencies
 
-emulators: $(STAMP) ## create .venv-emulators (BigQuery emulator, fake GCS) if needed
+emulators: $(STAMP) ## create .venv-emulators (BigQuery emulator, fake GCS) and .venv-moto (AWS STS, Cost Explorer) if needed
 	$(PY) -m devservers venv
+	$(PY) -m devservers.moto venv
 
 test: setup emulators lint typecheck fmt-check checkov ## everything CI runs: lint, types, terraform checks, the whole test suite
 	$(PY) -m pytest -q

@@ -32,6 +32,7 @@ from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries
 from providers import Deps, build_source
+from source_cache import ReadOnlyMemo, StoreMemo
 
 __all__ = [
     "FETCH_GRACE_S",
@@ -39,6 +40,7 @@ __all__ = [
     "CheckOutcome",
     "default_deps",
     "fetch_all",
+    "make_cache_store",
     "make_store",
     "run_check",
 ]
@@ -170,6 +172,18 @@ def make_store(settings: Settings, deadline: Deadline | None = None) -> Store:
     return FileStore(settings.state_file)
 
 
+def make_cache_store(settings: Settings) -> Store:
+    """The sources' cache (`source_cache`): one object next to the alert state, in the same backend.
+
+    Its GCS calls get the store's shortest bounds (`STATE_FLOOR_S`): a cache read sits inside a
+    source's fetch, and a state backend that fails must cost that source one fetch, not its deadline."""
+    if settings.state_backend == "gcs":
+        assert settings.state_bucket
+        name = settings.state_object.removesuffix(".json") + ".sources.json"
+        return GCSStore(settings.state_bucket, name, time_left=lambda: 0.0)
+    return FileStore(settings.state_file.with_name(settings.state_file.stem + ".sources.json"))
+
+
 def run_check(
     settings: Settings,
     deps: Deps,
@@ -182,6 +196,8 @@ def run_check(
     """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring)."""
     started = time.monotonic()
     now = require_aware(now)
+    if dry_run and deps.memo is not None:
+        deps = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo))
     results = fetch_all(settings, deps, now, Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S)))
     outcome = _evaluate(settings, results, now, dry_run)
     ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
@@ -337,4 +353,5 @@ def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
         bigquery_job_project=settings.bigquery_job_project,
         bigquery_emulator_host=settings.bigquery_emulator_host,
         deep_scan_hour_utc=settings.budgets.digest.hour_utc,  # the digest's hour, even with the digest off
+        memo=StoreMemo(lambda: make_cache_store(settings)),
     )

@@ -1,8 +1,10 @@
 """`make demo`: the real check, end to end, against local servers that speak the real APIs.
 
-1. starts the provider simulator (OpenAI, Anthropic, xAI), a Slack webhook receiver, a Secret Manager
-   fake (the Slack webhook URL and one admin key are read from it, as in the cloud) and the BigQuery
-   emulator with a Cloud Billing export table (Gemini / Vertex AI rows, credits, a non-USD account);
+1. starts the provider simulator (OpenAI, Anthropic, xAI, OpenRouter), a Slack webhook receiver, a Secret
+   Manager fake (the Slack webhook URL and one admin key are read from it, as in the cloud), the BigQuery
+   emulator with a Cloud Billing export table (Gemini / Vertex AI rows, credits, a non-USD account), and
+   moto (AWS STS + Cost Explorer) with a fake Google metadata server, so AWS Bedrock is read through
+   federation: Google ID token → AssumeRoleWithWebIdentity → GetCostAndUsage;
 2. runs `python main.py check` at 2026-11-28 18:00 UTC: thresholds are crossed and one Slack
    message arrives, shown as Slack would render it;
 3. runs it again an hour later: nothing new is posted;
@@ -11,7 +13,8 @@
    than a fetch time, and on Dec 1 00:30 the date-range 400 is a correct $0, not a failure;
 5. replays Nov 28 → Dec 2 hour by hour with fresh state (`python -m tools.replay`), in the default
    mode (today's bucket served): each alert fires once, the month rolls over on Dec 1 (Google's
-   invoice month 8 hours later);
+   invoice month 8 hours later). Bedrock sits the replay out: moto serves queued answers, it has no
+   clock to replay;
 6. stops everything it started, also on failure.
 """
 
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devservers import bigquery_client, bigquery_server  # noqa: E402
+from devservers.metadata import MetadataServer  # noqa: E402
+from devservers.moto import load_cost_and_usage, moto_server  # noqa: E402
 from simulator import (  # noqa: E402
     SecretManagerFake,
     Simulator,
@@ -38,6 +43,7 @@ from simulator import (  # noqa: E402
     billing_export,
     render_terminal,
 )
+from simulator._bedrock import cost_and_usage_results  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
 PROJECT = "demo-project"
@@ -47,14 +53,19 @@ KEYS = {
     "DEMO_OPENAI_PROD_KEY": "sk-admin-sim-prod-7Qm2vXc9LpA4",
     "DEMO_OPENAI_RESEARCH_KEY": "sk-admin-sim-research-Hn3kT8wZ2rJe",
     "DEMO_XAI_KEY": "xai-mgmt-sim-core-Zt5nW2eK8uLs",
+    "DEMO_OPENROUTER_KEY": "sk-or-v1-mgmt-sim-router-Qa7Lk2Wd9Xe3",
 }
+AWS_ACCOUNT = "111122223333"
+AWS_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/llm-budget-alert-ce-read"
+FIRST_OF_DECEMBER = dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC)
 ANTHROPIC_SECRET = "projects/demo-project/secrets/anthropic-main-admin-key"
 SLACK_SECRET = "projects/demo-project/secrets/slack-webhook"
 
 
-def budgets() -> dict[str, object]:
+def budgets(*, bedrock: bool = True) -> dict[str, object]:
+    aws = {"bedrock": {"budget_usd": 2500, "accounts": [{"label": "main", "role_arn": AWS_ROLE}]}} if bedrock else {}
     return {
-        "total_budget_usd": 20000,
+        "total_budget_usd": 24000,
         "thresholds_pct": [50, 80, 100],
         "providers": {
             "openai": {
@@ -73,6 +84,8 @@ def budgets() -> dict[str, object]:
                 "accounts": [{"label": "core", "team_id": XAI_TEAM, "key_env": "DEMO_XAI_KEY"}],
             },
             "gemini": {"budget_usd": 2000, "accounts": [{"label": "billing", "billing_export_table": TABLE}]},
+            "openrouter": {"budget_usd": 1500, "accounts": [{"label": "router", "key_env": "DEMO_OPENROUTER_KEY"}]},
+            **aws,
         },
         "digest": {"enabled": False},
     }
@@ -96,7 +109,7 @@ def run(args: list[str], env: dict[str, str]) -> int:
 
 def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="llm-budget-demo-") as tmp:
-        banner("1. starting local servers (simulator, Slack receiver, Secret Manager fake, BigQuery emulator)")
+        banner("1. starting local servers (simulator, Slack receiver, Secret Manager fake, BigQuery emulator, moto)")
         sim = stack.enter_context(Simulator.start(clock=NOW))
         slack = stack.enter_context(SlackReceiver.start())
         secrets = stack.enter_context(
@@ -114,15 +127,28 @@ def main() -> int:
             "2026-12", currency="EUR", conversion_rate="0.92", billing_account_id="01EURO-000000-000000"
         )
         billing_export.load(client, TABLE, rows)
+        aws = stack.enter_context(moto_server())
+        metadata = stack.enter_context(MetadataServer())
+        bedrock_account = sim.scenario.find("bedrock/main")
+        # moto serves each new request body the next queued answer: Nov 28's two pages, then Dec 1's
+        load_cost_and_usage(
+            aws,
+            cost_and_usage_results(bedrock_account, now=NOW)
+            + cost_and_usage_results(bedrock_account, now=FIRST_OF_DECEMBER),
+            account_id=AWS_ACCOUNT,
+        )
         print(f"simulator {sim.url} · slack {slack.url} · secret manager {secrets.url} · bigquery {bq.url}")
+        print(f"moto (STS, Cost Explorer) {aws.url} · metadata server {metadata.host}")
         print(f"billing export {TABLE}: {len(rows)} rows (Nov USD account, Dec EUR account, credits, other services)")
 
         budget_file = Path(tmp) / "budgets.json"
         budget_file.write_text(json.dumps(budgets(), indent=2))
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "XAI_"))},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "XAI_", "AWS_"))},
             **sim.env(),
             **KEYS,
+            "AWS_COST_EXPLORER_BASE_URL": aws.url,
+            "GCE_METADATA_HOST": metadata.host,
             "BUDGET_CONFIG_FILE": str(budget_file),
             "SLACK_WEBHOOK_SECRET": f"{SLACK_SECRET}/versions/latest",
             "SECRET_MANAGER_EMULATOR_HOST": secrets.url,
@@ -142,13 +168,12 @@ def main() -> int:
             return 1
         banner("what Slack received")
         print(render_terminal(messages[0], width=100))
-        expected = sum(
-            (sim.expected_mtd(s) for s in ("openai/prod", "openai/research", "anthropic/main", "xai/core")), Decimal(0)
-        )
+        http_sources = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "openrouter/router")
+        expected = sum((sim.expected_mtd(s) for s in (*http_sources, "bedrock/main")), Decimal(0))
         gemini = billing_export.expected_net_usd(rows, "202611", ("AEFD-7695-64FA", "C7E2-9256-1C43"), NOW)
         print(
             f"\nsimulator scenario total at that instant: ${expected + gemini:,.2f} "
-            f"(HTTP providers ${expected:,.2f} + Gemini ${gemini:,.2f})"
+            f"(HTTP providers and Bedrock ${expected:,.2f} + Gemini ${gemini:,.2f})"
         )
 
         later = NOW + dt.timedelta(hours=1)
@@ -163,8 +188,7 @@ def main() -> int:
 
         banner("4. Anthropic serving complete days only: freshness from the data, the 1st's date-range 400 is $0")
         sim.set_complete_days_only(True)
-        first = dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC)
-        for at in (NOW, first):
+        for at in (NOW, FIRST_OF_DECEMBER):
             sim.set_clock(at)
             if run(["main.py", "check", "--dry-run", "--now", at.isoformat()], env) != 0:
                 return 1
@@ -173,6 +197,9 @@ def main() -> int:
 
         banner("5. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
         env["STATE_FILE"] = str(Path(tmp) / "replay-state.json")
+        replay_budgets = Path(tmp) / "replay-budgets.json"
+        replay_budgets.write_text(json.dumps(budgets(bedrock=False), indent=2))
+        env["BUDGET_CONFIG_FILE"] = str(replay_budgets)
         before = len(slack.messages())
         if (
             run(

@@ -8,7 +8,8 @@ for the signing account through ``POST /moto-api/static/ce/cost-and-usage-result
 request body: the first new body pops the next result, the same body gets the same result again, so a
 client must serialise its request deterministically (and pagination is testable: page 2's body differs
 by its ``NextPageToken``). What moto does not do: check signatures or trust policies, send AWS's
-``application/x-amz-json-1.1`` content type (it says ``text/html``), or produce faults.
+``application/x-amz-json-1.1`` content type (it says ``text/html``; `_moto_run.py` restores AWS's type on
+the wire, so the product's strict client reads it unchanged), or produce faults.
 
     with moto_server() as aws:
         load_cost_and_usage(aws, [page1, page2], account_id="111122223333")
@@ -54,6 +55,7 @@ VENV_DIR_NAME = ".venv-moto"
 REQUIREMENTS_FILE = "requirements-moto.txt"
 DEFAULT_ACCOUNT = "123456789012"  # moto's account for credentials it did not issue (a static key pair)
 _MARKER = ".devservers-requirements.sha256"
+_RUNNER = Path(__file__).with_name("_moto_run.py")  # moto.server with AWS's JSON 1.1 content type
 _SMOKE_IMPORTS = "import moto.server, moto.ce, moto.sts, flask, flask_cors, botocore.auth"
 
 
@@ -126,7 +128,7 @@ def start_moto(
         url = f"http://127.0.0.1:{chosen}"
         return launch(
             name="moto",
-            argv=[str(venv_python), "-I", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+            argv=[str(venv_python), "-I", str(_RUNNER), "-H", "127.0.0.1", "-p", str(chosen)],
             port=chosen,
             url=url,
             ready_url=f"{url}/moto-api/",

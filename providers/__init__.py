@@ -10,6 +10,8 @@ vendor (`tests/test_vendor_names.py`).
     anthropic  GET /v1/organizations/cost_report     cents (decimal string)   UTC month
     xai        POST /v1/billing/teams/{team}/usage   dollars; limits in cents UTC month
     gemini     BigQuery Cloud Billing export         billing currency → USD   Pacific invoice month
+    bedrock    POST ce GetCostAndUsage (SigV4)       USD (decimal string)     UTC month, fetched every N h
+    openrouter GET /api/v1/activity + /keys          USD (float)              UTC month (completed days + today)
 
 Adding a vendor: write `providers/<name>.py` ending in `SPEC`, add it to `_BUILTIN`, give it a
 simulator module, tests and a key in Terraform's key map (`terraform/locals.tf`).
@@ -23,12 +25,13 @@ from collections.abc import Iterator
 # The vendor modules are light (the Google clients they use are imported on first use), so importing
 # them here, on the thread that imports `providers`, also keeps first imports out of the fetch threads.
 from models import Deadline
-from providers import anthropic, gemini, openai, xai
+from providers import anthropic, bedrock, gemini, openai, openrouter, xai
 from providers._spec import (
     Account,
     CostSource,
     Deps,
     KeyedAccount,
+    Memo,
     Probe,
     ProbeResult,
     ProbeStatus,
@@ -44,6 +47,7 @@ __all__ = [
     "Deadline",
     "Deps",
     "KeyedAccount",
+    "Memo",
     "Probe",
     "ProbeResult",
     "ProbeStatus",
@@ -59,7 +63,9 @@ __all__ = [
     "specs",
 ]
 
-_BUILTIN: tuple[ProviderSpec, ...] = (openai.SPEC, anthropic.SPEC, xai.SPEC, gemini.SPEC)
+_BUILTIN: tuple[ProviderSpec, ...] = (
+    openai.SPEC, anthropic.SPEC, xai.SPEC, gemini.SPEC, bedrock.SPEC, openrouter.SPEC
+)  # fmt: skip
 _extra: list[ProviderSpec] = []
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "CostSource",
     "Deps",
     "KeyedAccount",
+    "Memo",
     "Probe",
     "ProbeResult",
     "ProbeStatus",
@@ -120,6 +121,17 @@ class CostSource(Protocol):
         ...
 
 
+class Memo(Protocol):
+    """Small JSON documents a source keeps between checks (a paid read's last answer); `source_cache` implements it.
+
+    Best effort by contract: `load` answers None when nothing usable is stored, `save` never raises.
+    """
+
+    def load(self, key: str) -> Mapping[str, Any] | None: ...
+
+    def save(self, key: str, doc: Mapping[str, Any]) -> None: ...
+
+
 @dataclasses.dataclass
 class Deps:
     """What sources are built from. Passed in, never reached for, so tests and benchmarks swap them."""
@@ -131,6 +143,7 @@ class Deps:
     http_factory: Callable[..., httpx.Client] = make_client
     bigquery_factory: Callable[[str | None], Any] | None = None
     deep_scan_hour_utc: int | None = None  # the UTC hour whose check also runs a source's daily deep query
+    memo: Memo | None = None  # None: nothing is kept between checks (every check fetches)
 
 
 def admin_key(

@@ -38,26 +38,33 @@ targetPrefix `AWSInsightsIndexService`, signingName `ce`; endpoint https://ce.us
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field, field_validator, model_validator
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness, usd
 from providers._aggregate import CostAccumulator, to_decimal
 from providers._http import MAX_PAGES, request_json
 from providers._sigv4 import Credentials, SigV4Auth
+from providers._spec import Deps, KeyedAccount, ProviderSpec, admin_key
 
 __all__ = [
     "DEFAULT_METRIC",
     "READ_CALLS",
+    "SPEC",
+    "BedrockAccount",
+    "BedrockCosts",
     "CeSnapshot",
     "CeTotals",
     "FetchDecision",
@@ -702,3 +709,111 @@ def key_pair(secret_text: str) -> Credentials:
     if not (isinstance(ak, str) and re.fullmatch(r"[A-Z0-9]{16,128}", ak) and isinstance(sk, str) and sk.strip()):
         raise ProviderError(Cause.SECRET, "AWS key pair secret: access_key_id or secret_access_key is malformed")
     return Credentials(ak, sk.strip())
+
+
+# --- the source --------------------------------------------------------------------------------
+
+KEY_ENV = "AWS_COST_EXPLORER_KEY_PAIR"  # local runs: the key pair JSON in an environment variable
+DEFAULT_AUDIENCE = "sts.amazonaws.com"
+_ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+class BedrockAccount(KeyedAccount):
+    """One AWS account (or a payer's view of one member account) whose Bedrock spend is read.
+
+    Credentials: `role_arn` (preferred: the function's Google identity is exchanged with STS, no
+    static key) or an access key pair (`key_secret` / `key_env`, JSON `{"access_key_id", "secret_access_key"}`).
+    """
+
+    role_arn: str | None = Field(default=None, description="arn:aws:iam::<account>:role/<name> trusting the function")
+    audience: str = Field(default=DEFAULT_AUDIENCE, min_length=1, max_length=200)
+    metric: Literal["UnblendedCost", "NetUnblendedCost"] = "UnblendedCost"
+    breakdown: Literal["usage_type", "linked_account"] = "usage_type"
+    linked_account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    fetch_every_hours: int = Field(default_factory=lambda: default_fetch_every_hours(), ge=1, le=24)
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        if v is not None and not _ROLE_RE.match(v):
+            raise ValueError("must look like arn:aws:iam::123456789012:role/llm-budget-alert-ce-read")
+        return v
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> BedrockAccount:
+        if self.role_arn and (self.key_secret or self.key_env):
+            raise ValueError("set either role_arn (federation) or a key pair (key_secret / key_env), not both")
+        return self
+
+    def memo_key(self) -> str:
+        """The cache key: a snapshot answers only the same account, metric and breakdown."""
+        who = self.role_arn or self.key_secret or self.key_env or KEY_ENV
+        return f"bedrock/{self.label}/{self.metric}/{self.breakdown}/{self.linked_account or '-'}/{who}"
+
+
+def sts_base_url(ce_base_url: str) -> str:
+    """AWS's STS endpoint for AWS's CE endpoint; a local AWS (moto) serves every service on its one URL."""
+    return STS_BASE_URL if ce_base_url.rstrip("/") == CE_BASE_URL else ce_base_url
+
+
+@dataclasses.dataclass
+class BedrockCosts:
+    account: BedrockAccount
+    deps: Deps
+    env: Mapping[str, str] = dataclasses.field(default_factory=lambda: os.environ)
+    provider: str = "bedrock"
+
+    def billing_period(self, now: dt.datetime) -> BillingPeriod:
+        return BillingPeriod.containing(now)
+
+    def credentials(self, deadline: Deadline, now: dt.datetime) -> Credentials:
+        """Temporary credentials from the Google identity (role_arn), else the key pair."""
+        base = self.deps.base_urls[SPEC.name]
+        if self.account.role_arn is None:
+            return key_pair(admin_key(self.deps, KEY_ENV, self.account, "AWS key pair", deadline))
+        with self.deps.http_factory(metadata_base_url(self.env)) as meta:
+            token = fetch_id_token(meta, self.account.audience, deadline=deadline)
+        with self.deps.http_factory(sts_base_url(base)) as sts:
+            return assume_role(sts, self.account.role_arn, token, deadline=deadline, now=now).creds
+
+    def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
+        memo = self.deps.memo
+        key = self.account.memo_key()
+        last = None
+        stored = memo.load(key) if memo is not None else None
+        if stored is not None:
+            with contextlib.suppress(ValueError):
+                last = CeSnapshot.from_dict(stored)
+        fetched: list[CeSnapshot] = []
+
+        def fetch_now() -> CeSnapshot:
+            creds = self.credentials(deadline, period.now)
+            with configure_ce_client(self.deps.http_factory(self.deps.base_urls[SPEC.name]), creds) as ce:
+                snap = fetch_snapshot(
+                    ce, period, deadline=deadline, fetched_at=period.now, metric=self.account.metric,
+                    second_group=self.account.breakdown.upper(), linked_account=self.account.linked_account,
+                )  # fmt: skip
+            fetched.append(snap)
+            return snap
+
+        report, snap = cached_report(period, last, self.account.fetch_every_hours, fetch_now)
+        if fetched and memo is not None:
+            memo.save(key, snap.to_dict())
+        return report
+
+
+def from_config(account: Any, deps: Deps) -> BedrockCosts:
+    assert isinstance(account, BedrockAccount)
+    return BedrockCosts(account, deps)
+
+
+SPEC = ProviderSpec(
+    name="bedrock",
+    title="AWS Bedrock",
+    console_url="https://us-east-1.console.aws.amazon.com/costmanagement/home#/cost-explorer",
+    account_schema=BedrockAccount,
+    build=from_config,
+    key_env=KEY_ENV,
+    base_url_env="AWS_COST_EXPLORER_BASE_URL",
+    default_base_url=CE_BASE_URL,
+)

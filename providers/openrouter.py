@@ -43,16 +43,21 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from errors import Cause, ProviderError
 from models import UTC, ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness, Headroom, usd
 from providers._aggregate import CostAccumulator, to_decimal
 from providers._http import count_requests, request_json
+from providers._spec import Deps, KeyedAccount, ProviderSpec, admin_key
 
 __all__ = [
     "READ_CALLS",
+    "SPEC",
     "ActivityRow",
     "KeyUsage",
+    "OpenRouterAccount",
+    "OpenRouterCosts",
     "all_keys",
     "all_workspaces",
     "fetch_month",
@@ -375,3 +380,51 @@ def fetch_month(
         notes.append(f"OpenRouter credits unavailable ({exc.cause.describe}): no headroom shown")
     per_key: dict[str, KeyUsage] = {k.hash: k for k in keys}  # a key listed under two workspaces counts once
     return month_report(period, rows, list(per_key.values()), headroom=headroom, notes=notes, requests=counter.value)
+
+
+# --- the source --------------------------------------------------------------------------------
+
+KEY_ENV = "OPENROUTER_MANAGEMENT_KEY"
+
+
+class OpenRouterAccount(KeyedAccount):
+    """One OpenRouter account, read with a management key (`key_secret` / `key_env`).
+
+    `workspace_ids`: the workspaces whose keys count toward today; unset, every workspace listed by
+    `/workspaces` (None would be the default workspace only).
+    """
+
+    workspace_ids: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=100)
+
+
+@dataclasses.dataclass
+class OpenRouterCosts:
+    account: OpenRouterAccount
+    deps: Deps
+    provider: str = "openrouter"
+
+    def billing_period(self, now: dt.datetime) -> BillingPeriod:
+        return BillingPeriod.containing(now)
+
+    def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
+        key = admin_key(self.deps, KEY_ENV, self.account, "OpenRouter management key", deadline)
+        headers = {"Authorization": f"Bearer {key}"}
+        with self.deps.http_factory(self.deps.base_urls[SPEC.name], headers=headers) as client:
+            return fetch_month(client, period, deadline=deadline, workspace_ids=self.account.workspace_ids)
+
+
+def from_config(account: Any, deps: Deps) -> OpenRouterCosts:
+    assert isinstance(account, OpenRouterAccount)
+    return OpenRouterCosts(account, deps)
+
+
+SPEC = ProviderSpec(
+    name="openrouter",
+    title="OpenRouter",
+    console_url="https://openrouter.ai/activity",
+    account_schema=OpenRouterAccount,
+    build=from_config,
+    key_env=KEY_ENV,
+    base_url_env="OPENROUTER_BASE_URL",
+    default_base_url=BASE_URL,
+)

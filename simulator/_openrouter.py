@@ -10,11 +10,10 @@ with a `total_count`. Money is a JSON number of USD. Errors are
 `{"error": {"code", "message"}}`: no key → 401 "Missing Authentication header", an unknown key → 401,
 an inference key → 403 "Only management keys can perform this operation".
 
-A standalone server for tests (`OpenRouterSimulator(...).start()`); not wired into
-`simulator/providers_server.py` yet. Wiring it means: a scenario section that fills `Spend` rows per
-account, the `/api/v1/...` routes dispatched by path prefix to `OpenRouterHandler.route`, and its
-faults added to `faults.PROVIDER_FAULT_MODES` (the modes below reuse those names where they mean the
-same thing).
+A standalone server for tests (`OpenRouterSimulator(...).start()`), and the scenario's OpenRouter
+accounts inside `simulator/providers_server.py` (`scenario_answer`: every hour of a scenario account
+becomes `Spend` rows through one key; the prepaid credits are the account's `prepaid_credit_usd`; the
+status faults are the shared `faults.STATUS_FAULTS` in OpenRouter's error envelope).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from simulator._server import Handler, LocalServer, Recorder, Reply, Request, json_reply, text_reply
-from simulator._wire import bearer_key
+from simulator._wire import Body, bearer_key, finish
 
 PREFIX = "/api/v1"
 PAGE_SIZE = 100
@@ -335,3 +334,73 @@ _TODAY_TEMPLATE: dict[str, Any] = {
 
 def _with_headers(reply: Reply, headers: dict[str, str]) -> Reply:
     return dataclasses.replace(reply, headers={**reply.headers, **headers})
+
+
+# --- the scenario's OpenRouter accounts, served by simulator/providers_server.py ---------------
+
+
+def scenario_spend(account: Any, visible_until: dt.datetime) -> list[Spend]:
+    """One `Spend` per (hour, model) of `account` (a `scenario.Account` of provider openrouter): the
+    hours that ended by `visible_until`, from 31 days before it (all `/activity` can show)."""
+    key = Key(account.label)
+    start = (visible_until - dt.timedelta(days=ACTIVITY_DAYS + 1)).replace(minute=0, second=0, microsecond=0)
+    hour = start
+    out = []
+    while hour + dt.timedelta(hours=1) <= visible_until:
+        for cell, amount in zip(account.cells, account.hourly(hour.date())[hour.hour], strict=True):
+            if amount:
+                out.append(Spend(hour, key, str(cell.values.get("model") or "openrouter/auto"), amount))
+        hour += dt.timedelta(hours=1)
+    return out
+
+
+def status_error(status: int, request_id: str, headers: dict[str, str] | None = None) -> Reply:
+    """The envelope OpenRouter sends with `status` (used by the simulator's status faults)."""
+    if status == 429:
+        headers = {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", **(headers or {})}
+    return _with_headers(error(status), headers or {})
+
+
+def unauthorized(key: str | None, request_id: str) -> Reply:
+    if key is None:
+        return error(401)
+    return json_reply(401, {"error": {"code": 401, "message": "User not found."}})
+
+
+def scenario_answer(request: Request, account: Any, ctx: Any) -> Reply:
+    """`/api/v1/{activity,keys,workspaces,credits}` for one scenario account at `ctx.now` (data faults
+    from `ctx.mode`: drift_missing_data, drift_amount_type, truncated_json, huge)."""
+    sim = OpenRouterSimulator(
+        scenario_spend(account, ctx.visible_until),
+        now=ctx.now,
+        management_keys=frozenset({account.key}),
+        inference_keys=frozenset(),
+        total_credits=account.prepaid_credit_usd,
+    )
+    endpoint = request.path.removeprefix(PREFIX).strip("/")
+    if request.method != "GET":
+        return error(405)
+    mode = ctx.mode if ctx.mode in ("drift_missing_data", "drift_amount_type", "truncated_json", "huge") else None
+    if endpoint == "activity":
+        reply = sim.activity(request.param("date"))
+    elif endpoint == "keys":
+        try:
+            offset = int(request.param("offset") or 0)
+        except ValueError:
+            return error(400)
+        reply = sim.keys_page(offset, request.param("include_disabled") == "true", request.param("workspace_id"))
+    elif endpoint == "workspaces":
+        try:
+            offset, limit = int(request.param("offset") or 0), int(request.param("limit") or 50)
+        except ValueError:
+            return error(400)
+        if offset < 0 or not 1 <= limit <= 100:
+            return error(400)
+        reply = sim.workspaces(offset, limit)
+    elif endpoint == "credits":
+        reply = sim.credits()
+    else:
+        return error(404)
+    if mode in ("drift_missing_data", "truncated_json", "huge"):
+        return finish(Body(json.loads(reply.body), "data", ("data",), _TODAY_TEMPLATE), mode)
+    return _spoil(mode, endpoint, reply) if mode else reply

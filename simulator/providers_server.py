@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from simulator import _anthropic, _openai, _xai
+from simulator import _anthropic, _openai, _openrouter, _xai
 from simulator._server import (
     Handler,
     LatencyKnob,
@@ -43,7 +43,7 @@ from simulator._server import (
     reset_reply,
     text_reply,
 )
-from simulator._wire import Ctx, Emitter
+from simulator._wire import Ctx, Emitter, bearer_key
 from simulator.faults import (
     DATA_FAULTS,
     DRIP_INTERVAL_S,
@@ -87,6 +87,7 @@ WIRES: Mapping[str, Wire] = {
     "openai": Wire(_openai.api_key, _openai.status_error, _openai.unauthorized, _openai_answer),
     "anthropic": Wire(_anthropic.api_key, _anthropic.status_error, _anthropic.unauthorized, _anthropic_answer),
     "xai": Wire(_xai.api_key, _xai.status_error, _xai.unauthorized, _xai.handle),
+    "openrouter": Wire(bearer_key, _openrouter.status_error, _openrouter.unauthorized, _openrouter.scenario_answer),
 }
 AMOUNT_FAULTS = frozenset({"negative_amounts", "absurd_amounts", "drift_amount_type"})
 HTML_ERROR_PAGE = (
@@ -102,6 +103,8 @@ def provider_of(path: str) -> str | None:
         return "anthropic"
     if path.startswith("/v1/billing/"):
         return "xai"
+    if path.startswith(_openrouter.PREFIX + "/"):
+        return "openrouter"
     return None
 
 
@@ -306,7 +309,8 @@ class SimState(LatencyKnob):
                 "account": account.label if account else None,
                 "status": reply.status if reply.action is None else None,
                 "fault": fault,
-                "mutating": provider == "xai" and _xai.is_mutating(request),
+                "mutating": (provider == "xai" and _xai.is_mutating(request))
+                or (provider == "openrouter" and request.method != "GET"),
             }
         )
 
@@ -541,7 +545,12 @@ class Simulator(Running):
 
     def env(self) -> dict[str, str]:
         """Base-URL environment variables pointing the production code at this simulator."""
-        return {"OPENAI_BASE_URL": self.url, "ANTHROPIC_BASE_URL": self.url, "XAI_MANAGEMENT_BASE_URL": self.url}
+        return {
+            "OPENAI_BASE_URL": self.url,
+            "ANTHROPIC_BASE_URL": self.url,
+            "XAI_MANAGEMENT_BASE_URL": self.url,
+            "OPENROUTER_BASE_URL": self.url + _openrouter.PREFIX,
+        }
 
     # --- knobs ----------------------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ Each cell is a `Decimal` quantised to the precision its provider can carry exact
 * OpenAI: dollars with 8 decimals (emitted as JSON floats whose `repr` round-trips),
 * Anthropic: dollars with 7 decimals = cents with 5 decimals (emitted as decimal strings),
 * xAI: dollars with 8 decimals (emitted as JSON floats).
+* OpenRouter: dollars with 8 decimals (JSON floats), served by `simulator/providers_server.py` too.
+* Bedrock: dollars with 8 decimals (Cost Explorer decimal strings), served by moto: `simulator/_bedrock.py`
+  turns the cells into `GetCostAndUsage` answers that `devservers.moto.load_cost_and_usage` queues.
 
 Every amount the servers emit is a sum of whole cells, so a client that sums `Decimal(str(float))`
 (OpenAI, xAI) or `Decimal(string) / 100` (Anthropic) gets `expected_mtd()` exactly.
@@ -33,16 +36,20 @@ UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 
-PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "xai")
+PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "xai", "openrouter", "bedrock")
 QUANTUM: Mapping[str, Decimal] = {
     "openai": Decimal("1e-8"),
     "anthropic": Decimal("1e-7"),
     "xai": Decimal("1e-8"),
+    "openrouter": Decimal("1e-8"),  # JSON doubles, like OpenAI
+    "bedrock": Decimal("1e-8"),  # Cost Explorer's Amount is a decimal string; 8 places like its exports
 }
 DIMENSIONS: Mapping[str, tuple[str, ...]] = {
     "openai": ("line_item", "project_id", "api_key_id"),
     "anthropic": ("description", "workspace_id"),
     "xai": ("description",),
+    "openrouter": ("model",),
+    "bedrock": ("service", "usage_type"),
 }
 ANTHROPIC_ATTRS: tuple[str, ...] = (
     "cost_type",

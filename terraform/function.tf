@@ -99,17 +99,19 @@ resource "google_cloudfunctions2_function" "fn" {
 
     # Exactly config.CLOUD_ENV_VARS (tests/test_terraform.py holds the two lists equal).
     environment_variables = {
-      ANTHROPIC_BASE_URL      = var.anthropic_base_url
-      BIGQUERY_JOB_PROJECT    = var.project_id
-      BUDGET_CONFIG           = jsonencode(local.budget_document)
-      CHECK_DEADLINE_SECONDS  = tostring(local.check_deadline_seconds)
-      LOG_LEVEL               = var.log_level
-      OPENAI_BASE_URL         = var.openai_base_url
-      SLACK_WEBHOOK_SECRET    = "projects/${var.project_id}/secrets/${google_secret_manager_secret.slack_webhook.secret_id}/versions/latest"
-      STATE_BACKEND           = "gcs"
-      STATE_BUCKET            = google_storage_bucket.state.name
-      STATE_OBJECT            = var.state_object
-      XAI_MANAGEMENT_BASE_URL = var.xai_management_base_url
+      ANTHROPIC_BASE_URL         = var.anthropic_base_url
+      AWS_COST_EXPLORER_BASE_URL = var.aws_cost_explorer_base_url
+      BIGQUERY_JOB_PROJECT       = var.project_id
+      BUDGET_CONFIG              = jsonencode(local.budget_document)
+      CHECK_DEADLINE_SECONDS     = tostring(local.check_deadline_seconds)
+      LOG_LEVEL                  = var.log_level
+      OPENAI_BASE_URL            = var.openai_base_url
+      OPENROUTER_BASE_URL        = var.openrouter_base_url
+      SLACK_WEBHOOK_SECRET       = "projects/${var.project_id}/secrets/${google_secret_manager_secret.slack_webhook.secret_id}/versions/latest"
+      STATE_BACKEND              = "gcs"
+      STATE_BUCKET               = google_storage_bucket.state.name
+      STATE_OBJECT               = var.state_object
+      XAI_MANAGEMENT_BASE_URL    = var.xai_management_base_url
     }
   }
 

@@ -41,10 +41,14 @@ locals {
   # --- one Secret Manager secret per keyed account -----------------------------------------------
   # Providers whose accounts authenticate with an admin key; gemini reads BigQuery as the runtime
   # service account instead. The suffix says what kind of key belongs in the secret.
+  # A bedrock account with role_arn uses federation (terraform/aws/) and gets no secret; without it,
+  # its secret holds an AWS key pair as JSON.
   key_suffix = {
-    openai    = "admin-key"
-    anthropic = "admin-key"
-    xai       = "management-key"
+    openai     = "admin-key"
+    anthropic  = "admin-key"
+    xai        = "management-key"
+    bedrock    = "aws-key-pair"
+    openrouter = "management-key"
   }
 
   configured_providers = { for name, p in var.budgets.providers : name => p if p != null }
@@ -56,7 +60,7 @@ locals {
         provider  = name
         label     = a.label
         secret_id = "${var.name_prefix}-${name}-${a.label}-${local.key_suffix[name]}"
-      }
+      } if try(a.role_arn, null) == null
     } if contains(keys(local.key_suffix), name)
   ]...)
 
@@ -87,7 +91,7 @@ locals {
           accounts = [
             for a in p.accounts : {
               for ak, av in merge(a, {
-                key_secret = contains(keys(local.key_suffix), name) ? "projects/${var.project_id}/secrets/${local.keyed_accounts["${name}/${a.label}"].secret_id}/versions/latest" : null
+                key_secret = contains(keys(local.keyed_accounts), "${name}/${a.label}") ? "projects/${var.project_id}/secrets/${local.keyed_accounts["${name}/${a.label}"].secret_id}/versions/latest" : null
               }) : ak => av if av != null
             }
           ]

@@ -28,6 +28,11 @@ output "runtime_service_account" {
   value       = google_service_account.runtime.email
 }
 
+output "runtime_service_account_unique_id" {
+  description = "Numeric unique id of the runtime service account: google_subject of terraform/aws/ (the sub of its Google ID tokens)."
+  value       = google_service_account.runtime.unique_id
+}
+
 output "scheduler_job_name" {
   description = "Name of the hourly Cloud Scheduler job (it also sends the daily digest)."
   value       = google_cloud_scheduler_job.hourly.name

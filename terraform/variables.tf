@@ -40,6 +40,17 @@ variable "anthropic_base_url" {
   }
 }
 
+variable "aws_cost_explorer_base_url" {
+  description = "Base URL of AWS Cost Explorer (GetCostAndUsage, us-east-1). Change it only to route through a proxy."
+  type        = string
+  default     = "https://ce.us-east-1.amazonaws.com"
+
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-])?$", var.aws_cost_explorer_base_url))
+    error_message = "aws_cost_explorer_base_url must be an https:// URL without a trailing slash, e.g. https://ce.us-east-1.amazonaws.com (the default)."
+  }
+}
+
 variable "budgets" {
   description = <<-EOT
     The budget document (config.BudgetConfig) without keys: monthly USD budgets, alert thresholds
@@ -49,6 +60,8 @@ variable "budgets" {
     forecast 100 %, digest at 09 UTC, spike factor 2 over a 7-day baseline, failure notice after 2 runs).
     openai/anthropic accounts default to one account labelled "default"; xai needs team_id;
     gemini needs the Cloud Billing export table (project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX).
+    bedrock accounts with role_arn read Cost Explorer through federation (terraform/aws/, no secret);
+    without it they get an AWS key pair secret. openrouter accounts get a management key secret.
   EOT
   type = object({
     total_budget_usd          = number
@@ -98,6 +111,27 @@ variable "budgets" {
           late_row_margin_days = optional(number)
         }))
       }))
+      bedrock = optional(object({
+        budget_usd = number
+        accounts = optional(list(object({
+          label             = optional(string, "default")
+          budget_usd        = optional(number)
+          role_arn          = optional(string)
+          audience          = optional(string)
+          metric            = optional(string)
+          breakdown         = optional(string)
+          linked_account    = optional(string)
+          fetch_every_hours = optional(number)
+        })), [{}])
+      }))
+      openrouter = optional(object({
+        budget_usd = number
+        accounts = optional(list(object({
+          label         = optional(string, "default")
+          budget_usd    = optional(number)
+          workspace_ids = optional(list(string))
+        })), [{}])
+      }))
     })
   })
 
@@ -116,7 +150,7 @@ variable "budgets" {
 
   validation {
     condition     = length([for p in values(var.budgets.providers) : p if p != null]) > 0
-    error_message = "budgets.providers: configure at least one of openai, anthropic, xai, gemini, e.g. providers = { openai = { budget_usd = 500 } }."
+    error_message = "budgets.providers: configure at least one of openai, anthropic, xai, gemini, bedrock, openrouter, e.g. providers = { openai = { budget_usd = 500 } }."
   }
 
   validation {
@@ -244,6 +278,17 @@ variable "openai_base_url" {
   validation {
     condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-])?$", var.openai_base_url))
     error_message = "openai_base_url must be an https:// URL without a trailing slash, e.g. https://api.openai.com (the default)."
+  }
+}
+
+variable "openrouter_base_url" {
+  description = "Base URL of the OpenRouter API (activity, keys, credits). Change it only to route through a proxy."
+  type        = string
+  default     = "https://openrouter.ai/api/v1"
+
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-])?$", var.openrouter_base_url))
+    error_message = "openrouter_base_url must be an https:// URL without a trailing slash, e.g. https://openrouter.ai/api/v1 (the default)."
   }
 }
 

@@ -99,6 +99,24 @@ def bigquery_emulator() -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def aws_emulator() -> Iterator[Any]:
+    """moto (STS + Cost Explorer, devservers/moto.py; builds .venv-moto on first use), for the whole session."""
+    from devservers.moto import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def metadata_emulator() -> Iterator[Any]:
+    """The fake Google metadata server that issues ID tokens (devservers/metadata.py), for the whole session."""
+    from devservers.metadata import MetadataServer
+
+    with MetadataServer() as server:
+        yield server
+
+
 # --- the fault table: tests/test_faults.py adds one row per fault case, printed after the run -------
 
 FAULT_ROWS: list[tuple[str, str, str]] = []

@@ -54,17 +54,23 @@ KEYS = {
     "openai/research": "sk-admin-SENTINEL-faults-research-8b1e6d05",
     "anthropic/main": "sk-ant-admin01-SENTINEL-faults-main-c4e2a9f1",
     "xai/core": "xai-mgmt-SENTINEL-faults-core-7d5b0f1e",
+    "openrouter/router": "sk-or-v1-SENTINEL-faults-router-5a3c9e1b",
+    "bedrock/main": "aws-sim-faults-main",  # not a credential: moto's account is chosen by the key pair below
 }
 SECRETS = {  # Secret Manager secret (no version) of every key read from there, and of the webhook
     "openai/prod": "projects/llm-faults/secrets/openai-prod-admin-key",
     "anthropic/main": "projects/llm-faults/secrets/anthropic-main-admin-key",
     "xai/core": "projects/llm-faults/secrets/xai-core-management-key",
+    "openrouter/router": "projects/llm-faults/secrets/openrouter-router-management-key",
+    "bedrock/main": "projects/llm-faults/secrets/bedrock-main-aws-key-pair",
     "slack": "projects/llm-faults/secrets/slack-webhook",
 }
 MISSING_SECRET = "projects/llm-faults/secrets/anthropic-key-never-added"
 HOOK_PATH = "/services/T0SENTINEL/B0SENTINEL/hookSENTINELpath9d2f"
-SENTINELS = (*KEYS.values(), HOOK_PATH, "SENTINEL")
-ACCOUNTS = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "gemini/billing")
+SENTINELS = (*KEYS.values(), HOOK_PATH, "SENTINELawsSecretKey0", "SENTINEL")
+ACCOUNTS = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "gemini/billing", "openrouter/router",
+            "bedrock/main")  # fmt: skip
+AWS_KEY_PAIR = json.dumps({"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "SENTINELawsSecretKey0"})
 
 OUTPUTS: list[str] = []  # everything the module produced, scanned for sentinels by the last test
 
@@ -109,6 +115,14 @@ def _budgets(*, anthropic_secret: str = SECRETS["anthropic/main"], gemini_table:
                     "budget_usd": 1000,
                     "accounts": [{"label": "billing", "billing_export_table": gemini_table}],
                 },
+                "openrouter": {
+                    "budget_usd": 400,
+                    "accounts": [{"label": "router", "key_secret": _version(SECRETS["openrouter/router"])}],
+                },
+                "bedrock": {
+                    "budget_usd": 800,
+                    "accounts": [{"label": "main", "key_secret": _version(SECRETS["bedrock/main"])}],
+                },
             },
         }
     )
@@ -119,6 +133,8 @@ def _secret_values(slack: SlackReceiver) -> dict[str, str]:
         SECRETS["openai/prod"]: KEYS["openai/prod"],
         SECRETS["anthropic/main"]: KEYS["anthropic/main"],
         SECRETS["xai/core"]: KEYS["xai/core"],
+        SECRETS["openrouter/router"]: KEYS["openrouter/router"],
+        SECRETS["bedrock/main"]: AWS_KEY_PAIR,
         SECRETS["slack"]: slack.url + HOOK_PATH,
     }
 
@@ -232,6 +248,99 @@ class Gcs503Proxy:
         self._thread.join()
 
 
+def _aws_error(status: int, name: str, message: str) -> tuple[int, str, bytes]:
+    return status, "application/x-amz-json-1.1", json.dumps({"__type": name, "message": message}).encode()
+
+
+_AWS_HTML = b"<html><head><title>502 Bad Gateway</title></head><body>CloudFront</body></html>"
+_CE_PAGE = {"GroupDefinitions": [], "DimensionValueAttributes": []}
+# Cost Explorer's answers to each fault mode, in its JSON 1.1 protocol (botocore `ce/2017-10-25`: errors
+# are `{"__type", "message"}`; a bad key, a missing permission and throttling are HTTP 400 there).
+AWS_FAULTS: dict[str, tuple[int, str, bytes]] = {
+    "http_401": _aws_error(400, "UnrecognizedClientException", "The security token included in the request is invalid"),
+    "http_403": _aws_error(400, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/x is not authorized"),
+    "http_429": _aws_error(400, "ThrottlingException", "Rate exceeded"),
+    "limit_exceeded": _aws_error(400, "LimitExceededException", "You have exceeded the rate limit."),
+    "http_500": _aws_error(500, "InternalServerError", "An internal error occurred."),
+    "http_503": _aws_error(503, "ServiceUnavailableException", "Service unavailable."),
+    "html": (502, "text/html", _AWS_HTML),
+    "html_200": (200, "text/html", _AWS_HTML),
+    "drift_missing_data": (200, "application/x-amz-json-1.1", json.dumps(_CE_PAGE).encode()),
+    "drift_amount_type": (200, "application/x-amz-json-1.1", json.dumps({**_CE_PAGE, "ResultsByTime": [
+        {"TimePeriod": {"Start": "2026-11-01", "End": "2026-11-02"}, "Total": {}, "Estimated": False,
+         "Groups": [{"Keys": ["Amazon Bedrock", "USE1-x"],
+                     "Metrics": {"UnblendedCost": {"Amount": 1.5, "Unit": "USD"}}}]}
+    ]}).encode()),
+    "truncated_json": (200, "application/x-amz-json-1.1", b'{"ResultsByTime": [{"TimePeriod": {"Start": "2026-'),
+}  # fmt: skip
+
+
+class AwsFaultFront:
+    """A proxy in front of moto that answers Cost Explorer's faults itself when armed (moto has none)."""
+
+    def __init__(self, upstream: str) -> None:
+        up = urlsplit(upstream)
+        self._upstream = (up.hostname or "127.0.0.1", up.port or 80)
+        self._lock = threading.Lock()
+        self._mode: str | None = None
+        self.requests: list[str] = []  # "METHOD target-or-path" of every request, faulted or not
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                target = self.headers.get("x-amz-target")
+                front.requests.append(f"{self.command} {target or self.path}")
+                mode = front._mode if target else None
+                if mode is not None:
+                    self._answer(*AWS_FAULTS[mode])
+                    return
+                conn = http.client.HTTPConnection(*front._upstream, timeout=10)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    self._answer(resp.status, resp.getheader("content-type") or "", resp.read())
+                finally:
+                    conn.close()
+
+            def _answer(self, status: int, ctype: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def arm(self, mode: str) -> None:
+        """Answer every Cost Explorer request with `mode`'s reply until healed."""
+        if mode not in AWS_FAULTS:
+            raise ValueError(f"no AWS fault {mode!r}")
+        with self._lock:
+            self._mode = mode
+
+    def heal(self) -> None:
+        with self._lock:
+            self._mode = None
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
 class InterleavingStore:
     """The real `GCSStore`, except that before its first write `interloper` (a whole other check) runs.
 
@@ -267,6 +376,7 @@ class Servers:
     bq_url: str
     silent: SilentServer
     closed_url: str  # a port nothing listens on
+    aws: AwsFaultFront  # moto behind the Cost Explorer fault front
 
 
 @dataclasses.dataclass
@@ -327,6 +437,7 @@ class World:
     def env(self, deadline: float = DEADLINE_S) -> dict[str, str]:
         return {
             **self.sim.env(),
+            "AWS_COST_EXPLORER_BASE_URL": self.servers.aws.url,
             "BUDGET_CONFIG": _budgets(),
             "FAULTS_OPENAI_RESEARCH_KEY": KEYS["openai/research"],
             "SLACK_WEBHOOK_SECRET": _version(SECRETS["slack"]),
@@ -368,6 +479,7 @@ class World:
         self.sim.clear_faults()
         self.slack.clear_faults()
         self.sm.clear_faults()
+        self.servers.aws.heal()
 
     def run(
         self,

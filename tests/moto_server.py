@@ -9,31 +9,28 @@ test; it builds `.venv-moto` on first use (devservers/moto.py).
 Two adapters, each for a documented difference between moto and AWS, and nothing else:
 
 * `aws_client`: moto 5.2.5 answers Cost Explorer with `Content-Type: text/html; charset=utf-8`, where
-  AWS's JSON 1.1 protocol sends `application/x-amz-json-1.1` (botocore `ce` model); the adapter
-  restores AWS's type on a moto answer so the product's parser stays strict about content types.
-* the metadata fake enforces what Google documents for `computeMetadata/v1`: requests without
+  AWS's JSON 1.1 protocol sends `application/x-amz-json-1.1` (botocore `ce` model). The launcher now
+  restores AWS's type on the wire (`devservers/_moto_run.py`, which the CLI and demo rely on); this
+  client-side hook stays as a second guard for these unit tests and is a no-op on a restored answer.
+* the metadata fake (`devservers/metadata.py`) enforces what Google documents for `computeMetadata/v1`: requests without
   `Metadata-Flavor: Google` are refused (403), answers carry `Metadata-Flavor: Google`, and the ID
   token's `aud` is the `audience` asked for.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 
 from devservers._proc import Server
+from devservers.metadata import SA_UNIQUE_ID, MetadataServer
 from devservers.moto import ensure_moto_venv, reset, start_moto
 
-SA_UNIQUE_ID = "100018646976219416293"
+__all__ = ["SA_UNIQUE_ID", "aws_client", "aws_fixture", "aws_server_fixture", "metadata_fixture", "moto_python"]
 
 
 def moto_python() -> Path:
@@ -78,48 +75,8 @@ def aws_client(base_url: str, log: list[httpx.Request] | None = None) -> httpx.C
     return client
 
 
-def _b64(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
-
-
-class _Metadata(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]]
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        self.server.requests.append({"path": url.path, "query": query, "flavor": self.headers.get("Metadata-Flavor")})  # type: ignore[attr-defined]
-        if self.headers.get("Metadata-Flavor") != "Google":
-            self._send(403, b"Missing required header: Metadata-Flavor")
-            return
-        if url.path != "/computeMetadata/v1/instance/service-accounts/default/identity" or "audience" not in query:
-            self._send(404, b"not found")
-            return
-        claims = {"iss": "https://accounts.google.com", "aud": query["audience"], "azp": SA_UNIQUE_ID,
-                  "sub": SA_UNIQUE_ID, "email": "fn@demo-project.iam.gserviceaccount.com"}  # fmt: skip
-        self._send(200, f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.c2lnbmF0dXJl".encode())
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Metadata-Flavor", "Google")
-        self.send_header("Content-Type", "application/text")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(name="metadata")
-def metadata_fixture() -> Iterator[ThreadingHTTPServer]:
-    """A fake GCE/Cloud Run metadata server on 127.0.0.1; `.requests` lists what it was asked."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    server.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def metadata_fixture() -> Iterator[MetadataServer]:
+    """A fake metadata server on 127.0.0.1 (devservers/metadata.py); `.requests` lists what it was asked."""
+    with MetadataServer() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -1,7 +1,9 @@
-"""All four providers through the real CLI: OpenAI, Anthropic, xAI (simulator) and Gemini (BigQuery emulator).
+"""All six providers through the real CLI: OpenAI, Anthropic, xAI, OpenRouter (simulator), Gemini (BigQuery
+emulator) and AWS Bedrock (moto's STS and Cost Explorer, with the fake metadata server's ID token).
 
 Two accounts per provider where it matters: two OpenAI organisations, two Gemini billing accounts
-(one in USD, one in EUR converted with its conversion rate).
+(one in USD, one in EUR converted with its conversion rate), two AWS accounts (one through
+federation, one through an access key pair).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import main
 from runtime import PROCESS
 from simulator import Simulator, SlackReceiver
 from simulator import billing_export as export
+from simulator._bedrock import cost_and_usage_results
 
 pytestmark = pytest.mark.emulator
 NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
@@ -31,7 +34,11 @@ KEYS = {
     "K_RESEARCH": "sk-admin-sim-research-Hn3kT8wZ2rJe",
     "K_MAIN": "sk-ant-admin01-sim-main-Vb6yP1qRz0Wd",
     "K_XAI": "xai-mgmt-sim-core-Zt5nW2eK8uLs",
+    "K_ROUTER": "sk-or-v1-mgmt-sim-router-Qa7Lk2Wd9Xe3",
+    "K_AWS_PAIR": json.dumps({"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "wJalrSIMEXAMPLEKEY"}),
 }
+ROLE = "arn:aws:iam::111122223333:role/llm-budget-alert-ce-read"
+MOTO_KEY_ACCOUNT = "123456789012"  # moto's account for a key pair it did not issue
 BUDGETS = {
     "total_budget_usd": 30000,
     "providers": {
@@ -54,12 +61,32 @@ BUDGETS = {
                 {"label": "eu", "billing_export_table": EUR_TABLE},
             ],
         },
+        "bedrock": {
+            "budget_usd": 4000,
+            "accounts": [{"label": "main", "role_arn": ROLE}, {"label": "legacy", "key_env": "K_AWS_PAIR"}],
+        },
+        "openrouter": {"budget_usd": 2000, "accounts": [{"label": "router", "key_env": "K_ROUTER"}]},
     },
 }
 
 
+def _bedrock_scenario(sim: Simulator) -> Any:
+    """The demo's bedrock/main cells, for both AWS accounts (the legacy one is the same spend, on its own account)."""
+    return sim.scenario.find("bedrock/main")
+
+
+def load_aws(aws: Any, sim: Simulator, now: dt.datetime) -> None:
+    """Queue `now`'s Cost Explorer answers for both AWS accounts (moto serves each new body the next one)."""
+    from devservers.moto import load_cost_and_usage, reset
+
+    reset(aws)
+    results = cost_and_usage_results(_bedrock_scenario(sim), now=now)
+    load_cost_and_usage(aws, results, account_id="111122223333")
+    load_cost_and_usage(aws, results, account_id=MOTO_KEY_ACCOUNT)
+
+
 @pytest.fixture(scope="module")
-def world(bigquery_emulator: Any) -> Iterator[dict[str, Any]]:
+def world(bigquery_emulator: Any, aws_emulator: Any, metadata_emulator: Any) -> Iterator[dict[str, Any]]:
     from devservers import bigquery_client
 
     client = bigquery_client(bigquery_emulator, "demo-project")
@@ -71,7 +98,8 @@ def world(bigquery_emulator: Any) -> Iterator[dict[str, Any]]:
         export.create_export_table(client, table, replace=True)
         export.load(client, table, rows)
     with Simulator.start(clock=NOW) as sim, SlackReceiver.start() as slack:
-        yield {"sim": sim, "slack": slack, "bq": bigquery_emulator, "usd": usd, "eur": eur}
+        yield {"sim": sim, "slack": slack, "bq": bigquery_emulator, "usd": usd, "eur": eur, "aws": aws_emulator,
+               "metadata": metadata_emulator}  # fmt: skip
 
 
 @pytest.fixture
@@ -81,8 +109,11 @@ def run(
     sim = world["sim"]
     sim.reset()
     sim.set_clock(NOW)
+    load_aws(world["aws"], sim, NOW)
     env = {
         **sim.env(),
+        "AWS_COST_EXPLORER_BASE_URL": world["aws"].url,
+        "GCE_METADATA_HOST": world["metadata"].host,
         **KEYS,
         "BUDGET_CONFIG": json.dumps(BUDGETS),
         "BIGQUERY_EMULATOR_HOST": world["bq"].url,
@@ -112,9 +143,12 @@ def test_every_account_and_the_total_equal_the_scenario(run: Any, world: dict[st
     """Every account is listed with status, MTD, freshness; totals equal the sums incl. credits and EUR."""
     doc = run()
     accounts = _accounts(doc)
-    assert set(accounts) == {"openai/prod", "openai/research", "anthropic/main", "xai/core", "gemini/us", "gemini/eu"}
+    assert set(accounts) == {"openai/prod", "openai/research", "anthropic/main", "xai/core", "gemini/us", "gemini/eu",
+                             "bedrock/main", "bedrock/legacy", "openrouter/router"}  # fmt: skip
     sim = world["sim"]
-    want = {s: sim.expected_mtd(s) for s in ("openai/prod", "openai/research", "anthropic/main", "xai/core")}
+    scopes = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "openrouter/router", "bedrock/main")
+    want = {s: sim.expected_mtd(s) for s in scopes}
+    want["bedrock/legacy"] = want["bedrock/main"]
     want["gemini/us"] = export.expected_net_usd(world["usd"], "202611", SERVICES, NOW)
     want["gemini/eu"] = export.expected_net_usd(world["eur"], "202611", SERVICES, NOW)
     for scope, amount in want.items():
@@ -126,8 +160,10 @@ def test_every_account_and_the_total_equal_the_scenario(run: Any, world: dict[st
     assert Decimal(doc["total"]["mtd_usd"]).quantize(Decimal("0.01")) == total.quantize(Decimal("0.01"))
     assert doc["partial"] is False
     text = json.dumps(doc["message"])
-    for title in ("OpenAI", "Anthropic", "xAI", "Gemini / Vertex AI"):
+    for title in ("OpenAI", "Anthropic", "xAI", "Gemini / Vertex AI", "AWS Bedrock", "OpenRouter"):
         assert f"*{title}*" in text
+    for scope in ("bedrock/main", "bedrock/legacy", "openrouter/router"):  # exact, to the cent and below
+        assert Decimal(accounts[scope]["mtd_usd"]) == want[scope], scope
 
 
 def test_one_openai_org_failing_keeps_the_other(run: Any, world: dict[str, Any]) -> None:
@@ -146,6 +182,7 @@ def test_pacific_invoice_month_differs_in_the_first_utc_hours(run: Any, world: d
     """At Dec 1 03:00 UTC the HTTP providers report December, Gemini still November, and the message says so."""
     dec = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
     world["sim"].set_clock(dec)
+    load_aws(world["aws"], world["sim"], dec)
     doc = run("--now", dec.isoformat())
     accounts = _accounts(doc)
     assert accounts["openai/prod"]["billing_month"] == "2026-12"
@@ -154,9 +191,8 @@ def test_pacific_invoice_month_differs_in_the_first_utc_hours(run: Any, world: d
         world["usd"], "202611", SERVICES, dec
     ).quantize(Decimal("0.01"))
     assert "billing months differ" in json.dumps(doc["message"])
-    december = sum(
-        (Decimal(accounts[s]["mtd_usd"]) for s in ("openai/prod", "openai/research", "anthropic/main", "xai/core")),
-        Decimal(0),
-    )
+    utc_month = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "bedrock/main", "bedrock/legacy",
+                 "openrouter/router")  # fmt: skip
+    december = sum((Decimal(accounts[s]["mtd_usd"]) for s in utc_month), Decimal(0))
     assert Decimal(doc["total"]["mtd_usd"]) == december, "November's Gemini spend is not December's total"
     assert "Gemini / Vertex AI not included yet" in doc["total"]["note"]

@@ -41,6 +41,7 @@ HOOK_SECRET = "T0SENTINEL/B0SENTINEL/hooksecretSENTINEL42"
 
 def _scenario() -> Scenario:
     doc = json.loads((Path(__file__).resolve().parent.parent / "simulator/scenarios/demo.json").read_text())
+    doc["accounts"] = [a for a in doc["accounts"] if a["provider"] in ("openai", "anthropic", "xai")]
     core = next(a for a in doc["accounts"] if a["provider"] == "xai")
     idle = {**core, "label": "idle", "team_id": "0b6c3f1e-idle-team", "spend": {"base_daily_usd": "0"}}
     doc["accounts"].append(idle)

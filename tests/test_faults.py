@@ -66,6 +66,7 @@ from faults_harness import (
     STATE_OBJECT,
     TABLE,
     TIGHT_DEADLINE_S,
+    AwsFaultFront,
     Gcs503Proxy,
     InterleavingStore,
     Run,
@@ -96,9 +97,11 @@ from google.cloud.bigquery.job.base import _error_result_to_exception
 import devservers
 from alerts.state import GCSStore
 from config import BASE_URL_ENV
+from devservers.moto import load_cost_and_usage
 from providers import Deps
 from simulator import SecretManagerFake, Simulator, SlackReceiver
 from simulator import billing_export as export
+from simulator._bedrock import cost_and_usage_results
 
 pytestmark = pytest.mark.emulator  # every check includes Gemini, read from the BigQuery emulator
 
@@ -106,7 +109,8 @@ pytestmark = pytest.mark.emulator  # every check includes Gemini, read from the 
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
+def servers(aws_emulator: Any) -> Iterator[Servers]:
+    load_cost_and_usage(aws_emulator, cost_and_usage_results(_scenario().find("bedrock/main"), now=NOW))
     with (
         devservers.bigquery_server(project=PROJECT) as bq,
         Simulator.start(_scenario(), clock=NOW) as sim,
@@ -119,10 +123,12 @@ def servers() -> Iterator[Servers]:
         for name, value in _secret_values(slack).items():
             sm.set_secret(name, value)
         silent = SilentServer()
+        aws = AwsFaultFront(aws_emulator.url)
         try:
-            yield Servers(sim, slack, sm, bq.url, silent, f"http://127.0.0.1:{devservers.free_port()}")
+            yield Servers(sim, slack, sm, bq.url, silent, f"http://127.0.0.1:{devservers.free_port()}", aws)
         finally:
             silent.close()
+            aws.close()
 
 
 @pytest.fixture
@@ -252,7 +258,10 @@ FAILING_MODES: dict[str, tuple[str, str]] = {  # simulator mode: (what the table
 SLOW_MODES = frozenset({"timeout", "drip", "stall"})  # run with the tight deadline: each costs its budget
 VIA = {"http_401": "http", "http_403": "http", "html": "cli", "html_200": "cli"}  # the rest: run_check
 VIA_LABEL = {"run_check": "", "cli": " [CLI]", "http": " [HTTP fn]"}
-FAULTED = {"openai": ("prod", ("openai/prod",)), "anthropic": (None, ("anthropic/main",)), "xai": (None, ("xai/core",))}
+FAULTED = {"openai": ("prod", ("openai/prod",)), "anthropic": (None, ("anthropic/main",)), "xai": (None, ("xai/core",)),
+           "openrouter": (None, ("openrouter/router",))}  # fmt: skip
+UNPAGED = ("xai", "openrouter")  # no next_page / has_more to loop on (OpenRouter pages keys by offset)
+AMOUNTS_NOTED = ("openai", "anthropic", "xai")  # the simulator's amount faults (negative, absurd) hit these
 NEGATIVE_NOTE = "negative amount(s) in the provider data: possible refund or unit error"
 ABSURD_NOTE = "a day above $1,000,000: possible unit error in the provider data (still alerted)"
 
@@ -261,7 +270,7 @@ def _source_faults() -> Iterator[Any]:
     for provider, (account, targets) in FAULTED.items():
         who = targets[0]
         for mode, (what, cause) in FAILING_MODES.items():
-            if (mode in ("pagination_loop", "endless_has_more") and provider == "xai") or (
+            if (mode in ("pagination_loop", "endless_has_more") and provider in UNPAGED) or (
                 mode == "http_529" and provider != "anthropic"
             ):
                 continue
@@ -283,6 +292,8 @@ def _source_faults() -> Iterator[Any]:
             SourceFault(f"{provider}/*: connection refused", every, _refused(provider), cause="connection"),
             id=f"{provider}-refused",
         )
+        if provider not in AMOUNTS_NOTED:
+            continue
         yield pytest.param(
             SourceFault(
                 f"{who}: negative amounts", targets, _sim(provider, "negative_amounts", account), note=NEGATIVE_NOTE
@@ -299,6 +310,7 @@ def _source_faults() -> Iterator[Any]:
             ),
             id=f"{provider}-absurd",
         )
+    yield from _bedrock_faults()
     gemini = ("gemini/billing",)
     yield pytest.param(
         SourceFault(
@@ -359,6 +371,41 @@ def _source_faults() -> Iterator[Any]:
             "anthropic/main: Secret Manager permission denied", anthropic, _secret_fault("http_403"), cause="secret"
         ),
         id="secret-permission-denied",
+    )
+
+
+BEDROCK_MODES: dict[str, tuple[str, str]] = {  # AwsFaultFront mode: (what the table says, expected cause)
+    "http_401": ("HTTP 400 UnrecognizedClientException (key rejected)", "auth"),
+    "http_403": ("HTTP 400 AccessDeniedException (no ce:GetCostAndUsage)", "permission"),
+    "http_429": ("HTTP 400 ThrottlingException", "rate_limit"),
+    "limit_exceeded": ("HTTP 400 LimitExceededException", "rate_limit"),
+    "http_500": ("HTTP 500 InternalServerError", "server_error"),
+    "http_503": ("HTTP 503 ServiceUnavailableException", "server_error"),
+    "html": ("HTML error page, HTTP 502", "server_error"),
+    "html_200": ("HTML page with HTTP 200", "bad_response"),
+    "drift_missing_data": ("drifted shape: ResultsByTime missing", "bad_response"),
+    "drift_amount_type": ("drifted shape: Amount a number", "bad_response"),
+    "truncated_json": ("truncated JSON", "bad_response"),
+}
+
+
+def _aws(mode: str) -> Callable[[World], dict[str, Any]]:
+    def arm(w: World) -> dict[str, Any]:
+        w.servers.aws.arm(mode)
+        return {}
+
+    return arm
+
+
+def _bedrock_faults() -> Iterator[Any]:
+    """Cost Explorer's faults, from the fault front before moto (each check without a cache: it fetches)."""
+    for mode, (what, cause) in BEDROCK_MODES.items():
+        yield pytest.param(
+            SourceFault(f"bedrock/main: {what}", ("bedrock/main",), _aws(mode), cause=cause), id=f"bedrock-{mode}"
+        )
+    yield pytest.param(
+        SourceFault("bedrock/*: connection refused", ("bedrock/main",), _refused("bedrock"), cause="connection"),
+        id="bedrock-refused",
     )
 
 

@@ -34,7 +34,7 @@ from alerts import rules, slack
 from config import BudgetConfig, ConfigError, parse_budget_config
 from errors import Cause, ProviderError
 from models import PACIFIC, UTC, BillingPeriod
-from providers import anthropic, gemini, openai, xai
+from providers import anthropic, bedrock, gemini, openai, openrouter, xai
 from providers._aggregate import CostAccumulator
 
 FIXED = settings(
@@ -783,3 +783,167 @@ def test_error_envelopes_and_empty_shapes_are_never_zero(parse: Callable[[Any], 
     with pytest.raises(ProviderError) as exc:
         parse(doc)
     assert exc.value.cause is Cause.BAD_RESPONSE
+
+
+# --- (b) Bedrock: Cost Explorer GetCostAndUsage pages, Amount as a decimal string ----------------------
+
+CE_SERVICES = st.sampled_from(
+    ["Amazon Bedrock", "Claude Sonnet 4.5 (Amazon Bedrock Edition)", "Amazon EC2", " (Amazon Bedrock Edition)"]
+)
+
+
+@st.composite
+def ce_pages(draw: st.DrawFn) -> tuple[dict[str, Any], Decimal]:
+    """A GetCostAndUsage page grouped by SERVICE and USAGE_TYPE and, independently, its in-month Bedrock dollars."""
+    results, total = [], Decimal(0)
+    for day, rows, estimated in draw(
+        st.lists(st.tuples(DAYS, st.lists(st.tuples(DOLLARS_8, CE_SERVICES), max_size=4), st.booleans()), max_size=6)
+    ):
+        groups = [
+            {"Keys": [svc, "USE1-MP:USE1_InputTokenCount-Units"],
+             "Metrics": {"UnblendedCost": {"Amount": format(usd, "f"), "Unit": "USD"}}}
+            for usd, svc in rows
+        ]  # fmt: skip
+        if _in_period(day):
+            total += sum((usd for usd, svc in rows if bedrock.bedrock_model(svc) is not None), Decimal(0))
+        period = {"Start": day.isoformat(), "End": (day + dt.timedelta(days=1)).isoformat()}
+        results.append({"TimePeriod": period, "Total": {}, "Groups": groups, "Estimated": estimated})
+    return {"ResultsByTime": results, "DimensionValueAttributes": []}, total
+
+
+def _bedrock_total(doc: Any) -> Decimal:
+    if not isinstance(doc, dict):
+        raise ProviderError(Cause.BAD_RESPONSE, "not an object")  # request_json only hands over objects
+    totals = bedrock.CeTotals(PERIOD, "UnblendedCost")
+    totals.add_page(doc)
+    return totals.acc.total()
+
+
+def _ce_day(value: Any) -> dt.date | None:
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _bedrock_oracle(doc: Any) -> Decimal | None:
+    """The documented shape: ResultsByTime[] of DAILY periods whose Groups carry [SERVICE, USAGE_TYPE] keys and
+    an UnblendedCost {Amount: decimal string, Unit: USD}; only Bedrock services (own or Marketplace) count."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("ResultsByTime"), list):
+        return None
+    token = doc.get("NextPageToken")
+    if token is not None and not isinstance(token, str):
+        return None
+    total = Decimal(0)
+    for item in doc["ResultsByTime"]:
+        if not isinstance(item, dict) or not isinstance(item.get("TimePeriod"), dict):
+            return None
+        start, end = _ce_day(item["TimePeriod"].get("Start")), _ce_day(item["TimePeriod"].get("End"))
+        if start is None or end is None or end != start + dt.timedelta(days=1):
+            return None
+        if not isinstance(item.get("Estimated", False), bool) or not isinstance(item.get("Groups", []), list):
+            return None
+        for group in item.get("Groups", []):
+            if not isinstance(group, dict):
+                return None
+            keys, metrics = group.get("Keys"), group.get("Metrics")
+            if not (isinstance(keys, list) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
+                return None
+            value = metrics.get("UnblendedCost") if isinstance(metrics, dict) else None
+            amount = _number(value.get("Amount"), numbers=False) if isinstance(value, dict) else None
+            if amount is None or not isinstance(value, dict) or value.get("Unit") != "USD":
+                return None
+            if bedrock.bedrock_model(keys[0]) is not None and _in_period(start):
+                total = WIDE.add(total, amount)
+    return total
+
+
+@FIXED
+@given(ce_pages())
+def test_bedrock_valid_page_sums_exactly(page: tuple[dict[str, Any], Decimal]) -> None:
+    """A Cost Explorer page sums to exactly its in-month Bedrock dollars; other services are left out."""
+    doc, total = page
+    assert _bedrock_total(doc) == total
+
+
+@FIXED
+@given(JSON_OBJECTS | drifted(ce_pages().map(lambda p: p[0])))
+@example({"__type": "com.amazon.coral.service#AccessDeniedException", "message": "denied"})
+@example({"ResultsByTime": [{"TimePeriod": {"Start": "2026-11-03", "End": "2026-11-04"}, "Groups": [
+    {"Keys": ["Amazon Bedrock", "u"], "Metrics": {"UnblendedCost": {"Amount": 1.5, "Unit": "USD"}}}]}]})  # fmt: skip
+@example({"ResultsByTime": [{"TimePeriod": {"Start": "2026-11-03", "End": "2026-11-04"}, "Groups": [
+    {"Keys": ["Amazon Bedrock", "u"], "Metrics": {"UnblendedCost": {"Amount": "1.5", "Unit": "EUR"}}}]}]})  # fmt: skip
+def test_bedrock_any_page_is_an_error_or_the_documented_sum(doc: Any) -> None:
+    """Any GetCostAndUsage document: ProviderError with a Cause, or the sum its documented shape gives."""
+    _parses_or_refuses(_bedrock_total, _bedrock_oracle, doc)
+
+
+# --- (b) OpenRouter: /activity rows and /keys counters, USD as JSON doubles -----------------------------
+
+OR_DOLLARS = st.decimals(min_value=0, max_value=100_000, places=8, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def activity_docs(draw: st.DrawFn) -> tuple[dict[str, Any], Decimal]:
+    """An /activity answer (doubles) and, independently, the Decimal sum of its rows."""
+    rows = draw(st.lists(st.tuples(DAYS, OR_DOLLARS, st.sampled_from(["openai/gpt-5.4", "x-ai/grok-4"])), max_size=8))
+    data = [
+        {"date": day.isoformat(), "model": model, "usage": float(usd), "byok_usage_inference": 0.0,
+         "endpoint_id": "ep-1", "requests": 1}
+        for day, usd, model in rows
+    ]  # fmt: skip
+    return {"data": data}, sum((Decimal(str(float(usd))) for _, usd, _ in rows), Decimal(0))
+
+
+def _openrouter_total(doc: Any) -> Decimal:
+    return sum((r.usd for r in openrouter.parse_activity(doc)), Decimal(0))
+
+
+def _openrouter_oracle(doc: Any) -> Decimal | None:
+    """The documented shape: data[] of {date YYYY-MM-DD, model, usage: number, byok_usage_inference: number}."""
+    if not isinstance(doc, dict) or "error" in doc or not isinstance(doc.get("data"), list):
+        return None
+    total = Decimal(0)
+    for row in doc["data"]:
+        if not isinstance(row, dict) or _ce_day(row.get("date")) is None:
+            return None
+        if not isinstance(row.get("model"), str) or not row["model"]:
+            return None
+        usage = _number(row.get("usage"), strings=False)
+        if usage is None or _number(row.get("byok_usage_inference"), strings=False) is None:
+            return None
+        total = WIDE.add(total, usage)
+    return total
+
+
+@FIXED
+@given(activity_docs())
+def test_openrouter_valid_activity_sums_exactly(doc: tuple[dict[str, Any], Decimal]) -> None:
+    """An /activity answer sums to exactly the Decimal reading of its doubles."""
+    payload, total = doc
+    assert _openrouter_total(payload) == total
+
+
+@FIXED
+@given(JSON_OBJECTS | drifted(activity_docs().map(lambda d: d[0])))
+@example({"error": {"code": 403, "message": "Only management keys can perform this operation"}})
+@example({"data": [{"date": "2026-11-03", "model": "m", "usage": "0.5", "byok_usage_inference": 0}]})
+def test_openrouter_any_activity_is_an_error_or_the_documented_sum(doc: Any) -> None:
+    """Any /activity document: ProviderError with a Cause, or the sum its documented shape gives."""
+    _parses_or_refuses(_openrouter_total, _openrouter_oracle, doc)
+
+
+@FIXED
+@given(JSON_OBJECTS | drifted(st.just({"data": {"total_credits": 100.0, "total_usage": 12.5}})))
+def test_openrouter_any_credits_is_an_error_or_the_documented_headroom(doc: Any) -> None:
+    """Any /credits document: ProviderError with a Cause, or total_credits − total_usage of two numbers."""
+    try:
+        headroom = openrouter.parse_credits(doc)
+    except ProviderError as exc:
+        assert isinstance(exc.cause, Cause)
+        return
+    data = doc["data"]
+    total, used = _number(data["total_credits"], strings=False), _number(data["total_usage"], strings=False)
+    assert total is not None and used is not None and headroom.remaining_usd == total - used

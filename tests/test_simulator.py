@@ -39,6 +39,7 @@ OPENAI_PROD = "sk-admin-sim-prod-7Qm2vXc9LpA4"
 OPENAI_RESEARCH = "sk-admin-sim-research-Hn3kT8wZ2rJe"
 ANTHROPIC_MAIN = "sk-ant-admin01-sim-main-Vb6yP1qRz0Wd"
 XAI_CORE = "xai-mgmt-sim-core-Zt5nW2eK8uLs"
+OPENROUTER_ROUTER = "sk-or-v1-mgmt-sim-router-Qa7Lk2Wd9Xe3"
 TEAM = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 COSTS = "/v1/organization/costs"
 COST_REPORT = "/v1/organizations/cost_report"
@@ -164,7 +165,7 @@ def xai_month(http: httpx.Client, start: dt.datetime, end: dt.datetime, group_by
 
 
 def test_demo_scenario_has_the_documented_accounts() -> None:
-    """The bundled demo has openai prod/research, anthropic main and xai core with their documented keys."""
+    """The bundled demo has openai prod/research, anthropic main, xai core, openrouter router and bedrock main."""
     scenario = Scenario.load()
     found = {(a.scope, a.key, a.team_id) for a in scenario.accounts}
     assert found == {
@@ -172,6 +173,8 @@ def test_demo_scenario_has_the_documented_accounts() -> None:
         ("openai/research", OPENAI_RESEARCH, None),
         ("anthropic/main", ANTHROPIC_MAIN, None),
         ("xai/core", XAI_CORE, TEAM),
+        ("openrouter/router", OPENROUTER_ROUTER, None),
+        ("bedrock/main", "aws-sim-main-111122223333", None),
     }
     assert scenario.find("xai/core").spending_limit_usd == Decimal(1000)
     readme = (ROOT / "simulator" / "README.md").read_text()
@@ -213,7 +216,10 @@ def test_start_is_fast_and_binds_loopback_only() -> None:
     try:
         assert elapsed < 0.1
         assert sim.url.startswith("http://127.0.0.1:")
-        assert sim.env() == {k: sim.url for k in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "XAI_MANAGEMENT_BASE_URL")}
+        assert sim.env() == {
+            **{k: sim.url for k in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "XAI_MANAGEMENT_BASE_URL")},
+            "OPENROUTER_BASE_URL": sim.url + "/api/v1",
+        }
     finally:
         sim.stop()
 
@@ -807,13 +813,15 @@ def test_reset_restores_every_knob(http: httpx.Client, sim: Simulator) -> None:
     assert http.post("/_sim/reset").json() == {"ok": True}
     scenario = http.get("/_sim/scenario").json()
     assert scenario["now"] == "2026-11-28T18:00:00Z" and scenario["latency_ms"] == 0
-    assert scenario["lag_minutes"] == {"openai": 0, "anthropic": 0, "xai": 0}
+    assert scenario["lag_minutes"] == {"openai": 0, "anthropic": 0, "xai": 0, "openrouter": 0, "bedrock": 0}
     assert scenario["complete_days_only"] is False and sim.faults() == [] and sim.requests() == []
     assert {a["scope"] for a in scenario["accounts"]} == {
         "openai/prod",
         "openai/research",
         "anthropic/main",
         "xai/core",
+        "openrouter/router",
+        "bedrock/main",
     }
 
 
