@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
+from faults_harness import SilentServer  # accepts connections, never answers: a stalled BigQuery
 
 from check import default_deps, fetch_all, run_check
 from config import SecretResolver, Settings
@@ -68,36 +69,6 @@ BUDGETS = {
         },
     },
 }
-
-
-class SilentServer:
-    """Accepts TCP connections on 127.0.0.1 and never answers: a stalled BigQuery."""
-
-    def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self._conns: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._conns.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
-        for conn in self._conns:
-            conn.close()
 
 
 @pytest.fixture(scope="module")
