@@ -30,7 +30,7 @@ from alerts.state import FileStore, GCSStore, Ledger, Store
 from config import SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
-from preload import import_client_libraries
+from preload import import_client_libraries, import_while_waiting
 from providers import Deps, build_source
 from source_cache import ReadOnlyMemo, StoreMemo
 
@@ -104,6 +104,7 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
         # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
         # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
         futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn in jobs]
+        import_while_waiting()
         # A thread stuck in a client call that ignores its timeout (a Google library retrying, a
         # socket read that never ends) must not hold the check: wait until the deadline (plus a
         # grace for a fetch to report its own timeout), then report what is still running as failed.

@@ -14,16 +14,43 @@ the secret cache lives for the process (a warm instance fetches no secret twice)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import gc
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-import logs
-from config import Settings
-from errors import ConfigError
-from runtime import PROCESS
+# Cold start (bench/coldstart.py, bench/peer.py measure it). Two imports nobody here uses are skipped:
+# pydantic's plugin discovery scans every installed distribution's entry points on the first model
+# (pydantic/plugin/_loader.py reads PYDANTIC_DISABLE_PLUGINS), and `import httpx` imports its command
+# line client, and with it click, whenever click is installed (httpx/__init__.py wraps
+# `from ._main import main` in `try/except ImportError`; a None entry in sys.modules raises it).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _imports() -> Iterator[None]:
+    """Import with the cyclic garbage collector paused: pydantic's model building allocates enough to
+    trigger many collections that find nothing. Imports leave no garbage cycles worth collecting here."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+with _imports():
+    import logs
+    from config import Settings
+    from errors import ConfigError
+    from runtime import PROCESS
 
 __all__ = [
     "SLACK_REFUSED_EXIT",
@@ -54,8 +81,9 @@ def budget_check(request: Any) -> tuple[str, int, dict[str, str]]:
         body = {"status": "method_not_allowed", "error": f"{request.method} is not allowed: send POST to run a check"}
         return json.dumps(body), 405, {**headers, "Allow": "POST"}
 
-    import output
-    from check import default_deps, run_check
+    with _imports():
+        import output
+        from check import default_deps, run_check
 
     doctor_answer = _doctor_http(request)
     if doctor_answer is not None:
@@ -102,7 +130,8 @@ def _doctor_http(request: Any) -> tuple[str, int] | None:
     post_test = body.get("post_test", False)
     if body["doctor"] is not True or not isinstance(post_test, bool):
         return json.dumps({"status": "bad_request", "error": 'use {"doctor": true, "post_test": false}'}), 400
-    import doctor
+    with _imports():
+        import doctor
 
     PROCESS.setup_logging("INFO")
     report = doctor.run(post_test=post_test)
@@ -148,7 +177,8 @@ def _say(text: str, *, err: bool = False) -> None:
 def cli(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "doctor":  # before Settings: a broken configuration is one of its rows
-        import doctor
+        with _imports():
+            import doctor
 
         PROCESS.setup_logging("INFO")
         report = doctor.run(post_test=args.post_test)
@@ -162,8 +192,9 @@ def cli(argv: list[str] | None = None) -> int:
         _say(f"configuration error: {exc}", err=True)
         return 2
     PROCESS.setup_logging(settings.log_level)
-    import output
-    from check import default_deps, run_check
+    with _imports():
+        import output
+        from check import default_deps, run_check
 
     outcome = run_check(
         settings, default_deps(settings, PROCESS.secrets(settings)), args.now or PROCESS.now(), dry_run=args.dry_run

@@ -15,10 +15,11 @@ import threading
 
 import logs
 import providers
+from alerts.slack import CLIENT_IMPORTS as NOTIFY_IMPORTS
 from config import SECRET_MANAGER_IMPORTS, Settings
 from providers import KeyedAccount
 
-__all__ = ["client_imports", "import_client_libraries"]
+__all__ = ["client_imports", "import_client_libraries", "import_while_waiting"]
 
 log = logs.get("preload")
 _IMPORT_LOCK = threading.Lock()
@@ -49,3 +50,16 @@ def import_client_libraries(settings: Settings) -> None:
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001  # the fetch that needs it reports it, classified
                 log.debug("could not import %s ahead of the fetch: %s", name, type(exc).__name__)
+
+
+def import_while_waiting() -> None:
+    """Import what rendering and posting the message need (`alerts.slack.CLIENT_IMPORTS`), on this
+    thread, while the fetch threads wait on the network: a check that has something to say then does
+    not pay for it after the fetches. The fetch threads' own client libraries are already imported
+    (`import_client_libraries`), and these share none of them, so no import happens in two threads."""
+    with _IMPORT_LOCK:
+        for name in NOTIFY_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001  # render / post import it again and report it
+                log.debug("could not import %s ahead of the post: %s", name, type(exc).__name__)

@@ -32,6 +32,7 @@ from providers import spec
 
 __all__ = [
     "BAR_WIDTH",
+    "CLIENT_IMPORTS",
     "MAX_BLOCKS",
     "MAX_HEADER",
     "MAX_RETRY_AFTER_S",
@@ -62,6 +63,11 @@ SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 10
 POST_TIMEOUT_S = 8  # with one connection retry and one short 429 retry: < 30 s worst case
 MAX_RETRY_AFTER_S = 5
+
+CLIENT_IMPORTS = ("slack_sdk.models.blocks", "slack_sdk.http_retry", "slack_sdk.webhook")
+"""What rendering and posting import (lazily: a check with nothing to say needs none of it). Importing
+the package runs `slack_sdk/__init__.py`, which loads the Web API client and asyncio (~60 ms), so
+`preload.import_while_waiting` imports these while the fetches wait on the network."""
 
 SEVERITY_ICON = {3: ":red_circle:", 2: ":large_orange_circle:", 1: ":large_blue_circle:"}
 
