@@ -24,6 +24,7 @@ __all__ = [
     "AccountRef",
     "BillingPeriod",
     "BreakdownLine",
+    "CostCell",
     "CostReport",
     "DailyCost",
     "Deadline",
@@ -168,6 +169,30 @@ class BreakdownLine:
     amount: Decimal
 
 
+Dims = tuple[tuple[str, str | None], ...]
+"""A cell's dimensions, sorted by name: (dimension, value), None where the provider sent null."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CostCell:
+    """Spend of one billing day on one joint combination of the dimensions a check asked to keep
+    (`Deps.cell_dims`: what team matches and the weekly report's movers need).
+
+    Kept joint, not as per-dimension marginals, so "project P *and* line item L" can be summed
+    exactly; a provider's null stays None (a row of no project, a default workspace that has no id).
+    """
+
+    day: dt.date
+    dims: Dims
+    amount: Decimal
+
+    def get(self, dimension: str) -> str | None:
+        for name, value in self.dims:
+            if name == dimension:
+                return value
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Freshness:
     """How current a number is: `as_of` is the newest instant the provider's data covers.
@@ -195,6 +220,9 @@ class Headroom:
     used_usd: Decimal | None
     remaining_usd: Decimal | None
     source: str  # what the limit is, in the provider's words
+    name: str = ""  # "" for the account's own limit; else what it limits, e.g. "project proj_abc"
+    match: tuple[tuple[str, str], ...] = ()  # the cells a sub-account limit covers, e.g. (("project", "proj_abc"),)
+    enforcing: bool | None = None  # the provider says it is refusing requests now (None: not said)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +238,9 @@ class CostReport:
     headroom: Headroom | None = None
     notes: tuple[str, ...] = ()
     requests: int = 0  # HTTP requests / queries made for this report
+    cells: tuple[CostCell, ...] = ()  # by (day, dims), over `cell_dims`; their sum is `mtd_usd`
+    cell_dims: tuple[str, ...] | None = None  # the dimensions `cells` keep; None: no cells were kept
+    limits: tuple[Headroom, ...] = ()  # the provider's limits below the account (e.g. per project)
 
 
 class Status(enum.StrEnum):

@@ -22,6 +22,16 @@ from pydantic import (
 )
 
 import providers
+from config._teams import (
+    IMPLICIT_DESTINATION,
+    Destination,
+    MatchTable,
+    Team,
+    UsdThresholds,
+    WeeklyReport,
+    check_document,
+    dynamic_fields,
+)
 from errors import ConfigError
 from providers import Account, ProviderSpec, Usd
 
@@ -30,10 +40,13 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "MAX_EXPLAINED",
     "BudgetConfig",
+    "Destination",
     "Digest",
     "ProviderBudget",
     "ProviderTable",
     "Spike",
+    "Team",
+    "WeeklyReport",
     "document_schema",
     "parse_budget_config",
     "repeated",
@@ -60,6 +73,8 @@ A = TypeVar("A", bound=Account)
 
 class ProviderBudget(_Strict, Generic[A]):
     budget_usd: Usd | None = None
+    thresholds_usd: UsdThresholds = ()
+    notify: tuple[str, ...] = ()  # the destinations of its alerts and its accounts' (default: the default)
     accounts: tuple[A, ...] = ()
 
     @model_validator(mode="after")
@@ -106,6 +121,13 @@ class BudgetConfig(_Strict):
     spike: Spike = Spike()
     failure_notice_after_runs: int = Field(default=2, ge=1, le=48)
     digest: Digest = Digest()
+    thresholds_usd: UsdThresholds = ()  # the total's dollar thresholds
+    teams: dict[str, Team] = {}
+    allow_overlap: bool = False  # True: a spend two teams match counts for both
+    destinations: dict[str, Destination] = {}  # {} → one destination, "default", from SLACK_WEBHOOK_*
+    default_destination: str | None = None  # required with several destinations
+    copy_all_to_default: bool = False  # the default destination also gets every routed alert
+    weekly_report: WeeklyReport | None = None
 
     @field_validator("thresholds_pct", "forecast_thresholds_pct")
     @classmethod
@@ -127,7 +149,29 @@ class BudgetConfig(_Strict):
             need = providers.spec(name).accounts_required
             if need is not None and not pb.accounts:
                 raise ValueError(f"providers.{name}.accounts: list at least one account with its {need}")
+        check_document(self)
         return self
+
+    def destination_names(self) -> tuple[str, ...]:
+        """The destinations, in document order ("default" alone when the document names none)."""
+        return tuple(self.destinations) or (IMPLICIT_DESTINATION,)
+
+    @property
+    def default_dest(self) -> str:
+        """The destination of whatever no budget routes elsewhere."""
+        return self.default_destination or self.destination_names()[0]
+
+    def cell_dims(self) -> dict[str, tuple[str, ...]]:
+        """Per provider, the cell dimensions the check must keep joint: those the teams' matches
+        read, and with a weekly report the vendor's mover dimensions."""
+        out: dict[str, set[str]] = {}
+        for team in self.teams.values():
+            for provider, block in team.match.blocks().items():
+                out.setdefault(provider, set()).update(block.dims())
+        if self.weekly_report is not None:
+            for provider in self.configured():
+                out.setdefault(provider, set()).update(providers.spec(provider).mover_dims)
+        return {p: tuple(sorted(d)) for p, d in out.items()}
 
     def configured(self) -> dict[str, ProviderBudget[Any]]:
         """The configured providers, in registry order."""
@@ -148,7 +192,14 @@ def document_schema(specs: tuple[ProviderSpec, ...]) -> type[BudgetConfig]:
     takes effect at the next parse."""
     fields: dict[str, Any] = {s.name: (ProviderBudget[s.account_schema] | None, None) for s in specs}  # type: ignore[name-defined]
     table = create_model("Providers", __base__=ProviderTable, **fields)
-    schema: type[BudgetConfig] = create_model("BudgetConfig", __base__=BudgetConfig, providers=(table, ...))
+    match = create_model("TeamMatch", __base__=MatchTable, **dynamic_fields(specs))
+    team = create_model("Team", __base__=Team, match=(match, ...))
+    schema: type[BudgetConfig] = create_model(
+        "BudgetConfig",
+        __base__=BudgetConfig,
+        providers=(table, ...),
+        teams=(dict[str, team], {}),  # type: ignore[valid-type]
+    )
     return schema
 
 

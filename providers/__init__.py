@@ -37,6 +37,7 @@ from providers._spec import (
     ProbeStatus,
     ProviderSpec,
     SecretSource,
+    TeamMatch,
     Usd,
     admin_key,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ProbeStatus",
     "ProviderSpec",
     "SecretSource",
+    "TeamMatch",
     "Usd",
     "admin_key",
     "build_source",

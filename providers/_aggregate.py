@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from errors import Cause, ProviderError
-from models import ZERO, BillingPeriod, BreakdownLine, CostReport, DailyCost, Deadline, Freshness
+from models import ZERO, BillingPeriod, BreakdownLine, CostCell, CostReport, DailyCost, Deadline, Dims, Freshness
 from providers._http import ResponseTooLarge, pages, request_json
 
 __all__ = [
@@ -72,16 +72,29 @@ def to_decimal(value: Any, *, what: str) -> Decimal:
 
 
 class CostAccumulator:
-    """Sums USD amounts per day of a billing period and per breakdown key."""
+    """Sums USD amounts per day of a billing period, per breakdown key and, over `cell_dims` only,
+    per (day, joint dimensions): memory is days × the joint keys asked for, never pages. With no
+    `cell_dims` (no team match or weekly report needs them) the cells are one per day."""
 
-    def __init__(self, period: BillingPeriod) -> None:
+    def __init__(self, period: BillingPeriod, cell_dims: tuple[str, ...] | None = None) -> None:
         self.period = period
+        self.cell_dims = tuple(sorted(set(cell_dims))) if cell_dims is not None else None
         self._daily: dict[dt.date, Decimal] = defaultdict(Decimal)
         self._lines: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        self._cells: dict[tuple[dt.date, Dims], Decimal] = defaultdict(Decimal)
         self.rows = 0
         self.negative_rows = 0
 
-    def add(self, day: dt.date, usd: Decimal, dims: dict[str, str | None] | None = None) -> None:
+    def add(
+        self,
+        day: dt.date,
+        usd: Decimal,
+        dims: dict[str, str | None] | None = None,
+        *,
+        raw: dict[str, str | None] | None = None,
+    ) -> None:
+        """Add one row. `dims` label the breakdown (a null shown as "(none)"); `raw` are the
+        provider's own values for cells, when they differ from the labels (default: `dims`)."""
         if not (self.period.first_day <= day <= self.period.last_day):
             return  # a bucket outside this billing month (a provider's partial first bucket is inside)
         self.rows += 1
@@ -90,6 +103,13 @@ class CostAccumulator:
         self._daily[day] += usd
         for dim, key in (dims or {}).items():
             self._lines[(dim, key if key else "(none)")] += usd
+        if self.cell_dims is not None:
+            values = raw if raw is not None else (dims or {})
+            self._cells[(day, tuple((d, values.get(d)) for d in self.cell_dims))] += usd
+
+    def cells(self) -> tuple[CostCell, ...]:
+        """The kept cells, oldest day first; their sum is `total()` exactly (the same Decimal rows)."""
+        return tuple(CostCell(day, dims, amt) for (day, dims), amt in sorted(self._cells.items(), key=_cell_order))
 
     def daily(self) -> tuple[DailyCost, ...]:
         """Every day from the 1st to today (zeros included), oldest first."""
@@ -119,6 +139,8 @@ class CostAccumulator:
             freshness=freshness,
             notes=self.anomaly_notes(),
             requests=requests,
+            cells=self.cells(),
+            cell_dims=self.cell_dims,
         )
 
     def anomaly_notes(self) -> tuple[str, ...]:
@@ -128,6 +150,11 @@ class CostAccumulator:
         if any(v > ABSURD_DAILY_USD for v in self._daily.values()):
             notes.append("a day above $1,000,000: possible unit error in the provider data (still alerted)")
         return tuple(notes)
+
+
+def _cell_order(item: tuple[tuple[dt.date, Dims], Decimal]) -> tuple[dt.date, tuple[tuple[str, str], ...]]:
+    (day, dims), _ = item
+    return day, tuple((d, v or "") for d, v in dims)
 
 
 PageParse = Callable[[dict[str, Any], "CostAccumulator"], None]
@@ -142,6 +169,7 @@ def fetch_month(
     *,
     deadline: Deadline,
     limits: Sequence[int] = (31, 1),
+    cell_dims: tuple[str, ...] | None = None,
 ) -> CostAccumulator:
     """GET every page of a bucketed cost listing (`limit` + `page` cursor) and aggregate it as it arrives.
 
@@ -150,7 +178,7 @@ def fetch_month(
     more requests, each small.
     """
     for i, limit in enumerate(limits):
-        acc = CostAccumulator(period)
+        acc = CostAccumulator(period, cell_dims)
 
         def fetch_page(cursor: str | None, limit: int = limit) -> dict[str, Any]:
             query = [*params, ("limit", limit)] + ([("page", cursor)] if cursor else [])

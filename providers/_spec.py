@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -34,8 +35,10 @@ __all__ = [
     "ProbeStatus",
     "ProviderSpec",
     "SecretSource",
+    "TeamMatch",
     "Usd",
     "admin_key",
+    "glob_patterns",
 ]
 
 SECRET_NAME_RE = re.compile(r"^projects/[^/\s]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[0-9]+)$")
@@ -61,6 +64,13 @@ class Account(_Strict):
 
     label: str = "default"
     budget_usd: Usd | None = None
+    thresholds_usd: tuple[Usd, ...] = ()  # alert once a month at each of these month-to-date amounts
+    notify: tuple[str, ...] = ()  # the destinations its alerts go to (default: its provider's)
+
+    @field_validator("thresholds_usd")
+    @classmethod
+    def _usd_thresholds(cls, v: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        return tuple(sorted(set(v)))
 
     @field_validator("label")
     @classmethod
@@ -95,6 +105,46 @@ class KeyedAccount(Account):
         if self.key_secret and self.key_env:
             raise ValueError("set either key_secret (cloud) or key_env (local), not both")
         return self
+
+
+def glob_patterns(v: tuple[str, ...]) -> tuple[str, ...]:
+    """A team match's patterns: case-sensitive globs (`fnmatch.fnmatchcase`), none empty."""
+    for p in v:
+        if not p.strip():
+            raise ValueError('a pattern is empty: use a glob such as "gpt-5.4*"')
+        if len(p) > 200:
+            raise ValueError(f"pattern {p[:40]!r}... is longer than 200 characters")
+    return v
+
+
+class TeamMatch(_Strict):
+    """What a team takes of one provider's spend (`teams.<team>.match.<provider>`).
+
+    `accounts` narrows to those accounts (default: every account of the provider). A vendor whose
+    billing data carries owner dimensions (projects, workspaces, SKUs) declares a subclass that adds
+    its selectors; with none, the team owns the whole of each account it names. Patterns AND ids.
+    """
+
+    accounts: tuple[str, ...] = ()
+
+    def dims(self) -> tuple[str, ...]:
+        """The cell dimensions `selects` reads (what the source must keep joint)."""
+        return ()
+
+    def ids(self) -> frozenset[str] | None:
+        """The owner ids it names, for the load-time overlap check; None: every cell of its accounts."""
+        return None
+
+    def has_selectors(self) -> bool:
+        return bool(self.dims())
+
+    def selects(self, cell: Mapping[str, str | None]) -> bool:
+        """Whether a cell (dimension → value, None for a provider's null) is this team's."""
+        return True
+
+    @staticmethod
+    def _glob(value: str | None, patterns: tuple[str, ...]) -> bool:
+        return not patterns or (value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns))
 
 
 class SecretSource(Protocol):
@@ -144,6 +194,9 @@ class Deps:
     bigquery_factory: Callable[[str | None], Any] | None = None
     deep_scan_hour_utc: int | None = None  # the UTC hour whose check also runs a source's daily deep query
     memo: Memo | None = None  # None: nothing is kept between checks (every check fetches)
+    cell_dims: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Per provider, the dimensions its report keeps joint in `CostReport.cells` (team matches, weekly
+    movers); `check.fetch_all` sets it from the budget document. A provider not named keeps none."""
 
 
 def admin_key(
@@ -184,6 +237,10 @@ class ProviderSpec:
     accounts_required: str | None = None  # the field every account must name; None: one default account
     client_imports: tuple[str, ...] = ()  # imported on the main thread before the fetch threads
     probe: Probe | None = None  # doctor's read call; None: the doctor row says "skip"
+    team_match: type[TeamMatch] = TeamMatch  # what `teams.<t>.match.<name>` may select (default: accounts)
+    mover_dims: tuple[str, ...] = ()  # the cell dimensions the weekly report ranks movers by
+    owner_words: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    """Cell dimension → how messages name one of its values ("project", "SKU")."""
 
     def default_accounts(self) -> tuple[Account, ...]:
         """The accounts of a provider listed without `accounts`: one "default" account."""

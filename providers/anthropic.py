@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, field_validator
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
 from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
 from providers._http import count_requests, request_json
-from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
+from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, TeamMatch, admin_key, glob_patterns
 
 __all__ = [
     "API_VERSION",
@@ -37,8 +41,10 @@ __all__ = [
     "PATH",
     "PRIORITY_TIER_NOTE",
     "SPEC",
+    "WORKSPACE_ID_RE",
     "AnthropicAccount",
     "AnthropicCosts",
+    "AnthropicTeamMatch",
     "BucketCoverage",
     "from_config",
     "is_date_range_error",
@@ -60,6 +66,52 @@ PRIORITY_TIER_NOTE = (
 
 class AnthropicAccount(KeyedAccount):
     """An Anthropic organisation, read with an admin key."""
+
+
+# "workspace_id": "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ" in the Cost Report reference; the default
+# workspace has no id and comes back null ("Null if not grouping by workspace or for the default
+# workspace"; platform.claude.com/docs/en/api/admin/cost_report). The check always groups by
+# workspace_id, so null can only mean the default workspace: "default" names it in a team match.
+WORKSPACE_ID_RE = re.compile(r"^wrkspc_[A-Za-z0-9]{1,64}$")
+DEFAULT_WORKSPACE = "default"
+
+
+class AnthropicTeamMatch(TeamMatch):
+    """`teams.<t>.match.anthropic`: workspaces ("default" for the default one), optionally narrowed by
+    cost description or model globs (a model pattern never matches a non-token cost, whose model is null)."""
+
+    workspace_ids: tuple[str, ...] = ()
+    description_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
+    model_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
+
+    @field_validator("workspace_ids")
+    @classmethod
+    def _workspaces(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for w in v:
+            if w != DEFAULT_WORKSPACE and not WORKSPACE_ID_RE.match(w):
+                raise ValueError(
+                    f"{w[:60]!r} is not a workspace id: use the id from console.anthropic.com → Settings → "
+                    'Workspaces, e.g. "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", or "default" for the default workspace'
+                )
+        return v
+
+    def dims(self) -> tuple[str, ...]:
+        wanted = [
+            ("workspace", bool(self.workspace_ids)),
+            ("description", bool(self.description_patterns)),
+            ("model", bool(self.model_patterns)),
+        ]
+        return tuple(d for d, on in wanted if on)
+
+    def ids(self) -> frozenset[str] | None:
+        return frozenset(self.workspace_ids) if self.workspace_ids else None
+
+    def selects(self, cell: Mapping[str, str | None]) -> bool:
+        if self.workspace_ids and (cell.get("workspace") or DEFAULT_WORKSPACE) not in self.workspace_ids:
+            return False
+        return self._glob(cell.get("description"), self.description_patterns) and self._glob(
+            cell.get("model"), self.model_patterns
+        )
 
 
 def _instant(v: Any, what: str) -> dt.datetime:
@@ -102,9 +154,11 @@ def parse_cost_report_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
             acc.add(
                 day,
                 usd,
-                {
-                    "model": str_or_none(model),
-                    "workspace": str_or_none(workspace) or "Default",
+                {"model": str_or_none(model), "workspace": str_or_none(workspace) or "Default"},
+                raw={
+                    "workspace": str_or_none(workspace),  # None: the default workspace
+                    "description": str_or_none(row.get("description")),
+                    "model": str_or_none(row.get("model")),
                 },
             )
 
@@ -183,11 +237,11 @@ class AnthropicCosts:
             try:
                 acc = fetch_month(
                     client, PATH, params, parse, period,
-                    deadline=deadline, limits=(PAGE_LIMIT, 1),
+                    deadline=deadline, limits=(PAGE_LIMIT, 1), cell_dims=self.deps.cell_dims.get(SPEC.name),
                 )  # fmt: skip
             except ProviderError as exc:
                 if is_date_range_error(exc) and period.today == period.first_day:
-                    acc, coverage = CostAccumulator(period), BucketCoverage()
+                    acc, coverage = CostAccumulator(period, self.deps.cell_dims.get(SPEC.name)), BucketCoverage()
                 else:
                     raise
         report = acc.report(coverage.freshness(period), requests=sent.value)
@@ -252,4 +306,7 @@ SPEC = ProviderSpec(
     base_url_env="ANTHROPIC_BASE_URL",
     default_base_url="https://api.anthropic.com",
     probe=probe,
+    team_match=AnthropicTeamMatch,
+    mover_dims=("model", "workspace"),
+    owner_words={"workspace": "workspace", "model": "model", "description": "cost"},
 )

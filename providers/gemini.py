@@ -16,15 +16,15 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 import logs
 from errors import Cause, ProviderError
 from models import PACIFIC, UTC, BillingPeriod, CostReport, Deadline, Freshness
 from providers._aggregate import CostAccumulator
-from providers._spec import Account, Deps, ProbeResult, ProviderSpec
+from providers._spec import Account, Deps, ProbeResult, ProviderSpec, TeamMatch, glob_patterns
 
 __all__ = [
     "BIGQUERY_IMPORTS",
@@ -32,10 +32,12 @@ __all__ = [
     "FRESHNESS_NOTE",
     "GEMINI_API_SERVICE_ID",
     "GEMINI_DEEP_SCAN_DAYS",
+    "PROJECT_ID_RE",
     "SPEC",
     "VERTEX_AI_SERVICE_ID",
     "GeminiAccount",
     "GeminiBilling",
+    "GeminiTeamMatch",
     "QueryParams",
     "QueryStats",
     "build_query",
@@ -53,6 +55,43 @@ VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
 EXPORT_TABLE_RE = re.compile(r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
 GEMINI_DEEP_SCAN_DAYS = 35
 """Partitions below the invoice month that the daily deep query reads (and the margin's maximum)."""
+
+
+# gcloud projects create: "must start with a lowercase letter and can have lowercase ASCII letters,
+# digits or hyphens. Project IDs must be between 6 and 30 characters" (no trailing hyphen); a
+# domain-scoped project ("example.com:my-proj") keeps its domain prefix.
+PROJECT_ID_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+class GeminiTeamMatch(TeamMatch):
+    """`teams.<t>.match.gemini`: GCP projects (`project.id` of the export), optionally narrowed by SKU
+    description globs (display strings Google may rename). A row without a project (the export's
+    24-hour caution for new projects) belongs to no project."""
+
+    project_ids: tuple[str, ...] = ()
+    sku_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
+
+    @field_validator("project_ids")
+    @classmethod
+    def _projects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            if not PROJECT_ID_RE.match(p):
+                raise ValueError(
+                    f"{p[:60]!r} is not a Google Cloud project id (6-30 lowercase letters, digits or hyphens, "
+                    'starting with a letter), e.g. "llm-prod-123456"'
+                )
+        return v
+
+    def dims(self) -> tuple[str, ...]:
+        return (*(("project",) if self.project_ids else ()), *(("sku",) if self.sku_patterns else ()))
+
+    def ids(self) -> frozenset[str] | None:
+        return frozenset(self.project_ids) if self.project_ids else None
+
+    def selects(self, cell: Mapping[str, str | None]) -> bool:
+        if self.project_ids and cell.get("project") not in self.project_ids:
+            return False
+        return self._glob(cell.get("sku"), self.sku_patterns)
 
 
 class GeminiAccount(Account):
@@ -230,14 +269,16 @@ class QueryStats:
 # --- parsing (pure) ------------------------------------------------------------------------------
 
 
-def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> CostReport:
+def parse_rows(
+    rows: Iterable[Mapping[str, Any]], period: BillingPeriod, cell_dims: tuple[str, ...] | None = None
+) -> CostReport:
     """Turn the query's grouped rows into a report. A drifted row shape raises BAD_RESPONSE.
 
     Zero rows is a real $0 (nothing billed yet this invoice month). Rows dated outside the month
     (corrections for earlier usage billed on this invoice) count on the month's first day; rows
     dated after today count today, so the total always equals the sum of the days.
     """
-    acc = CostAccumulator(period)
+    acc = CostAccumulator(period, cell_dims)
     last_export: dt.datetime | None = None
     currencies: set[str] = set()
     moved = 0
@@ -268,6 +309,8 @@ def parse_rows(rows: Iterable[Mapping[str, Any]], period: BillingPeriod) -> Cost
         freshness=freshness,
         notes=tuple(notes),
         requests=1,
+        cells=acc.cells(),
+        cell_dims=acc.cell_dims,
     )
 
 
@@ -530,13 +573,13 @@ class GeminiBilling:
         params = QueryParams.for_period(period, self.account)
         rows, self.last_query = self._query(params, deadline)
         self.last_deep_query = None
-        hourly = parse_rows(rows, period)
+        hourly = parse_rows(rows, period, self.deps.cell_dims.get(SPEC.name))
         if not self.deep_scan_due(period.now):
             return hourly
         deep_params = QueryParams.for_period(period, self.account, margin_days=GEMINI_DEEP_SCAN_DAYS)
         try:
             deep_rows, self.last_deep_query = self._query(deep_params, deadline)
-            deep = parse_rows(deep_rows, period)
+            deep = parse_rows(deep_rows, period, self.deps.cell_dims.get(SPEC.name))
             missed = row_count(deep_rows) - row_count(rows)
             oldest = first_partition(deep_rows)
         except ProviderError as exc:
@@ -758,4 +801,7 @@ SPEC = ProviderSpec(
     accounts_required="billing_export_table",
     client_imports=BIGQUERY_IMPORTS,
     probe=probe,
+    team_match=GeminiTeamMatch,
+    mover_dims=("sku", "project"),
+    owner_words={"project": "project", "sku": "SKU"},
 )

@@ -10,15 +10,30 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, field_validator
 
 from errors import Cause, ProviderError
 from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
 from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
 from providers._http import count_requests, request_json
-from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, admin_key
+from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, TeamMatch, admin_key, glob_patterns
 
-__all__ = ["PAGE_LIMIT", "PATH", "SPEC", "OpenAIAccount", "OpenAICosts", "from_config", "parse_costs_page", "probe"]
+__all__ = [
+    "PAGE_LIMIT",
+    "PATH",
+    "PROJECT_ID_RE",
+    "SPEC",
+    "OpenAIAccount",
+    "OpenAICosts",
+    "OpenAITeamMatch",
+    "from_config",
+    "parse_costs_page",
+    "probe",
+]
 
 PATH = "/v1/organization/costs"
 PAGE_LIMIT = 31
@@ -27,6 +42,42 @@ KEY_ENV = "OPENAI_ADMIN_KEY"
 
 class OpenAIAccount(KeyedAccount):
     """An OpenAI organisation, read with an admin key."""
+
+
+# The Costs API's project ids: the spec gives no pattern; its examples and the SDK say "proj_abc" /
+# 'proj_123' (openai/openai-openapi openapi.yaml; openai/openai-node src/resources/admin/organization/
+# projects/spend-limit.ts). Only the prefix is checked: it rejects a project *name* ("search-prod"),
+# an org id ("org-..."), a key ("sk-..."), without guessing the length of a real id.
+PROJECT_ID_RE = re.compile(r"^proj_[A-Za-z0-9_]{1,64}$")
+
+
+class OpenAITeamMatch(TeamMatch):
+    """`teams.<t>.match.openai`: projects, and optionally line items (display strings OpenAI may rename)."""
+
+    project_ids: tuple[str, ...] = ()
+    line_item_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
+
+    @field_validator("project_ids")
+    @classmethod
+    def _projects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            if not PROJECT_ID_RE.match(p):
+                raise ValueError(
+                    f"{p[:60]!r} is not an OpenAI project id: use the id from platform.openai.com → "
+                    'Settings → Projects, e.g. "proj_abc123" (not the project name)'
+                )
+        return v
+
+    def dims(self) -> tuple[str, ...]:
+        return (*(("project",) if self.project_ids else ()), *(("line_item",) if self.line_item_patterns else ()))
+
+    def ids(self) -> frozenset[str] | None:
+        return frozenset(self.project_ids) if self.project_ids else None
+
+    def selects(self, cell: Mapping[str, str | None]) -> bool:
+        if self.project_ids and cell.get("project") not in self.project_ids:
+            return False
+        return self._glob(cell.get("line_item"), self.line_item_patterns)
 
 
 def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
@@ -85,7 +136,7 @@ class OpenAICosts:
             sent = count_requests(client)
             acc = fetch_month(
                 client, PATH, params, parse_costs_page, period,
-                deadline=deadline, limits=(PAGE_LIMIT, 1),
+                deadline=deadline, limits=(PAGE_LIMIT, 1), cell_dims=self.deps.cell_dims.get(SPEC.name),
             )  # fmt: skip
         return acc.report(Freshness(period.now, "near real-time; today's bucket is still growing"), requests=sent.value)
 
@@ -136,4 +187,7 @@ SPEC = ProviderSpec(
     base_url_env="OPENAI_BASE_URL",
     default_base_url="https://api.openai.com",
     probe=probe,
+    team_match=OpenAITeamMatch,
+    mover_dims=("line_item", "project"),
+    owner_words={"project": "project", "line_item": "line item"},
 )
