@@ -412,7 +412,7 @@ variable "budgets" {
         ] if i < j
       ]
     ])][0]) == 0
-    error_message = format("budgets.teams: %s: each spend can belong to one team; remove it from one team's match, or set allow_overlap = true if counting it in both is intended.", join("; ", [for reach in [{
+    error_message = format("budgets.teams: %s: each spend must belong to one team at most; remove it from one team's match, or set allow_overlap = true if counting it in both is intended.", join("; ", [for reach in [{
       for tname, t in var.budgets.teams : tname => {
         for p, m in t.match : p => {
           for label in(length(coalesce(m.accounts, [])) > 0 ? m.accounts : [for a in var.budgets.providers[p].accounts : a.label]) :
