@@ -444,6 +444,9 @@ def test_example_with_teams_and_destinations_renders_a_document_the_code_parses(
         assert dest.webhook_secret.split("/")[3] == got["secrets"][name]["secret_id"]
         assert dest.webhook_env is None
     assert got["secrets"]["search"]["description"] == "#search-alerts"
+    # The function's environment as Terraform sets it (no SLACK_WEBHOOK_SECRET) is one config accepts.
+    settings = config.Settings.from_env({"BUDGET_CONFIG": json.dumps(doc), **got["env"]})
+    assert settings.slack_webhook_secret is None and settings.budgets.default_dest == "finops"
 
 
 @needs_terraform
@@ -461,6 +464,20 @@ def test_without_destinations_the_single_webhook_secret_stays(tmp_path: Path) ->
     custom = _console_json(tmp_path / "b", MINIMAL + 'slack_webhook_secret_id = "team-slack"\n', RENDERED)
     assert custom["secrets"]["default"]["secret_id"] == "team-slack"
     assert custom["env"]["SLACK_WEBHOOK_SECRET"].endswith("/secrets/team-slack/versions/latest")
+
+
+def test_the_webhook_secret_of_an_existing_deployment_is_moved_not_replaced() -> None:
+    """The unkeyed webhook secret and its grant of a pre-destinations state become the "default"
+    instances, the key local.slack_secrets gives the one webhook (so an upgrade keeps its versions)."""
+    with (Path(__file__).resolve().parents[1] / "terraform" / "secrets.tf").open(encoding="utf-8") as f:
+        moved = dict(hcl2.load(f, serialization_options=HCL_OPTIONS))["moved"]
+    assert {(m["from"], m["to"]) for m in moved} == {
+        (f"${{{address}}}", f'${{{address}["default"]}}')
+        for address in (
+            "google_secret_manager_secret.slack_webhook",
+            "google_secret_manager_secret_iam_member.slack_webhook_runtime",
+        )
+    }
 
 
 @needs_terraform
