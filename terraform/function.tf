@@ -55,6 +55,26 @@ resource "google_artifact_registry_repository" "functions" {
   depends_on = [time_sleep.api_propagation]
 }
 
+# The function's environment: exactly config.CLOUD_ENV_VARS (tests/test_terraform.py holds the two
+# lists equal), SLACK_WEBHOOK_SECRET coming from local.slack_webhook_env only when no
+# slack_destinations are set (with them, each destination's webhook_secret is in BUDGET_CONFIG).
+locals {
+  function_env = {
+    ANTHROPIC_BASE_URL         = var.anthropic_base_url
+    AWS_COST_EXPLORER_BASE_URL = var.aws_cost_explorer_base_url
+    BIGQUERY_JOB_PROJECT       = var.project_id
+    BUDGET_CONFIG              = jsonencode(local.budget_document)
+    CHECK_DEADLINE_SECONDS     = tostring(local.check_deadline_seconds)
+    LOG_LEVEL                  = var.log_level
+    OPENAI_BASE_URL            = var.openai_base_url
+    OPENROUTER_BASE_URL        = var.openrouter_base_url
+    STATE_BACKEND              = "gcs"
+    STATE_BUCKET               = google_storage_bucket.state.name
+    STATE_OBJECT               = var.state_object
+    XAI_MANAGEMENT_BASE_URL    = var.xai_management_base_url
+  }
+}
+
 resource "google_cloudfunctions2_function" "fn" {
   project     = var.project_id
   location    = var.region
@@ -97,22 +117,7 @@ resource "google_cloudfunctions2_function" "fn" {
     # included, is refused before IAM is even consulted; IAM (roles/run.invoker, invoker SA only)
     # still applies on top. Run a check by hand with `terraform output trigger_command`.
 
-    # Exactly config.CLOUD_ENV_VARS (tests/test_terraform.py holds the two lists equal).
-    environment_variables = {
-      ANTHROPIC_BASE_URL         = var.anthropic_base_url
-      AWS_COST_EXPLORER_BASE_URL = var.aws_cost_explorer_base_url
-      BIGQUERY_JOB_PROJECT       = var.project_id
-      BUDGET_CONFIG              = jsonencode(local.budget_document)
-      CHECK_DEADLINE_SECONDS     = tostring(local.check_deadline_seconds)
-      LOG_LEVEL                  = var.log_level
-      OPENAI_BASE_URL            = var.openai_base_url
-      OPENROUTER_BASE_URL        = var.openrouter_base_url
-      SLACK_WEBHOOK_SECRET       = "projects/${var.project_id}/secrets/${google_secret_manager_secret.slack_webhook.secret_id}/versions/latest"
-      STATE_BACKEND              = "gcs"
-      STATE_BUCKET               = google_storage_bucket.state.name
-      STATE_OBJECT               = var.state_object
-      XAI_MANAGEMENT_BASE_URL    = var.xai_management_base_url
-    }
+    environment_variables = merge(local.function_env, local.slack_webhook_env)
   }
 
   # The runtime service account must be able to read every secret, the state and the billing

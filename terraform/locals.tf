@@ -38,6 +38,21 @@ locals {
   repository_id      = "${var.name_prefix}-functions"
   slack_secret_id    = coalesce(var.slack_webhook_secret_id, "${var.name_prefix}-slack-webhook")
 
+  # --- one Secret Manager secret per Slack destination -------------------------------------------
+  # Without slack_destinations: the one webhook secret (slack_secret_id), destination "default",
+  # which the function reads through SLACK_WEBHOOK_SECRET. With them: one secret per destination,
+  # named in BUDGET_CONFIG's destinations, and no SLACK_WEBHOOK_SECRET (config refuses both).
+  # "search" => { secret_id = "llm-budget-slack-search-webhook", description = "#search-alerts" }
+  slack_secrets = {
+    for name in(length(var.slack_destinations) > 0 ? keys(var.slack_destinations) : ["default"]) : name => {
+      secret_id   = length(var.slack_destinations) > 0 ? "${var.name_prefix}-slack-${name}-webhook" : local.slack_secret_id
+      description = try(var.slack_destinations[name].description, null)
+    }
+  }
+  slack_webhook_env = length(var.slack_destinations) > 0 ? {} : {
+    SLACK_WEBHOOK_SECRET = "projects/${var.project_id}/secrets/${local.slack_secret_id}/versions/latest"
+  }
+
   # --- one Secret Manager secret per keyed account -----------------------------------------------
   # Providers whose accounts authenticate with an admin key; gemini reads BigQuery as the runtime
   # service account instead. The suffix says what kind of key belongs in the secret.
@@ -75,26 +90,49 @@ locals {
 
   # --- the budget document (BUDGET_CONFIG) -------------------------------------------------------
   # var.budgets as config.BudgetConfig expects it: every keyed account gets the key_secret of the
-  # secret created for it, and nulls are dropped so config.py's defaults apply (the schema rejects
-  # null for most optional fields).
+  # secret created for it, every Slack destination its webhook_secret, and nulls are dropped at
+  # every level so config.py's defaults apply (the schema rejects null for most optional fields).
   budget_document = {
     for k, v in {
       total_budget_usd          = var.budgets.total_budget_usd
       thresholds_pct            = var.budgets.thresholds_pct
       forecast_thresholds_pct   = var.budgets.forecast_thresholds_pct
+      thresholds_usd            = var.budgets.thresholds_usd
       failure_notice_after_runs = var.budgets.failure_notice_after_runs
       digest                    = var.budgets.digest == null ? null : { for dk, dv in var.budgets.digest : dk => dv if dv != null }
       spike                     = var.budgets.spike == null ? null : { for sk, sv in var.budgets.spike : sk => sv if sv != null }
+      allow_overlap             = var.budgets.allow_overlap
+      default_destination       = var.budgets.default_destination
+      copy_all_to_default       = var.budgets.copy_all_to_default
+      weekly_report             = var.budgets.weekly_report == null ? null : { for wk, wv in var.budgets.weekly_report : wk => wv if wv != null }
+      destinations = length(var.slack_destinations) == 0 ? null : {
+        for name, s in local.slack_secrets : name => {
+          webhook_secret = "projects/${var.project_id}/secrets/${s.secret_id}/versions/latest"
+        }
+      }
       providers = {
         for name, p in local.configured_providers : name => {
-          budget_usd = p.budget_usd
-          accounts = [
-            for a in p.accounts : {
-              for ak, av in merge(a, {
-                key_secret = contains(keys(local.keyed_accounts), "${name}/${a.label}") ? "projects/${var.project_id}/secrets/${local.keyed_accounts["${name}/${a.label}"].secret_id}/versions/latest" : null
-              }) : ak => av if av != null
+          for pk, pv in {
+            budget_usd     = p.budget_usd
+            thresholds_usd = p.thresholds_usd
+            notify         = p.notify
+            accounts = [
+              for a in p.accounts : {
+                for ak, av in merge(a, {
+                  key_secret = contains(keys(local.keyed_accounts), "${name}/${a.label}") ? "projects/${var.project_id}/secrets/${local.keyed_accounts["${name}/${a.label}"].secret_id}/versions/latest" : null
+                }) : ak => av if av != null
+              }
+            ]
+          } : pk => pv if pv != null
+        }
+      }
+      teams = length(var.budgets.teams) == 0 ? null : {
+        for name, t in var.budgets.teams : name => {
+          for tk, tv in merge(t, {
+            match = {
+              for mp, m in t.match : mp => { for mk, mv in m : mk => mv if mv != null } if m != null
             }
-          ]
+          }) : tk => tv if tv != null
         }
       }
     } : k => v if v != null

@@ -39,23 +39,27 @@ output "scheduler_job_name" {
 }
 
 output "secret_add_commands" {
-  description = "One command per secret that adds its value (paste the key or webhook URL, then press Enter and Ctrl-D). Run each once before the first check, and again to rotate."
+  description = "One command per secret that adds its value (paste the key or webhook URL, then press Enter and Ctrl-D), by \"provider/label\" and \"slack\" (with slack_destinations: \"slack/<destination>\"). Run each once before the first check, and again to rotate."
   value = merge(
     {
       for k, s in google_secret_manager_secret.provider_key :
       k => "gcloud secrets versions add ${s.secret_id} --project=${var.project_id} --data-file=-"
     },
     {
-      slack = "gcloud secrets versions add ${google_secret_manager_secret.slack_webhook.secret_id} --project=${var.project_id} --data-file=-"
+      for name, s in google_secret_manager_secret.slack_webhook :
+      (length(var.slack_destinations) > 0 ? "slack/${name}" : "slack") => "gcloud secrets versions add ${s.secret_id} --project=${var.project_id} --data-file=-"
     },
   )
 }
 
 output "secret_ids" {
-  description = "Secret Manager secret IDs to fill, by \"provider/label\" (and \"slack\" for the webhook URL)."
+  description = "Secret Manager secret IDs to fill, by \"provider/label\" (and \"slack\" for the webhook URL, or \"slack/<destination>\" for each of slack_destinations)."
   value = merge(
     { for k, s in google_secret_manager_secret.provider_key : k => s.secret_id },
-    { slack = google_secret_manager_secret.slack_webhook.secret_id },
+    {
+      for name, s in google_secret_manager_secret.slack_webhook :
+      (length(var.slack_destinations) > 0 ? "slack/${name}" : "slack") => s.secret_id
+    },
   )
 }
 

@@ -1,5 +1,6 @@
 # Secret Manager secret CONTAINERS only: one per keyed provider account (locals.keyed_accounts)
-# and one for the Slack webhook URL. Their values are added out of band with
+# and one per Slack destination (locals.slack_secrets: the one webhook secret without
+# slack_destinations, else one per destination). Their values are added out of band with
 # `gcloud secrets versions add` (output secret_add_commands), so no key ever enters the Terraform
 # state or plan.
 #
@@ -37,11 +38,17 @@ resource "google_secret_manager_secret_iam_member" "provider_key_runtime" {
 }
 
 resource "google_secret_manager_secret" "slack_webhook" {
+  for_each = local.slack_secrets
+
   project   = var.project_id
-  secret_id = local.slack_secret_id
+  secret_id = each.value.secret_id
   labels = {
-    purpose = "slack-webhook"
+    purpose     = "slack-webhook"
+    destination = each.key
   }
+  # What the destination is for (slack_destinations.*.description): annotations take free text,
+  # labels do not.
+  annotations = each.value.description == null ? {} : { description = each.value.description }
 
   replication {
     auto {}
@@ -51,8 +58,25 @@ resource "google_secret_manager_secret" "slack_webhook" {
 }
 
 resource "google_secret_manager_secret_iam_member" "slack_webhook_runtime" {
-  project   = google_secret_manager_secret.slack_webhook.project
-  secret_id = google_secret_manager_secret.slack_webhook.secret_id
+  for_each = google_secret_manager_secret.slack_webhook
+
+  project   = each.value.project
+  secret_id = each.value.secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# A deployment from before slack_destinations had one unkeyed secret and grant; they are the
+# "default" destination's now, kept in place instead of destroyed and re-created (an explicit move
+# from a resource to one of its for_each instances, as Terraform's refactoring docs describe:
+# developer.hashicorp.com/terraform/language/modules/develop/refactoring, "Enabling count or
+# for_each For a Resource").
+moved {
+  from = google_secret_manager_secret.slack_webhook
+  to   = google_secret_manager_secret.slack_webhook["default"]
+}
+
+moved {
+  from = google_secret_manager_secret_iam_member.slack_webhook_runtime
+  to   = google_secret_manager_secret_iam_member.slack_webhook_runtime["default"]
 }

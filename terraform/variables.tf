@@ -53,20 +53,26 @@ variable "aws_cost_explorer_base_url" {
 
 variable "budgets" {
   description = <<-EOT
-    The budget document (config.BudgetConfig) without keys: monthly USD budgets, alert thresholds
-    and the accounts of each provider. Terraform adds each keyed account's key_secret (the Secret
-    Manager secret it creates) and passes the result to the function as BUDGET_CONFIG.
+    The budget document (config.BudgetConfig) without keys or webhooks: monthly USD budgets, alert
+    thresholds (percentages and dollar amounts), the accounts of each provider, the teams and where
+    each budget's alerts go. Terraform adds each keyed account's key_secret and each Slack
+    destination's webhook_secret (the Secret Manager secrets it creates; destinations come from
+    var.slack_destinations) and passes the result to the function as BUDGET_CONFIG.
     Optional settings left null are omitted, so config.py's defaults apply (thresholds 50/80/100 %,
     forecast 100 %, digest at 09 UTC, spike factor 2 over a 7-day baseline, failure notice after 2 runs).
     openai/anthropic accounts default to one account labelled "default"; xai needs team_id;
     gemini needs the Cloud Billing export table (project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX).
     bedrock accounts with role_arn read Cost Explorer through federation (terraform/aws/, no secret);
     without it they get an AWS key pair secret. openrouter accounts get a management key secret.
+    teams: a monthly budget over a slice of spend across providers (match: OpenAI projects and line
+    items, Anthropic workspaces, descriptions and models, Gemini projects and SKUs, whole accounts of
+    the others); notify: the destinations (keys of slack_destinations) a budget's alerts go to.
   EOT
   type = object({
     total_budget_usd          = number
     thresholds_pct            = optional(list(number))
     forecast_thresholds_pct   = optional(list(number))
+    thresholds_usd            = optional(list(number))
     failure_notice_after_runs = optional(number)
     digest = optional(object({
       enabled  = optional(bool)
@@ -77,34 +83,59 @@ variable "budgets" {
       min_usd       = optional(number)
       baseline_days = optional(number)
     }))
+    allow_overlap       = optional(bool)
+    default_destination = optional(string)
+    copy_all_to_default = optional(bool)
+    weekly_report = optional(object({
+      weekday      = optional(string)
+      hour_utc     = optional(number)
+      destinations = optional(list(string))
+      top          = optional(number)
+    }))
     providers = object({
       openai = optional(object({
-        budget_usd = number
+        budget_usd     = number
+        thresholds_usd = optional(list(number))
+        notify         = optional(list(string))
         accounts = optional(list(object({
-          label      = optional(string, "default")
-          budget_usd = optional(number)
+          label          = optional(string, "default")
+          budget_usd     = optional(number)
+          thresholds_usd = optional(list(number))
+          notify         = optional(list(string))
         })), [{}])
       }))
       anthropic = optional(object({
-        budget_usd = number
+        budget_usd     = number
+        thresholds_usd = optional(list(number))
+        notify         = optional(list(string))
         accounts = optional(list(object({
-          label      = optional(string, "default")
-          budget_usd = optional(number)
+          label          = optional(string, "default")
+          budget_usd     = optional(number)
+          thresholds_usd = optional(list(number))
+          notify         = optional(list(string))
         })), [{}])
       }))
       xai = optional(object({
-        budget_usd = number
+        budget_usd     = number
+        thresholds_usd = optional(list(number))
+        notify         = optional(list(string))
         accounts = list(object({
-          label      = optional(string, "default")
-          budget_usd = optional(number)
-          team_id    = string
+          label          = optional(string, "default")
+          budget_usd     = optional(number)
+          thresholds_usd = optional(list(number))
+          notify         = optional(list(string))
+          team_id        = string
         }))
       }))
       gemini = optional(object({
-        budget_usd = number
+        budget_usd     = number
+        thresholds_usd = optional(list(number))
+        notify         = optional(list(string))
         accounts = list(object({
           label                = optional(string, "default")
           budget_usd           = optional(number)
+          thresholds_usd       = optional(list(number))
+          notify               = optional(list(string))
           billing_export_table = string
           service_ids          = optional(list(string))
           maximum_bytes_billed = optional(number)
@@ -112,10 +143,14 @@ variable "budgets" {
         }))
       }))
       bedrock = optional(object({
-        budget_usd = number
+        budget_usd     = number
+        thresholds_usd = optional(list(number))
+        notify         = optional(list(string))
         accounts = optional(list(object({
           label             = optional(string, "default")
           budget_usd        = optional(number)
+          thresholds_usd    = optional(list(number))
+          notify            = optional(list(string))
           role_arn          = optional(string)
           audience          = optional(string)
           metric            = optional(string)
@@ -125,14 +160,54 @@ variable "budgets" {
         })), [{}])
       }))
       openrouter = optional(object({
-        budget_usd = number
+        budget_usd     = number
+        thresholds_usd = optional(list(number))
+        notify         = optional(list(string))
         accounts = optional(list(object({
-          label         = optional(string, "default")
-          budget_usd    = optional(number)
-          workspace_ids = optional(list(string))
+          label          = optional(string, "default")
+          budget_usd     = optional(number)
+          thresholds_usd = optional(list(number))
+          notify         = optional(list(string))
+          workspace_ids  = optional(list(string))
         })), [{}])
       }))
     })
+    # Team name => its budget. match: one optional block per provider; a block's selectors AND
+    # together, and a block with none takes the whole of its accounts (default: every account).
+    teams = optional(map(object({
+      budget_usd              = number
+      thresholds_pct          = optional(list(number))
+      forecast_thresholds_pct = optional(list(number))
+      thresholds_usd          = optional(list(number))
+      notify                  = optional(list(string))
+      match = object({
+        openai = optional(object({
+          accounts           = optional(list(string))
+          project_ids        = optional(list(string))
+          line_item_patterns = optional(list(string))
+        }))
+        anthropic = optional(object({
+          accounts             = optional(list(string))
+          workspace_ids        = optional(list(string))
+          description_patterns = optional(list(string))
+          model_patterns       = optional(list(string))
+        }))
+        xai = optional(object({
+          accounts = optional(list(string))
+        }))
+        gemini = optional(object({
+          accounts     = optional(list(string))
+          project_ids  = optional(list(string))
+          sku_patterns = optional(list(string))
+        }))
+        bedrock = optional(object({
+          accounts = optional(list(string))
+        }))
+        openrouter = optional(object({
+          accounts = optional(list(string))
+        }))
+      })
+    })), {})
   })
 
   validation {
@@ -221,6 +296,178 @@ variable "budgets" {
       var.budgets.spike.baseline_days == null ? true : var.budgets.spike.baseline_days >= 3 && var.budgets.spike.baseline_days <= 28,
     ])
     error_message = "budgets.spike: factor must be > 1 (e.g. 2 = today at twice the baseline), min_usd >= 0, baseline_days 3-28."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      [for u in coalesce(var.budgets.thresholds_usd, []) : u >= 0.01 && u <= 1000000000000],
+      [for p in values(var.budgets.providers) : p == null ? [true] : concat(
+        [for u in coalesce(p.thresholds_usd, []) : u >= 0.01 && u <= 1000000000000],
+        flatten([for a in p.accounts : [for u in coalesce(a.thresholds_usd, []) : u >= 0.01 && u <= 1000000000000]]),
+      )],
+      [for t in values(var.budgets.teams) : [for u in coalesce(t.thresholds_usd, []) : u >= 0.01 && u <= 1000000000000]],
+    ]))
+    error_message = "thresholds_usd (of budgets, a provider, an account or a team) must list month-to-date amounts in US dollars from 0.01 to 1000000000000, each alerting once a month, e.g. thresholds_usd = [500, 1000]."
+  }
+
+  # --- teams (config/_teams.py checks the same at load time) ------------------------------------
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.budgets.teams) : can(regex("^[a-z0-9][a-z0-9_-]{0,39}$", name)) && !contains(["unassigned", "total"], name)
+    ])
+    error_message = "budgets.teams: team names must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit, and not \"unassigned\" or \"total\" (they name the spend no team owns and the total), e.g. teams = { search = { ... } }."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for t in values(var.budgets.teams) : concat(
+        [t.budget_usd >= 0.01 && t.budget_usd <= 1000000000000],
+        [for p in concat(coalesce(t.thresholds_pct, []), coalesce(t.forecast_thresholds_pct, [])) : p > 0 && p <= 1000],
+      )
+    ]))
+    error_message = "budgets.teams.*.budget_usd must be a monthly amount in US dollars from 0.01, e.g. budget_usd = 2000; a team's thresholds_pct and forecast_thresholds_pct are percentages of its budget with 0 < p <= 1000 (left out: the document's), e.g. thresholds_pct = [80, 100]."
+  }
+
+  # Every team selects some spend, of configured providers, on accounts they have.
+  validation {
+    condition = length(flatten([
+      for tname, t in var.budgets.teams : concat(
+        length([for p, m in t.match : p if m != null]) == 0 ? [tname] : [],
+        flatten([
+          for p, m in t.match : m == null ? [] : var.budgets.providers[p] == null ? [p] : [
+            for l in coalesce(m.accounts, []) : l if !contains([for a in var.budgets.providers[p].accounts : a.label], l)
+          ]
+        ]),
+      )
+    ])) == 0
+    error_message = format("budgets.%s.", join("; ", flatten([
+      for tname, t in var.budgets.teams : concat(
+        length([for p, m in t.match : p if m != null]) == 0 ? ["teams.${tname}.match: select some spend: give at least one of openai, anthropic, xai, gemini, bedrock, openrouter, with accounts, ids or patterns"] : [],
+        flatten([
+          for p, m in t.match : m == null ? [] : var.budgets.providers[p] == null ? ["teams.${tname}.match.${p}: providers.${p} is not configured, so nothing can match it: configure it or remove the block"] : [
+            for l in coalesce(m.accounts, []) : "teams.${tname}.match.${p}.accounts: ${jsonencode(l)} must be an account label of providers.${p} (accounts: ${join(", ", [for a in var.budgets.providers[p].accounts : a.label])})"
+            if !contains([for a in var.budgets.providers[p].accounts : a.label], l)
+          ]
+        ]),
+      )
+    ])))
+  }
+
+  # The id formats of providers/openai.py (PROJECT_ID_RE), anthropic.py (WORKSPACE_ID_RE) and
+  # gemini.py (PROJECT_ID_RE); tests/test_terraform.py holds each regex equal to the code's.
+  validation {
+    condition = alltrue(flatten([
+      for t in values(var.budgets.teams) : [for id in coalesce(try(t.match.openai.project_ids, null), []) : can(regex("^proj_[A-Za-z0-9_]{1,64}$", id))]
+    ]))
+    error_message = format("budgets.teams.*.match.openai.project_ids must be OpenAI project ids from platform.openai.com -> Settings -> Projects, e.g. project_ids = [\"proj_abc123\"] (not the project name); not ids: %s.", join(", ", flatten([for t in values(var.budgets.teams) : [for id in coalesce(try(t.match.openai.project_ids, null), []) : jsonencode(id) if !can(regex("^proj_[A-Za-z0-9_]{1,64}$", id))]])))
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for t in values(var.budgets.teams) : [for id in coalesce(try(t.match.anthropic.workspace_ids, null), []) : id == "default" || can(regex("^wrkspc_[A-Za-z0-9]{1,64}$", id))]
+    ]))
+    error_message = format("budgets.teams.*.match.anthropic.workspace_ids must be workspace ids from console.anthropic.com -> Settings -> Workspaces, e.g. workspace_ids = [\"wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ\"], or \"default\" for the default workspace; not ids: %s.", join(", ", flatten([for t in values(var.budgets.teams) : [for id in coalesce(try(t.match.anthropic.workspace_ids, null), []) : jsonencode(id) if !(id == "default" || can(regex("^wrkspc_[A-Za-z0-9]{1,64}$", id)))]])))
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for t in values(var.budgets.teams) : [for id in coalesce(try(t.match.gemini.project_ids, null), []) : can(regex("^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$", id))]
+    ]))
+    error_message = format("budgets.teams.*.match.gemini.project_ids must be Google Cloud project ids (6-30 lowercase letters, digits or hyphens, starting with a letter; not the name or number), e.g. project_ids = [\"llm-prod-123456\"]; not ids: %s.", join(", ", flatten([for t in values(var.budgets.teams) : [for id in coalesce(try(t.match.gemini.project_ids, null), []) : jsonencode(id) if !can(regex("^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$", id))]])))
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for t in values(var.budgets.teams) : [
+        for pattern in concat(
+          coalesce(try(t.match.openai.line_item_patterns, null), []),
+          coalesce(try(t.match.anthropic.description_patterns, null), []),
+          coalesce(try(t.match.anthropic.model_patterns, null), []),
+          coalesce(try(t.match.gemini.sku_patterns, null), []),
+        ) : length(trimspace(pattern)) > 0 && length(pattern) <= 200
+      ]
+    ]))
+    error_message = "budgets.teams.*.match: line_item_patterns, description_patterns, model_patterns and sku_patterns must be non-empty case-sensitive globs of at most 200 characters, e.g. model_patterns = [\"claude-opus-*\"]."
+  }
+
+  # Two teams overlap when, on one account, either takes all of it or both name one id
+  # (config/_teams.py _check_overlap). `[for reach in [X] : ...][0]` binds X once.
+  validation {
+    condition = var.budgets.allow_overlap == true || length([for reach in [{
+      for tname, t in var.budgets.teams : tname => {
+        for p, m in t.match : p => {
+          for label in(length(coalesce(m.accounts, [])) > 0 ? m.accounts : [for a in var.budgets.providers[p].accounts : a.label]) :
+          label => [for ids in [coalesce(try(m.project_ids, m.workspace_ids, null), [])] : length(ids) > 0 ? ids : null][0]
+        } if m != null && var.budgets.providers[p] != null
+      }
+      }] : flatten([
+      for i, a in keys(reach) : [
+        for j, b in keys(reach) : [
+          for p, la in reach[a] : [
+            for label, ids_a in la : label if contains(keys(try(reach[b][p], {})), label) ? (
+              ids_a == null || reach[b][p][label] == null ? true : length(setintersection(ids_a, reach[b][p][label])) > 0
+            ) : false
+          ]
+        ] if i < j
+      ]
+    ])][0]) == 0
+    error_message = format("budgets.teams: %s: each spend must belong to one team at most; remove it from one team's match, or set allow_overlap = true if counting it in both is intended.", join("; ", [for reach in [{
+      for tname, t in var.budgets.teams : tname => {
+        for p, m in t.match : p => {
+          for label in(length(coalesce(m.accounts, [])) > 0 ? m.accounts : [for a in var.budgets.providers[p].accounts : a.label]) :
+          label => [for ids in [coalesce(try(m.project_ids, m.workspace_ids, null), [])] : length(ids) > 0 ? ids : null][0]
+        } if m != null && var.budgets.providers[p] != null
+      }
+      }] : flatten([
+      for i, a in keys(reach) : [
+        for j, b in keys(reach) : [
+          for p, la in reach[a] : [
+            for label, ids_a in la : format("%s and %s both match %s/%s%s", jsonencode(a), jsonencode(b), p, label, ids_a == null || reach[b][p][label] == null ? "" : format(" %s", sort(setintersection(ids_a, reach[b][p][label]))[0]))
+            if contains(keys(try(reach[b][p], {})), label) ? (
+              ids_a == null || reach[b][p][label] == null ? true : length(setintersection(ids_a, reach[b][p][label])) > 0
+            ) : false
+          ]
+        ] if i < j
+      ]
+    ])][0]))
+  }
+
+  # --- routing and the weekly report --------------------------------------------------------------
+
+  validation {
+    condition = var.budgets.weekly_report == null ? true : alltrue([
+      var.budgets.weekly_report.weekday == null ? true : contains(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"], var.budgets.weekly_report.weekday),
+      var.budgets.weekly_report.hour_utc == null ? true : var.budgets.weekly_report.hour_utc >= 0 && var.budgets.weekly_report.hour_utc <= 23 && floor(var.budgets.weekly_report.hour_utc) == var.budgets.weekly_report.hour_utc,
+      var.budgets.weekly_report.top == null ? true : var.budgets.weekly_report.top >= 1 && var.budgets.weekly_report.top <= 20 && floor(var.budgets.weekly_report.top) == var.budgets.weekly_report.top,
+    ])
+    error_message = "budgets.weekly_report: weekday must be one of monday ... sunday (lower case), hour_utc the UTC hour 0-23 of that day's check that sends it, top the movers listed (1-20) before \"and N more\", e.g. weekly_report = { weekday = \"monday\", hour_utc = 8 }."
+  }
+
+  validation {
+    condition     = var.budgets.default_destination == null ? length(var.slack_destinations) <= 1 : contains(length(var.slack_destinations) > 0 ? keys(var.slack_destinations) : ["default"], var.budgets.default_destination)
+    error_message = format("budgets.default_destination must name one of slack_destinations (%s), and is required with several: the destination of whatever no budget routes elsewhere, e.g. default_destination = %s.", length(var.slack_destinations) > 0 ? join(", ", keys(var.slack_destinations)) : "none set, so the only destination is default", jsonencode(length(var.slack_destinations) > 0 ? keys(var.slack_destinations)[0] : "default"))
+  }
+
+  # Every notify (provider, account, team) and weekly_report.destinations names a destination.
+  validation {
+    condition = length([
+      for n in flatten([
+        var.budgets.weekly_report == null ? [] : coalesce(var.budgets.weekly_report.destinations, []),
+        [for p in values(var.budgets.providers) : p == null ? [] : concat(coalesce(p.notify, []), flatten([for a in p.accounts : coalesce(a.notify, [])]))],
+        [for t in values(var.budgets.teams) : coalesce(t.notify, [])],
+      ]) : n if !contains(length(var.slack_destinations) > 0 ? keys(var.slack_destinations) : ["default"], n)
+    ]) == 0
+    error_message = format("budgets: %s must be a destination: a key of slack_destinations (%s).", join("; ", [
+      for ref in flatten([
+        var.budgets.weekly_report == null ? [] : [for n in coalesce(var.budgets.weekly_report.destinations, []) : { where = "weekly_report.destinations", name = n }],
+        [for pname, p in var.budgets.providers : p == null ? [] : concat(
+          [for n in coalesce(p.notify, []) : { where = "providers.${pname}.notify", name = n }],
+          flatten([for i, a in p.accounts : [for n in coalesce(a.notify, []) : { where = "providers.${pname}.accounts[${i}].notify", name = n }]]),
+        )],
+        [for tname, t in var.budgets.teams : [for n in coalesce(t.notify, []) : { where = "teams.${tname}.notify", name = n }]],
+      ]) : format("%s: %s", ref.where, jsonencode(ref.name)) if !contains(length(var.slack_destinations) > 0 ? keys(var.slack_destinations) : ["default"], ref.name)
+    ]), length(var.slack_destinations) > 0 ? join(", ", keys(var.slack_destinations)) : "none set; add it there, e.g. slack_destinations = { search = {} }")
   }
 }
 
@@ -346,14 +593,37 @@ variable "scheduler_region" {
   }
 }
 
+variable "slack_destinations" {
+  description = "Named Slack destinations, each an incoming webhook in its own Secret Manager secret \"<name_prefix>-slack-<name>-webhook\" (values added out of band, output secret_add_commands); budgets name them in notify, default_destination and weekly_report.destinations. {} (the default) keeps the single webhook secret of slack_webhook_secret_id, the destination \"default\". A value is {} or { description = \"...\" } (kept as the secret's annotation)."
+  type = map(object({
+    description = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.slack_destinations) : can(regex("^[a-z0-9][a-z0-9_-]{0,39}$", name))])
+    error_message = "slack_destinations: names must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (they name the secrets and the state keys), e.g. slack_destinations = { finops = {}, search = { description = \"#search-alerts\" } }."
+  }
+
+  validation {
+    condition     = alltrue([for d in values(var.slack_destinations) : d.description == null ? true : length(d.description) <= 256 && !strcontains(d.description, "\n")])
+    error_message = "slack_destinations.*.description must be one line of at most 256 characters, e.g. description = \"#search-alerts in the Acme workspace\"."
+  }
+}
+
 variable "slack_webhook_secret_id" {
-  description = "ID of the Secret Manager secret Terraform creates for the Slack incoming-webhook URL; null means \"<name_prefix>-slack-webhook\"."
+  description = "ID of the Secret Manager secret Terraform creates for the one Slack incoming-webhook URL when slack_destinations is empty; null means \"<name_prefix>-slack-webhook\". Must be null with slack_destinations."
   type        = string
   default     = null
 
   validation {
     condition     = var.slack_webhook_secret_id == null || can(regex("^[A-Za-z0-9_-]{1,255}$", var.slack_webhook_secret_id))
     error_message = "slack_webhook_secret_id must be a secret ID of 1-255 letters, digits, '_' or '-' (just the ID, not projects/.../secrets/...), e.g. \"llm-budget-slack-webhook\", or null for the default."
+  }
+
+  validation {
+    condition     = var.slack_webhook_secret_id == null || length(var.slack_destinations) == 0
+    error_message = "slack_webhook_secret_id must be null when slack_destinations is set: each destination gets its own secret <name_prefix>-slack-<name>-webhook; remove slack_webhook_secret_id."
   }
 }
 

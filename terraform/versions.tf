@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.5.0"
+  # 1.9: variable validations may refer to other variables (hashicorp/terraform#34955, v1.9.0
+  # changelog); budgets' checks of notify and default_destination read slack_destinations.
+  required_version = ">= 1.9.0"
 
   required_providers {
     archive = {
