@@ -29,4 +29,5 @@ fi
 
 cd "${root}"
 export BC_SKIP_MAPPING=TRUE
+export CKV_PARSE_ERROR_FAIL=true  # a file checkov cannot parse fails the run (it would be skipped, exit 0)
 exec "${venv}/bin/checkov" -d terraform --framework terraform --compact --quiet --skip-download
