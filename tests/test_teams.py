@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import Field
-from support import failed_for, report_for
+from support import failed_for, load_fixture, report_for
 
 import logs
 import main
@@ -34,7 +34,7 @@ from config import BudgetConfig, SecretResolver, Settings, parse_budget_config
 from errors import Cause
 from models import PACIFIC, UTC, AccountRef, BillingPeriod, CostReport, DailyCost, Deadline, Freshness, SourceResult
 from output import table, to_json
-from providers import Account, Deps, ProviderSpec
+from providers import Account, Deps, ProviderSpec, gemini
 from providers._aggregate import CostAccumulator
 from runtime import PROCESS
 from simulator import Scenario, Simulator, SlackReceiver
@@ -659,3 +659,32 @@ def test_dry_run_json_lists_every_team_to_the_cent_of_the_scenario(
     assert "threshold:2026-11:team/search:usd500" in doc["alerts"]["holding"]
     text = table(doc)
     assert "search" in text and "unassigned" in text and "(balanced)" in text
+
+
+def test_a_gemini_team_takes_its_projects_and_skus_from_the_export_rows() -> None:
+    """Export rows via the real parser: a project + SKU-glob team is exact, the rest (null project too) unassigned."""
+    doc = {
+        "total_budget_usd": 9000,
+        "providers": {"gemini": {"budget_usd": 500, "accounts": [{"label": "billing", "billing_export_table": TABLE}]}},
+        "teams": {"pro": {"budget_usd": 50, "match": {"gemini": {"project_ids": ["llm-prod-123456"],
+                                                                 "sku_patterns": ["Gemini 2.5 Pro*"]}}}},
+    }  # fmt: skip
+    config = parse_budget_config(json.dumps(doc), origin="test")
+    rows = load_fixture("gemini", "mtd_query_rows")["rows"]
+    typed = [
+        {**r, "usage_day": dt.date.fromisoformat(r["usage_day"]),
+         "last_export_time": dt.datetime.fromisoformat(r["last_export_time"]),
+         "first_partition": dt.datetime.fromisoformat(r["first_partition"])}
+        for r in rows
+    ]  # fmt: skip
+    period = BillingPeriod.containing(NOW, PACIFIC)
+    report = gemini.parse_rows(typed, period, config.cell_dims()["gemini"])
+    result = SourceResult(AccountRef("gemini", "billing"), period, report=report)
+    scopes = _scopes(config, [result])
+
+    def nano(pick: Callable[[dict[str, Any]], bool]) -> Decimal:
+        return sum((Decimal(r["net_nano_usd"]).scaleb(-9) for r in rows if pick(r)), Decimal(0))
+
+    pro = nano(lambda r: r["project_id"] == "llm-prod-123456" and r["sku"].startswith("Gemini 2.5 Pro"))
+    assert pro > 0 and scopes["team/pro"].mtd_usd == pro
+    assert scopes["unassigned"].mtd_usd == nano(lambda r: True) - pro == report.mtd_usd - pro
