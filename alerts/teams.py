@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from config import BudgetConfig
-from models import ZERO, AccountRef, BillingPeriod, CostCell, CostReport, DailyCost, SourceResult
+from models import ZERO, AccountRef, BillingPeriod, CostCell, CostReport, DailyCost, Dims, SourceResult
 from providers import TeamMatch
 
 __all__ = ["UNASSIGNED", "Attribution", "Slice", "attribute", "team_scope_name"]
@@ -127,19 +127,7 @@ def _split(r: SourceResult, rep: CostReport, reach: Sequence[tuple[str, TeamMatc
     blind = [(n, b) for n, b in reach if b.dims() and (kept is None or not set(b.dims()) <= kept)]
     whole = [n for n, b in reach if not b.dims()]
 
-    taken: dict[str, list[CostCell]] = {n: [] for n, _ in readable}
-    free: list[CostCell] = []
-    owned = ZERO
-    if readable:
-        for cell in rep.cells:
-            values = dict(cell.dims)
-            takers = [n for n, b in readable if b.selects(values)]
-            for n in takers:
-                taken[n].append(cell)
-            if takers:
-                owned += cell.amount
-            else:
-                free.append(cell)
+    taken, free, owned = _take(rep.cells, readable) if readable else ({}, [], ZERO)
 
     shares: dict[str, tuple[SourceResult, str | None]] = {}
     for n in whole:
@@ -159,6 +147,28 @@ def _split(r: SourceResult, rep: CostReport, reach: Sequence[tuple[str, TeamMatc
         notes.append(f"{r.account.scope}: includes spend of {who} that its data cannot split by team")
     rest = _share(r, rep, free, unknown=notes[0] if notes else None) if readable else _whole(r, notes)
     return _Split(shares, rest, notes, owned)
+
+
+def _take(
+    cells: Sequence[CostCell], readable: Sequence[tuple[str, TeamMatch]]
+) -> tuple[dict[str, list[CostCell]], list[CostCell], Decimal]:
+    """Each team's cells, the cells no team selects, and the sum of those some team selects."""
+    taken: dict[str, list[CostCell]] = {n: [] for n, _ in readable}
+    free: list[CostCell] = []
+    owned = ZERO
+    memo: dict[Dims, list[str]] = {}  # a combination recurs every day: match it once
+    for cell in cells:
+        takers = memo.get(cell.dims)
+        if takers is None:
+            values = dict(cell.dims)
+            takers = memo[cell.dims] = [n for n, b in readable if b.selects(values)]
+        for n in takers:
+            taken[n].append(cell)
+        if takers:
+            owned += cell.amount
+        else:
+            free.append(cell)
+    return taken, free, owned
 
 
 def _whole(r: SourceResult, notes: Sequence[str]) -> SourceResult:
