@@ -88,7 +88,11 @@ class CheckOutcome:
 
 
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
-    """Every configured account, fetched concurrently; failures are classified results."""
+    """Every configured account, fetched concurrently; failures are classified results.
+
+    Each source keeps the joint cost cells the budget document needs (its teams' matches, the weekly
+    report's movers), whoever calls: a check, a benchmark, a replay."""
+    deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     for provider in settings.budgets.configured():

@@ -10,7 +10,7 @@ from typing import Any
 
 from alerts.rules import Scope
 from check import CheckOutcome
-from models import SourceResult, usd, usd_plain
+from models import ZERO, SourceResult, usd, usd_plain
 
 __all__ = ["cli_text", "table", "to_json"]
 
@@ -20,7 +20,8 @@ def _usd(v: Decimal | None) -> str | None:
 
 
 def to_json(outcome: CheckOutcome) -> dict[str, Any]:
-    """Per-account status, month-to-date USD (decimal strings), freshness, totals, partial, alerts."""
+    """Per-account status, month-to-date USD (decimal strings), freshness, totals, teams and the
+    unassigned spend with their reconciliation, partial, alerts."""
     scopes = {s.name: s for s in outcome.scopes}
     providers: dict[str, Any] = {}
     for r in outcome.results:
@@ -35,6 +36,7 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
         "partial": outcome.partial,
         "total": _scope_json(total),
         "providers": providers,
+        **_teams_json(outcome.scopes),
         "alerts": {
             "holding": sorted(e.key for e in outcome.events_now),
             "delivered": outcome.delivered,
@@ -100,6 +102,60 @@ def _scope_json(s: Scope) -> dict[str, Any]:
     }
 
 
+def _teams_json(scopes: list[Scope]) -> dict[str, Any]:
+    """`teams`, `unassigned` and `reconciliation` (owned + unassigned = total, exact decimal strings);
+    `teams` is {} and the other two null for a document without teams."""
+    teams = {s.name.removeprefix("team/"): _team_json(s) for s in scopes if s.level == "team"}
+    rest = next((s for s in scopes if s.level == "unassigned"), None)
+    if rest is None:
+        return {"teams": teams, "unassigned": None, "reconciliation": None}
+    total = next(s for s in scopes if s.level == "total")
+    owned, unassigned, whole = (v if v is not None else ZERO for v in (rest.owned_usd, rest.mtd_usd, total.mtd_usd))
+    return {
+        "teams": teams,
+        "unassigned": {
+            "mtd_usd": None if rest.mtd_usd is None else str(rest.mtd_usd),
+            "mtd_usd_rounded": _usd(rest.mtd_usd),
+            "partial": rest.partial,
+            "failed": list(rest.failed_parts),
+            "notes": _notes(rest),
+            "by_account": {scope: None if v is None else str(v) for scope, v in rest.parts},
+        },
+        "reconciliation": {
+            "owned_usd": str(owned),
+            "unassigned_usd": str(unassigned),
+            "total_usd": str(whole),
+            "balanced": owned + unassigned == whole,
+        },
+    }
+
+
+def _team_json(s: Scope) -> dict[str, Any]:
+    return {
+        "mtd_usd": None if s.mtd_usd is None else str(s.mtd_usd),
+        "mtd_usd_rounded": _usd(s.mtd_usd),
+        "budget_usd": _usd(s.budget_usd),
+        "pct": None if s.pct is None else str(s.pct),
+        "billing_month": s.month,
+        "partial": s.partial,
+        "failed": list(s.failed_parts),
+        "notes": _notes(s),
+        "freshness": {
+            "as_of": s.as_of.isoformat() if s.as_of else None,
+            "complete_through": c.isoformat() if (c := s.complete_through) else None,
+        },
+        "parts": {scope: None if v is None else str(v) for scope, v in s.parts},
+        "forecast_usd": _usd(s.forecast.projected_usd) if s.forecast else None,
+        "forecast_crossing_day": s.forecast.crossing_day.isoformat()
+        if s.forecast and s.forecast.crossing_day
+        else None,
+    }
+
+
+def _notes(s: Scope) -> list[str]:
+    return [*([s.note] if s.note else []), *s.notes]
+
+
 def _money(value: str | None) -> str:
     """A document amount as Slack shows it ($1,234.57, models.usd), or "-" when there is none."""
     return "-" if value is None else usd(Decimal(value))
@@ -128,7 +184,33 @@ def table(doc: dict[str, Any]) -> str:
                 f"  {name + '/' + a['label']:<26} {a['status']:<7} {value:>14} {'':>12} {'':>7}  "
                 f"{fresh} [{a['billing_month']}]"
             )
+    rows.extend(_team_rows(doc))
     return "\n".join(rows)
+
+
+def _team_rows(doc: dict[str, Any]) -> list[str]:
+    """The teams section: each team, then the unassigned spend and whether the sums balance."""
+    if doc.get("unassigned") is None:
+        return []
+    rows = ["", f"{'team':<28} {'':<7} {'month-to-date':>14} {'budget':>12} {'pct':>7}  freshness"]
+    for name, t in doc["teams"].items():
+        fresh = t["freshness"]
+        when = f"as of {dt.datetime.fromisoformat(a):%Y-%m-%d %H:%M}Z" if (a := fresh["as_of"]) else ""
+        if fresh["complete_through"]:
+            when = f"complete days through {fresh['complete_through']}"
+        failed = f" FAILED: {', '.join(t['failed'])}" if t["failed"] else ""
+        rows.append(
+            f"{name + (' (partial)' if t['partial'] else ''):<28} {'':<7} {_money(t['mtd_usd']):>14} "
+            f"{_money(t['budget_usd']):>12} {t['pct'] or '-':>7}  {when}{failed}"
+        )
+    u, rec = doc["unassigned"], doc["reconciliation"]
+    rows.append(f"{'unassigned' + (' (partial)' if u['partial'] else ''):<28} {'':<7} {_money(u['mtd_usd']):>14}")
+    balance = "balanced" if rec["balanced"] else "NOT BALANCED"
+    rows.append(
+        f"  owned {_money(rec['owned_usd'])} + unassigned {_money(rec['unassigned_usd'])} = "
+        f"total {_money(rec['total_usd'])} ({balance})"
+    )
+    return rows
 
 
 def cli_text(outcome: CheckOutcome, doc: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ forecast level and the amounts behind it), so nothing downstream parses its text
 uses to say each event exactly once:
 
     threshold:<month>:<scope>:<pct>      month-to-date crossed pct% of budget      once per month
+    threshold:<month>:<scope>:usd<amt>   month-to-date reached $amt (thresholds_usd) once per month
     forecast:<month>:<scope>:<pct>       projected month-end above pct% of budget  once per month
     spike:<day>:<scope>                  one day far above its trailing median     once per day
     failure:<since>:<scope>              a source failing for N runs               once per streak
@@ -55,6 +56,7 @@ class Amounts:
     projected_usd: Decimal | None = None  # forecast
     day_usd: Decimal | None = None  # spike
     baseline_usd: Decimal | None = None  # spike
+    threshold_usd: Decimal | None = None  # a dollar threshold (`thresholds_usd`), where `level` is None
 
     def to_record(self) -> dict[str, str] | None:
         out = {f.name: str(v) for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
@@ -74,7 +76,7 @@ class Event:
 
     key: str
     kind: Kind
-    scope: str  # "total", a provider name, or "<provider>/<label>"
+    scope: str  # "total", a provider name, "<provider>/<label>", "team/<name>" or "unassigned"
     month: str  # the YYYY-MM it is filed under in alert state
     line: str  # mrkdwn, self-contained (it is stored and may be delivered by a later run)
     severity: Severity
@@ -91,7 +93,10 @@ class Event:
         return self.line + label
 
     def headline(self) -> str:
-        """A threshold's header: "<title> crossed <pct>% of its <budget> budget"."""
+        """A threshold's header: "<title> crossed <pct>% of its <budget> budget" (or "crossed $<amount>
+        month-to-date" for a dollar threshold)."""
+        if self.title and self.amounts.threshold_usd is not None:
+            return f"{self.title} crossed {usd(self.amounts.threshold_usd)} month-to-date"
         if self.title and self.level is not None and self.amounts.budget_usd is not None:
             return f"{self.title} crossed {_pct(self.level)}% of its {usd(self.amounts.budget_usd)} budget"
         # Stored by a build before typed events and not recognised: the line's own first clause.

@@ -1,8 +1,10 @@
 """Budget rules: turn the sources' month-to-date reports into scopes and candidate events.
 
 Scopes are evaluated at three levels: each account (`<provider>/<label>`), each provider and
-the total. A scope computed with a failed or truncated source is *partial*: its number is a lower
-bound, so a threshold it crosses is really crossed and still alerts, labelled partial.
+the total; with teams in the document, also each team (`team/<name>`) and the spend no team owns
+(`unassigned`), both split out of the accounts' cost cells by `alerts.teams`. A scope computed with a
+failed or truncated source is *partial*: its number is a lower bound, so a threshold it crosses is
+really crossed and still alerts, labelled partial.
 
 The threshold, forecast, spike and digest events are built here, typed (`alerts.events`, where
 their keys are listed); alert state uses each key to say each event exactly once.
@@ -17,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
+from alerts import teams
 from alerts.events import Amounts, Event, Kind, Severity
 from config import BudgetConfig
 from models import ZERO, BillingPeriod, DailyCost, SourceResult, usd
@@ -51,9 +54,9 @@ class Forecast:
 class Scope:
     """One budget scope's numbers for this check."""
 
-    name: str  # "total", a provider name, or "<provider>/<label>"
-    level: str  # "total" | "provider" | "account"
-    title: str  # "Total", the provider's title, or "<title> · <label>"
+    name: str  # "total", a provider name, "<provider>/<label>", "team/<name>" or "unassigned"
+    level: str  # "total" | "provider" | "account" | "team" | "unassigned"
+    title: str  # "Total", the provider's title, "<title> · <label>", "Team <name>" or "Unassigned"
     month: str  # YYYY-MM the scope's alerts are filed under
     mtd_usd: Decimal | None  # None when nothing at all could be read
     budget_usd: Decimal | None
@@ -63,6 +66,10 @@ class Scope:
     forecast: Forecast | None
     note: str | None = None  # shown under the scope's figure
     missing_from: dt.date | None = None  # a part's data stops before this day: it and later days are unknown
+    as_of: dt.datetime | None = None  # the stalest part's `Freshness.as_of`
+    parts: tuple[tuple[str, Decimal | None], ...] = ()  # (account scope, its amount here; None: failed)
+    notes: tuple[str, ...] = ()  # team / unassigned: what else qualifies the figure (the parts' notes)
+    owned_usd: Decimal | None = None  # unassigned only: the spend some team owns, summed on its own
 
     @property
     def covered_daily(self) -> tuple[DailyCost, ...]:
@@ -70,6 +77,11 @@ class Scope:
         if self.missing_from is None:
             return self.daily
         return tuple(d for d in self.daily if d.day < self.missing_from)
+
+    @property
+    def complete_through(self) -> dt.date | None:
+        """The last day every part's data covers, when one stops short of today."""
+        return None if self.missing_from is None else self.missing_from - dt.timedelta(days=1)
 
     @property
     def pct(self) -> Decimal | None:
@@ -82,7 +94,8 @@ money = usd  # $1,234.56: the one money formatter (models.usd), under the name t
 
 
 def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.datetime) -> list[Scope]:
-    """Scopes for every account, provider and the total, in a stable order (total first)."""
+    """Scopes for the total, every provider and account, then every team and the unassigned spend
+    (when the document has teams), in a stable order (total first)."""
     by_provider: dict[str, list[SourceResult]] = defaultdict(list)
     for r in results:
         by_provider[r.account.provider].append(r)
@@ -91,7 +104,29 @@ def evaluate(config: BudgetConfig, results: Sequence[SourceResult], now: dt.date
         rs = by_provider.get(provider, [])
         out.append(_provider_scope(config, provider, rs, now))
         out.extend(_account_scope(config, r) for r in rs)
+    if config.teams:
+        split = teams.attribute(config, results, now)
+        utc_month = BillingPeriod.containing(now)
+        for name, sl in split.teams.items():
+            out.append(_slice_scope(sl, "team", f"Team {name}", config.teams[name].budget_usd, utc_month))
+        rest = _slice_scope(split.unassigned, "unassigned", "Unassigned", None, utc_month)
+        out.append(dataclasses.replace(rest, owned_usd=split.owned_usd))
     return out
+
+
+def _slice_scope(sl: teams.Slice, level: str, title: str, budget: Decimal | None, utc_month: BillingPeriod) -> Scope:
+    """A team's or the unassigned scope, from its synthetic parts (`alerts.teams`), on the UTC month
+    like the total. Nothing to count (every part it reaches is owned elsewhere, or still on another
+    billing month) is a real $0, not missing data."""
+    scope = _scope_of(name=sl.name, level=level, title=title, parts=sl.parts, budget=budget, period=utc_month)
+    month_note = _other_month_note(sl.left_out, utc_month)
+    notes = tuple(dict.fromkeys(n for p in sl.parts if p.report is not None for n in p.report.notes))
+    scope = dataclasses.replace(
+        scope, note="; ".join([*sl.notes, *([month_note] if month_note else [])]) or None, notes=notes
+    )
+    if not sl.parts:
+        scope = dataclasses.replace(scope, mtd_usd=ZERO, partial=False)
+    return scope
 
 
 def _account_scope(config: BudgetConfig, r: SourceResult) -> Scope:
@@ -123,15 +158,20 @@ def _total_scope(config: BudgetConfig, results: Sequence[SourceResult], now: dt.
     is left out rather than count last month's spend against this month's total, and the note says so."""
     utc_month = BillingPeriod.containing(now)
     same_month = [r for r in results if r.period.key == utc_month.key]
-    other = sorted({r.account.provider for r in results if r.period.key != utc_month.key})
     total = _scope_of(
         name="total", level="total", title="Total", parts=same_month, budget=config.total_budget_usd, period=utc_month
     )
+    note = _other_month_note(results, utc_month)
+    return total if note is None else dataclasses.replace(total, note=note)
+
+
+def _other_month_note(results: Sequence[SourceResult], utc_month: BillingPeriod) -> str | None:
+    """The note of a UTC-month scope that leaves out sources still on another billing month."""
+    other = sorted({r.account.provider for r in results if r.period.key != utc_month.key})
     if not other:
-        return total
+        return None
     months = ", ".join(sorted({r.period.key for r in results if r.period.key != utc_month.key}))
-    note = f"{', '.join(spec(p).title for p in other)} not included yet: still on its {months} billing month"
-    return dataclasses.replace(total, note=note)
+    return f"{', '.join(spec(p).title for p in other)} not included yet: still on its {months} billing month"
 
 
 def _scope_of(
@@ -149,6 +189,7 @@ def _scope_of(
         default=period.today,
     )
     fc = forecast(daily, budget, period, settled_before=settled_before) if (mtd is not None and budget) else None
+    shares = tuple((p.account.scope, None if p.report is None else p.report.mtd_usd) for p in parts)
     return Scope(
         name=name,
         level=level,
@@ -161,6 +202,8 @@ def _scope_of(
         failed_parts=failed,
         forecast=fc,
         missing_from=missing_from,
+        as_of=min(as_of_days, default=None),
+        parts=shares,
     )
 
 
@@ -225,17 +268,47 @@ def budget_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
     """Threshold and forecast events that hold right now (state decides which are new)."""
     events: list[Event] = []
     for s in scopes:
-        if s.pct is None or s.budget_usd is None or s.mtd_usd is None:
+        if s.mtd_usd is None:
             continue
-        events += _threshold_events(config, s, s.mtd_usd, s.budget_usd)
-        events += _forecast_events(config, s, s.mtd_usd, s.budget_usd)
+        if s.pct is not None and s.budget_usd is not None:
+            events += _threshold_events(config, s, s.mtd_usd, s.budget_usd)
+            events += _forecast_events(config, s, s.mtd_usd, s.budget_usd)
+        events += _usd_threshold_events(config, s, s.mtd_usd)
     return events
+
+
+@dataclasses.dataclass(frozen=True)
+class _Levels:
+    """The thresholds one scope is evaluated against."""
+
+    pct: tuple[Decimal, ...]
+    forecast_pct: tuple[Decimal, ...]
+    usd: tuple[Decimal, ...]
+
+
+def _levels(config: BudgetConfig, s: Scope) -> _Levels:
+    """A team's own percentages (else the document's); each budget's own `thresholds_usd`."""
+    pct, fc = config.thresholds_pct, config.forecast_thresholds_pct
+    usd_levels: tuple[Decimal, ...] = ()
+    if s.level == "total":
+        usd_levels = config.thresholds_usd
+    elif s.level == "provider":
+        usd_levels = config.configured()[s.name].thresholds_usd
+    elif s.level == "account":
+        provider, label = s.name.split("/", 1)
+        usd_levels = next((a.thresholds_usd for a in config.accounts(provider) if a.label == label), ())
+    elif s.level == "team":
+        team = config.teams[s.name.removeprefix("team/")]
+        pct = team.thresholds_pct if team.thresholds_pct is not None else pct
+        fc = team.forecast_thresholds_pct if team.forecast_thresholds_pct is not None else fc
+        usd_levels = team.thresholds_usd
+    return _Levels(pct, fc, usd_levels)
 
 
 def _threshold_events(config: BudgetConfig, s: Scope, mtd: Decimal, budget: Decimal) -> list[Event]:
     """One event per crossed threshold; the highest one crossed is the one that says "crossed"."""
     # Compare exact amounts: the displayed percentage is rounded (49.99999% shows as 50.0%).
-    crossed = [t for t in config.thresholds_pct if mtd * 100 >= t * budget]
+    crossed = [t for t in _levels(config, s).pct if mtd * 100 >= t * budget]
     label = " (partial data: at least this much)" if s.partial else ""
     return [
         Event(
@@ -277,8 +350,29 @@ def _forecast_events(config: BudgetConfig, s: Scope, mtd: Decimal, budget: Decim
             level=t,
             amounts=Amounts(mtd_usd=mtd, budget_usd=budget, projected_usd=fc.projected_usd),
         )
-        for t in config.forecast_thresholds_pct
+        for t in _levels(config, s).forecast_pct
         if mtd * 100 < t * budget and fc.projected_usd * 100 >= t * budget
+    ]
+
+
+def _usd_threshold_events(config: BudgetConfig, s: Scope, mtd: Decimal) -> list[Event]:
+    """`thresholds_usd` (absolute amounts, beside the percentages): one event per amount month-to-date
+    spend has reached, once a month each, beside the percentages; the highest says "crossed"."""
+    crossed = [t for t in _levels(config, s).usd if mtd >= t]
+    of_budget = f" of its {money(s.budget_usd)} budget" if s.budget_usd else ""
+    label = " (partial data: at least this much)" if s.partial else ""
+    return [
+        Event(
+            key=f"threshold:{s.month}:{s.name}:usd{format(t.normalize(), 'f')}",
+            kind=Kind.THRESHOLD,
+            scope=s.name,
+            month=s.month,
+            line=f"*{s.title}* crossed *{money(t)}* month-to-date: {money(mtd)}{of_budget}{label}",
+            severity=Severity.CROSSED if t == max(crossed) else Severity.WARNING,
+            title=s.title,
+            amounts=Amounts(mtd_usd=mtd, budget_usd=s.budget_usd, threshold_usd=t),
+        )
+        for t in crossed
     ]
 
 
@@ -292,7 +386,7 @@ def spike_events(config: BudgetConfig, scopes: Sequence[Scope]) -> list[Event]:
     events = []
     for s in scopes:
         daily = s.covered_daily
-        if s.level != "account" or len(daily) < 4:
+        if s.level not in ("account", "team") or len(daily) < 4:
             continue
         for idx in (len(daily) - 2, len(daily) - 1):
             if idx < 3:

@@ -150,7 +150,9 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
         counts[e.kind] = counts.get(e.kind, 0) + 1
     if counts.get("threshold"):
         crossed = [e for e in events if e.kind == "threshold" and e.severity == 3]
-        head = crossed[0].headline() if len(crossed) == 1 else f"{len(crossed)} LLM budgets crossed a threshold"
+        scopes = {e.scope for e in crossed}  # a scope's top percentage and top dollar amount are one budget
+        top_one = max(crossed, key=_dollars) if crossed else None
+        head = top_one.headline() if top_one and len(scopes) == 1 else f"{len(scopes)} LLM budgets crossed a threshold"
     elif counts.get("forecast"):
         head = "LLM spend projected above budget"
     elif counts.get("spike"):
@@ -284,17 +286,33 @@ def _provider_blocks(
 
 
 def _fold(events: Sequence[Event]) -> list[Event]:
-    """Keep only the highest new threshold per scope: "crossed 80%" says "crossed 50%" too."""
-    top: dict[str, Event] = {}
+    """Keep only the highest new threshold per scope, of percentages and of dollar amounts each:
+    "crossed 80%" says "crossed 50%" too, and "crossed $1,500" says "crossed $1,000"."""
+    top: dict[tuple[str, bool], Event] = {}
     for e in events:
-        if e.kind == "threshold" and (e.scope not in top or _pct_of(e) > _pct_of(top[e.scope])):
-            top[e.scope] = e
-    return [e for e in events if e.kind != "threshold" or top[e.scope] is e]
+        if e.kind != "threshold":
+            continue
+        k = (e.scope, e.amounts.threshold_usd is not None)
+        if k not in top or _level_of(e) > _level_of(top[k]):
+            top[k] = e
+    return [e for e in events if e.kind != "threshold" or top[(e.scope, e.amounts.threshold_usd is not None)] is e]
 
 
-def _pct_of(e: Event) -> Decimal:
+def _level_of(e: Event) -> Decimal:
+    """A threshold's percentage, or its dollar amount for a dollar threshold."""
+    if e.amounts.threshold_usd is not None:
+        return e.amounts.threshold_usd
     # A threshold stored before typed events and not recognised has no level: its key holds it.
     return e.level if e.level is not None else Decimal(e.key.rsplit(":", 1)[1])
+
+
+def _dollars(e: Event) -> Decimal:
+    """What a crossed threshold amounts to in dollars (which of a scope's two says more)."""
+    if e.amounts.threshold_usd is not None:
+        return e.amounts.threshold_usd
+    if e.level is not None and e.amounts.budget_usd is not None:
+        return e.level * e.amounts.budget_usd / 100
+    return Decimal(0)
 
 
 def render(msg: MessageInput) -> dict[str, Any]:

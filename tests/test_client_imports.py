@@ -21,6 +21,7 @@ import concurrent.futures
 
 import check
 from config import Settings
+from providers import Deps
 
 WATCH = ("google.cloud.secretmanager", "google.cloud.bigquery", "google.cloud.bigquery.retry")
 OURS = ("providers.openai", "providers.anthropic", "providers.xai", "providers.gemini")
@@ -38,7 +39,7 @@ class Pool:
 concurrent.futures.ThreadPoolExecutor = Pool
 settings = Settings.from_env()
 try:
-    check.fetch_all(settings, None, None, None)
+    check.fetch_all(settings, Deps(secrets=None, base_urls={}), None, None)
 except Stop:
     pass
 print(json.dumps(seen))

@@ -88,6 +88,122 @@ def test_errors_name_the_field_and_the_fix(doc: dict[str, object], needle: str) 
     assert needle in str(exc.value) and "BUDGET_CONFIG" in str(exc.value)
 
 
+_TEAM_BASE: dict[str, Any] = {
+    "total_budget_usd": 3000,
+    "providers": {
+        "openai": {"budget_usd": 1500, "accounts": [{"label": "prod"}, {"label": "research"}]},
+        "anthropic": {"budget_usd": 800},
+        "xai": {"budget_usd": 300, "accounts": [{"label": "core", "team_id": "00000000-0000-4000-8000-000000000000"}]},
+    },
+    "destinations": {
+        "finops": {"webhook_env": "SLACK_FINOPS_WEBHOOK_URL"},
+        "search": {"webhook_secret": "projects/p/secrets/slack-search/versions/latest"},
+    },
+    "default_destination": "finops",
+}
+_SEARCH = {"budget_usd": 2000, "notify": ["search"], "match": {"openai": {"project_ids": ["proj_sim_search"]}}}
+
+
+def _teams_doc(teams: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {**_TEAM_BASE, "teams": teams, **extra}
+
+
+def test_a_document_with_teams_and_dollar_thresholds_is_valid() -> None:
+    """Teams, destinations and thresholds_usd parse; the cells each provider must keep follow the matches."""
+    doc = _teams_doc(
+        {"search": {**_SEARCH, "thresholds_usd": [1500, 500, 500]}, "core": {"budget_usd": 1, "match": {"xai": {}}}},
+        thresholds_usd=[2500],
+    )
+    cfg = parse_budget_config(json.dumps(doc), origin="BUDGET_CONFIG")
+    assert cfg.teams["search"].thresholds_usd == (Decimal(500), Decimal(1500)), "sorted, each once"
+    assert cfg.thresholds_usd == (Decimal(2500),) and cfg.teams["search"].thresholds_pct is None
+    assert cfg.cell_dims() == {"openai": ("project",), "xai": ()}
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            _teams_doc({"search": {**_SEARCH, "match": {"openai": {"project_ids": ["search-prod"]}}}}),
+            "teams.search.match.openai.project_ids: 'search-prod' is not an OpenAI project id: use the id from "
+            'platform.openai.com → Settings → Projects, e.g. "proj_abc123" (not the project name)',
+        ),
+        (
+            _teams_doc({"search": {**_SEARCH, "match": {"anthropic": {"workspace_ids": ["Customer Agents"]}}}}),
+            "teams.search.match.anthropic.workspace_ids: 'Customer Agents' is not a workspace id: use the id from "
+            'console.anthropic.com → Settings → Workspaces, e.g. "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", or "default" '
+            "for the default workspace",
+        ),
+        (
+            _teams_doc({"search": _SEARCH, "support": {**_SEARCH, "notify": []}}),
+            'teams: "search" and "support" both match openai/prod proj_sim_search: each spend can belong to one '
+            'team; remove it from one, or set "allow_overlap": true if counting it in both is intended',
+        ),
+        (
+            _teams_doc(
+                {"search": _SEARCH, "research": {"budget_usd": 5, "match": {"openai": {"accounts": ["research"]}}}}
+            ),
+            'teams: "search" and "research" both match openai/research: each spend can belong to one team; '
+            'remove it from one, or set "allow_overlap": true if counting it in both is intended',
+        ),
+        (
+            _teams_doc({"search": {**_SEARCH, "notify": ["serch"]}}),
+            'teams.search.notify: "serch" is not a destination (destinations: finops, search)',
+        ),
+        (
+            {**_teams_doc({"search": _SEARCH}), "destinations": {}, "default_destination": None},
+            'teams.search.notify: "search" is not a destination (define it under "destinations" with its '
+            "webhook_secret or webhook_env)",
+        ),
+        (
+            _teams_doc({"search": _SEARCH}, destinations={**_TEAM_BASE["destinations"], "support": {}}),
+            "destinations.support: set webhook_secret (cloud: projects/P/secrets/S/versions/latest) or webhook_env "
+            "(local: an environment variable holding the webhook URL)",
+        ),
+        (
+            _teams_doc({"search": {**_SEARCH, "match": {"xai": {"accounts": ["main"]}}}}),
+            'teams.search.match.xai.accounts: "main" is not an account of providers.xai (accounts: core)',
+        ),
+        (
+            _teams_doc({"search": {**_SEARCH, "match": {"gemini": {"project_ids": ["llm-prod-123456"]}}}}),
+            "teams.search.match.gemini: providers.gemini is not configured, so nothing can match it",
+        ),
+        (
+            _teams_doc({"unassigned": _SEARCH}),
+            'teams: "unassigned" is reserved (it names the spend no team owns, or the total)',
+        ),
+        (
+            _teams_doc({"search": {**_SEARCH, "thresholds_usd": [0]}}),
+            "teams.search.thresholds_usd.0: must be a positive amount of US dollars",
+        ),
+        (
+            _teams_doc({"search": _SEARCH}, default_destination=None),
+            "default_destination is missing: with several destinations, name the one that receives what no "
+            'budget routes elsewhere, e.g. "default_destination": "finops"',
+        ),
+    ],
+    ids=[
+        "project-id-format",
+        "workspace-id-format",
+        "overlap-id",
+        "overlap-account",
+        "unknown-destination",
+        "no-destinations",
+        "missing-secret",
+        "unknown-account",
+        "provider-not-configured",
+        "reserved-name",
+        "usd-threshold",
+        "default-destination",
+    ],
+)
+def test_team_and_destination_errors_name_the_field_and_the_fix(doc: dict[str, Any], message: str) -> None:
+    """Acceptance 6: each team / destination mistake is a ConfigError naming its path and the fix."""
+    with pytest.raises(ConfigError) as exc:
+        parse_budget_config(json.dumps(doc), origin="BUDGET_CONFIG")
+    assert message in str(exc.value) and str(exc.value).startswith("BUDGET_CONFIG: invalid budget configuration")
+
+
 def test_bad_json_says_where() -> None:
     """Invalid JSON reports line and column."""
     with pytest.raises(ConfigError, match="line 1, column"):
