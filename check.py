@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import logs
-from alerts import health, rules, slack
+from alerts import health, limits, rules, slack
 from alerts.events import Event, Kind
 from alerts.rules import Scope
 from alerts.state import FileStore, GCSStore, Ledger, Store
@@ -89,6 +89,7 @@ class CheckOutcome:
 
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
+    deps = dataclasses.replace(deps, owner_ids=settings.budgets.owner_ids())  # whose spend limits to read
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     for provider in settings.budgets.configured():
@@ -222,6 +223,7 @@ def _evaluate(settings: Settings, results: list[SourceResult], now: dt.datetime,
     """The scopes and the events that hold now (the digest too, in its hour)."""
     scopes = rules.evaluate(settings.budgets, results, now)
     events = rules.budget_events(settings.budgets, scopes) + rules.spike_events(settings.budgets, scopes)
+    events += limits.limit_events(results)
     digest = rules.digest_event(settings.budgets, now)
     return CheckOutcome(now, results, scopes, events, dry_run=dry_run, digest=digest)
 

@@ -151,6 +151,8 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
     if counts.get("threshold"):
         crossed = [e for e in events if e.kind == "threshold" and e.severity == 3]
         head = crossed[0].headline() if len(crossed) == 1 else f"{len(crossed)} LLM budgets crossed a threshold"
+    elif counts.get("limit"):
+        head = "LLM provider spend limit ahead"
     elif counts.get("forecast"):
         head = "LLM spend projected above budget"
     elif counts.get("spike"):
@@ -215,6 +217,10 @@ def _account_line(r: SourceResult, scope: Scope | None) -> str:
     if rep.headroom is not None and rep.headroom.remaining_usd is not None:
         limit = f"{money(rep.headroom.limit_usd)} {spec(r.account.provider).title} limit"
         extra += f"  · {money(rep.headroom.remaining_usd)} left of its {limit}"
+    for h in rep.limits:
+        if h.remaining_usd is not None:
+            enforcing = " (enforcing)" if h.enforcing else ""
+            extra += f"  · {h.name}: {money(h.remaining_usd)} left of {money(h.limit_usd)}{enforcing}"
     return f"• *{r.account.label}* {money(rep.mtd_usd)}{budget}{extra}"
 
 
@@ -251,7 +257,9 @@ def _provider_blocks(
     rs = [r for r in results if r.account.provider == provider]
     lines = _scope_summary(pscope, show_today=True)
     lines.extend(_top_lines(rs))
-    if len(rs) > 1 or any(r.report is None or r.report.headroom or r.report.partial_reason for r in rs):
+    if len(rs) > 1 or any(
+        r.report is None or r.report.headroom or r.report.limits or r.report.partial_reason for r in rs
+    ):
         acc_scopes = {s.name: s for s in scopes if s.level == "account"}
         # Failed accounts first: they must survive truncation.
         ordered = sorted(rs, key=lambda r: r.report is not None)
