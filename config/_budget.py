@@ -174,7 +174,7 @@ class BudgetConfig(_Strict):
         return {p: tuple(sorted(d)) for p, d in out.items()}
 
     def owner_ids(self) -> dict[str, frozenset[str]]:
-        """Per account scope (`openai/prod`), the owner ids (projects, workspaces) the teams name there."""
+        """Per account scope (`<provider>/<label>`), the owner ids (projects, workspaces) the teams name there."""
         out: dict[str, set[str]] = {}
         for team in self.teams.values():
             for provider, block in team.match.blocks().items():
