@@ -89,7 +89,6 @@ class CheckOutcome:
 
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
-    deps = dataclasses.replace(deps, owner_ids=settings.budgets.owner_ids())  # whose spend limits to read
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     for provider in settings.budgets.configured():
@@ -357,4 +356,5 @@ def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:
         bigquery_emulator_host=settings.bigquery_emulator_host,
         deep_scan_hour_utc=settings.budgets.digest.hour_utc,  # the digest's hour, even with the digest off
         memo=StoreMemo(lambda: make_cache_store(settings)),
+        owner_ids=settings.budgets.owner_ids(),  # the owner ids whose provider limits a source reads
     )

@@ -421,3 +421,25 @@ def test_the_limit_alert_fires_once_a_month_across_hourly_runs(sim: Simulator, t
     # The limit was really reached within the replay (its line turned to "has reached"), and not said again.
     later = sim.scenario.expected_breakdown("openai/prod", now=dt.datetime(2026, 11, 30, 12, tzinfo=UTC))
     assert later["project_id"]["proj_lim"] > Decimal(1440)
+
+
+def test_the_projects_teams_name_reach_the_source_of_each_account_they_match() -> None:
+    """`owner_ids`: a team's project ids land on the accounts its match names (all of them when it names none)."""
+    from support import budgets
+
+    doc = budgets(
+        providers={
+            "openai": {
+                "budget_usd": 500,
+                "accounts": [{"label": "prod", "key_env": "A"}, {"label": "lab", "key_env": "B"}],
+            }
+        },
+        teams={
+            "search": {"budget_usd": 100, "match": {"openai": {"accounts": ["prod"], "project_ids": ["proj_s"]}}},
+            "support": {"budget_usd": 100, "match": {"openai": {"project_ids": ["proj_t"]}}},
+        },
+    )
+    assert doc.owner_ids() == {"openai/prod": {"proj_s", "proj_t"}, "openai/lab": {"proj_t"}}
+    env = {"BUDGET_CONFIG": doc.model_dump_json(exclude_none=True)}
+    settings = Settings.from_env(env)
+    assert default_deps(settings, SecretResolver(env=env)).owner_ids == doc.owner_ids()
