@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import logs
-from alerts import health, rules, slack
+from alerts import health, limits, rules, slack
 from alerts.events import Event, Kind
 from alerts.rules import Scope
 from alerts.state import FileStore, GCSStore, Ledger, Store
@@ -91,8 +91,10 @@ def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadli
     """Every configured account, fetched concurrently; failures are classified results.
 
     Each source keeps the joint cost cells the budget document needs (its teams' matches, the weekly
-    report's movers), whoever calls: a check, a benchmark, a replay."""
-    deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
+    report's movers) and knows the owner ids its teams name (whose provider limits it reads), whoever
+    calls: a check, a benchmark, a replay."""
+    budgets = settings.budgets
+    deps = dataclasses.replace(deps, cell_dims=budgets.cell_dims(), owner_ids=budgets.owner_ids())
     jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     for provider in settings.budgets.configured():
@@ -226,6 +228,7 @@ def _evaluate(settings: Settings, results: list[SourceResult], now: dt.datetime,
     """The scopes and the events that hold now (the digest too, in its hour)."""
     scopes = rules.evaluate(settings.budgets, results, now)
     events = rules.budget_events(settings.budgets, scopes) + rules.spike_events(settings.budgets, scopes)
+    events += limits.limit_events(results)
     digest = rules.digest_event(settings.budgets, now)
     return CheckOutcome(now, results, scopes, events, dry_run=dry_run, digest=digest)
 

@@ -223,6 +223,9 @@ class Headroom:
     name: str = ""  # "" for the account's own limit; else what it limits, e.g. "project proj_abc"
     match: tuple[tuple[str, str], ...] = ()  # the cells a sub-account limit covers, e.g. (("project", "proj_abc"),)
     enforcing: bool | None = None  # the provider says it is refusing requests now (None: not said)
+    refusal: str | None = None  # what requests get once it is reached, in the provider's words, e.g. "429
+    # (`project_spend_limit_exceeded`)"; None: reaching it refuses nothing we know of (no limit alert)
+    basis: str = ""  # how `used_usd` is measured when that is not the provider's own count of it
 
 
 @dataclasses.dataclass(frozen=True)

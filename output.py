@@ -8,6 +8,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from alerts.limits import views
 from alerts.rules import Scope
 from check import CheckOutcome
 from models import ZERO, SourceResult, usd, usd_plain
@@ -82,6 +83,17 @@ def _account_json(r: SourceResult) -> dict[str, Any]:
         acc["headroom"] = {
             k: _usd(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(rep.headroom).items()
         }
+    acc["limits"] = [
+        {
+            "name": v.headroom.name,
+            "limit_usd": _usd(v.headroom.limit_usd),
+            "used_usd": _usd(v.used_usd),
+            "remaining_usd": _usd(v.headroom.limit_usd - v.used_usd),
+            "enforcing": v.headroom.enforcing,
+            "crossing_day": v.crossing_day.isoformat() if v.crossing_day else None,
+        }
+        for v in views(r)
+    ]
     return acc
 
 

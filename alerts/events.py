@@ -12,6 +12,7 @@ uses to say each event exactly once:
     failure:<since>:<scope>              a source failing for N runs               once per streak
     recovery:<since>:<scope>             that source reporting again               once per streak
     digest:<day>                         the daily digest                          once per day
+    limit:<month>:<scope>                a provider's own limit reached before month end  once per month
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Kind(enum.StrEnum):
     FAILURE = "failure"
     RECOVERY = "recovery"
     DIGEST = "digest"
+    LIMIT = "limit"
 
 
 class Severity(enum.IntEnum):

@@ -153,6 +153,8 @@ def headline(events: Sequence[Event], digest: bool, now: dt.datetime) -> str:
         scopes = {e.scope for e in crossed}  # a scope's top percentage and top dollar amount are one budget
         top_one = max(crossed, key=_dollars) if crossed else None
         head = top_one.headline() if top_one and len(scopes) == 1 else f"{len(scopes)} LLM budgets crossed a threshold"
+    elif counts.get("limit"):
+        head = "LLM provider spend limit ahead"
     elif counts.get("forecast"):
         head = "LLM spend projected above budget"
     elif counts.get("spike"):
@@ -217,6 +219,10 @@ def _account_line(r: SourceResult, scope: Scope | None) -> str:
     if rep.headroom is not None and rep.headroom.remaining_usd is not None:
         limit = f"{money(rep.headroom.limit_usd)} {spec(r.account.provider).title} limit"
         extra += f"  · {money(rep.headroom.remaining_usd)} left of its {limit}"
+    for h in rep.limits:
+        if h.remaining_usd is not None:
+            enforcing = " (enforcing)" if h.enforcing else ""
+            extra += f"  · {h.name}: {money(h.remaining_usd)} left of {money(h.limit_usd)}{enforcing}"
     return f"• *{r.account.label}* {money(rep.mtd_usd)}{budget}{extra}"
 
 
@@ -253,7 +259,9 @@ def _provider_blocks(
     rs = [r for r in results if r.account.provider == provider]
     lines = _scope_summary(pscope, show_today=True)
     lines.extend(_top_lines(rs))
-    if len(rs) > 1 or any(r.report is None or r.report.headroom or r.report.partial_reason for r in rs):
+    if len(rs) > 1 or any(
+        r.report is None or r.report.headroom or r.report.limits or r.report.partial_reason for r in rs
+    ):
         acc_scopes = {s.name: s for s in scopes if s.level == "account"}
         # Failed accounts first: they must survive truncation.
         ordered = sorted(rs, key=lambda r: r.report is not None)

@@ -173,6 +173,16 @@ class BudgetConfig(_Strict):
                 out.setdefault(provider, set()).update(providers.spec(provider).mover_dims)
         return {p: tuple(sorted(d)) for p, d in out.items()}
 
+    def owner_ids(self) -> dict[str, frozenset[str]]:
+        """Per account scope (`<provider>/<label>`), the owner ids (projects, workspaces) the teams name there."""
+        out: dict[str, set[str]] = {}
+        for team in self.teams.values():
+            for provider, block in team.match.blocks().items():
+                ids = block.ids()
+                for label in (block.accounts or tuple(a.label for a in self.accounts(provider))) if ids else ():
+                    out.setdefault(f"{provider}/{label}", set()).update(ids or ())
+        return {scope: frozenset(ids) for scope, ids in out.items()}
+
     def configured(self) -> dict[str, ProviderBudget[Any]]:
         """The configured providers, in registry order."""
         return self.providers.configured()

@@ -197,6 +197,9 @@ class Deps:
     cell_dims: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """Per provider, the dimensions its report keeps joint in `CostReport.cells` (team matches, weekly
     movers); `check.fetch_all` sets it from the budget document. A provider not named keeps none."""
+    owner_ids: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    """Per account scope (`openai/prod`), the owner ids the budget document's teams name there (projects,
+    workspaces); `check.fetch_all` sets it. The OpenAI source reads those projects' spend limits."""
 
 
 def admin_key(

@@ -1,41 +1,66 @@
-"""OpenAI organisation costs: `GET /v1/organization/costs` (admin key).
+"""OpenAI organisation costs: `GET /v1/organization/costs` (admin key), plus the hard spend limits.
 
 Units: `amount.value` is a float in **dollars** (not cents). Buckets are UTC days. The window
 starts at the 1st 00:00 UTC exactly (a later start would make a partial first bucket) and ends at
 now (a future `end_time` has been reported to fail). `limit=31` makes a month one page; cursors are
 still followed.
+
+Headroom is context: the organisation's hard spend limit (`GET /v1/organization/spend_limit`) and
+those of the projects the teams name or that spent this month (`GET /v1/organization/projects/{id}/
+spend_limit`, at most `MAX_PROJECT_LIMITS`), in **integer cents**. A limit's failure is a note, never
+a failed account; only the GETs in `READ_CALLS` are ever sent.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import httpx
 from pydantic import AfterValidator, field_validator
 
 from errors import Cause, ProviderError
-from models import UTC, BillingPeriod, CostReport, Deadline, Freshness
+from models import UTC, ZERO, BillingPeriod, CostCell, CostReport, Deadline, Freshness, Headroom
 from providers._aggregate import CostAccumulator, fetch_month, reject_error_envelope, str_or_none, to_decimal
 from providers._http import count_requests, request_json
 from providers._spec import Deps, KeyedAccount, ProbeResult, ProviderSpec, TeamMatch, admin_key, glob_patterns
 
 __all__ = [
+    "MAX_PROJECT_LIMITS",
+    "ORG_SPEND_LIMIT",
     "PAGE_LIMIT",
     "PATH",
     "PROJECT_ID_RE",
+    "PROJECT_SPEND_LIMIT",
+    "READ_CALLS",
     "SPEC",
     "OpenAIAccount",
     "OpenAICosts",
     "OpenAITeamMatch",
+    "SpendLimit",
     "from_config",
+    "limit_projects",
     "parse_costs_page",
+    "parse_spend_limit",
     "probe",
 ]
 
 PATH = "/v1/organization/costs"
+COSTS = ("GET", PATH)
+ORG_SPEND_LIMIT = ("GET", "/v1/organization/spend_limit")
+PROJECT_SPEND_LIMIT = ("GET", "/v1/organization/projects/{project}/spend_limit")
+READ_CALLS: frozenset[tuple[str, str]] = frozenset({COSTS, ORG_SPEND_LIMIT, PROJECT_SPEND_LIMIT})
+"""Every (method, path template) this module may send. `_call` refuses anything else: the same paths
+take POST (create or replace a limit) and DELETE (remove it), which the alerter must never send."""
+MAX_PROJECT_LIMITS = 20  # project limits read per account and check: one request each
+LIMIT_WORKERS = 4  # concurrent limit reads (the org's, then the projects') beside the costs pages
 PAGE_LIMIT = 31
 KEY_ENV = "OPENAI_ADMIN_KEY"
 
@@ -110,6 +135,153 @@ def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
             )
 
 
+# --- hard spend limits (integer cents) ---------------------------------------------------------
+#
+# openai/openai-node src/resources/admin/organization/spend-limit.ts (OrganizationSpendLimit, commit
+# 04671d278ef1531692ae31a870251eec90f3c2d2) and .../projects/spend-limit.ts (ProjectSpendLimit, commit
+# 6369d9bb010aec7e9ef93394e7551f1c515d1e60), both generated from OpenAI's OpenAPI spec:
+#   object: 'organization.spend_limit' | 'project.spend_limit'
+#   threshold_amount: number   "The hard spend limit amount, in cents."
+#   currency: "Currently, only `USD` is supported."   interval: "Currently, only `month` is supported."
+#   enforcement.status: 'inactive' | 'enforcing' (an open string): "Whether the hard spend limit is
+#   currently enforcing."
+# No limit set: a 200 with threshold_amount 0 (a third-party copy of the API reference shows it), or a
+# 404; both read as "no limit", never as "$0 limit reached". At the limit, "affected API requests return
+# a `429` error with the `organization_spend_limit_exceeded` or `project_spend_limit_exceeded` code"
+# (https://developers.openai.com/api/docs/guides/spend-limits.md). Whether the spend OpenAI tracks
+# against it equals the Costs API's month-to-date is not documented: the headroom says which it uses.
+
+ORG_LIMIT_OBJECT = "organization.spend_limit"
+PROJECT_LIMIT_OBJECT = "project.spend_limit"
+ENFORCEMENT = {"enforcing": True, "inactive": False}
+MAX_CENTS = 10**15  # beyond any real limit: a unit or shape fault
+LIMIT_SOURCE = "OpenAI hard spend limit"
+LIMIT_BASIS = "by the Costs API's month-to-date"
+ORG_REFUSAL = "429 (`organization_spend_limit_exceeded`)"
+PROJECT_REFUSAL = "429 (`project_spend_limit_exceeded`)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpendLimit:
+    usd: Decimal
+    enforcing: bool | None  # None: a status this module does not know (the SDK's type is an open string)
+    status: str
+
+
+def parse_spend_limit(doc: dict[str, Any], *, object_type: str) -> SpendLimit | None:
+    """A `spend_limit` answer in USD; None when no limit is set (`threshold_amount` 0). Drift raises."""
+    what = object_type.replace(".", " ")
+    reject_error_envelope(doc, what)
+    if doc.get("object") != object_type:
+        got = repr(doc.get("object"))[:60]
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: expected object {object_type!r}, got {got}")
+    cents = doc.get("threshold_amount")
+    if not isinstance(cents, int) or isinstance(cents, bool) or not 0 <= cents < MAX_CENTS:
+        got = f"{type(cents).__name__} {repr(cents)[:40]}"
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: threshold_amount must be whole cents, got {got}")
+    currency, interval = doc.get("currency"), doc.get("interval")
+    if not isinstance(currency, str) or currency.upper() != "USD":
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: currency {repr(currency)[:20]} (only USD is documented)")
+    if interval != "month":
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: interval {repr(interval)[:20]} (only month is documented)")
+    enforcement = doc.get("enforcement")
+    status = enforcement.get("status") if isinstance(enforcement, dict) else None
+    if not isinstance(status, str):
+        raise ProviderError(Cause.BAD_RESPONSE, f"{what}: enforcement.status is missing")
+    if cents == 0:
+        return None
+    return SpendLimit(Decimal(cents) / 100, ENFORCEMENT.get(status), status)
+
+
+def limit_projects(
+    cells: Iterable[CostCell], named: Iterable[str], cap: int = MAX_PROJECT_LIMITS
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The projects whose limits to read: the ones the teams name, then the month's largest spenders,
+    `cap` in all; and the ones left out. Only well-formed project ids (they go into a path)."""
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    for c in cells:
+        if (p := c.get("project")) is not None:
+            spend[p] += c.amount
+    wanted = set(named)
+    ids = sorted(
+        (p for p in {*spend, *wanted} if PROJECT_ID_RE.match(p)),
+        key=lambda p: (p not in wanted, -spend.get(p, ZERO), p),
+    )
+    return tuple(ids[:cap]), tuple(ids[cap:])
+
+
+def _call(
+    client: httpx.Client, call: tuple[str, str], *, deadline: Deadline, project: str | None = None
+) -> dict[str, Any]:
+    """Send one of `READ_CALLS`; anything else is refused before it leaves the process."""
+    if call not in READ_CALLS:
+        raise ValueError(f"{call[0]} {call[1]} is not a read call the alerter may make")
+    method, template = call
+    path = template.format(project=quote(project or "", safe=""))
+    return request_json(client, method, path, deadline=deadline)
+
+
+def _read_limit(
+    future: concurrent.futures.Future[dict[str, Any]], object_type: str
+) -> tuple[SpendLimit | None, ProviderError | None]:
+    try:
+        return parse_spend_limit(future.result(), object_type=object_type), None
+    except ProviderError as exc:
+        if exc.cause == Cause.NOT_FOUND:
+            return None, None  # no limit set (or spend limits not offered to this organisation)
+        return None, exc
+
+
+def _headroom(limit: SpendLimit, used: Decimal, *, name: str = "", project: str | None = None) -> Headroom:
+    return Headroom(
+        limit_usd=limit.usd,
+        used_usd=used,
+        remaining_usd=limit.usd - used,
+        source=LIMIT_SOURCE,
+        name=name,
+        match=(("project", project),) if project else (),
+        enforcing=limit.enforcing,
+        refusal=PROJECT_REFUSAL if project else ORG_REFUSAL,
+        basis=LIMIT_BASIS,
+    )
+
+
+def _limits(
+    report: CostReport,
+    org: concurrent.futures.Future[dict[str, Any]],
+    projects: Mapping[str, concurrent.futures.Future[dict[str, Any]]],
+    skipped: tuple[str, ...],
+) -> tuple[Headroom | None, tuple[Headroom, ...], tuple[str, ...]]:
+    """The account's and the projects' headroom, and notes on what could not be read."""
+    notes: list[str] = []
+    org_limit, err = _read_limit(org, ORG_LIMIT_OBJECT)
+    if err is not None:
+        notes.append(f"spend-limit context unavailable: organization: {err.cause.describe}")
+    if org_limit is not None and org_limit.enforcing is None:
+        notes.append(f"organization spend limit: unknown enforcement status {org_limit.status[:40]!r}")
+    room = _headroom(org_limit, report.mtd_usd) if org_limit is not None else None
+    used: dict[str, Decimal] = defaultdict(Decimal)
+    for c in report.cells:
+        if (p := c.get("project")) is not None:
+            used[p] += c.amount
+    rooms: list[Headroom] = []
+    failed: dict[str, list[str]] = defaultdict(list)
+    for project, future in projects.items():
+        limit, err = _read_limit(future, PROJECT_LIMIT_OBJECT)
+        if err is not None:
+            failed[err.cause.describe].append(project)
+        elif limit is not None:
+            rooms.append(_headroom(limit, used.get(project, ZERO), name=f"project {project}", project=project))
+    for cause, ids in failed.items():
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        notes.append(f"spend-limit context unavailable: {len(ids)} project(s) ({cause}): {shown}")
+    if skipped:
+        notes.append(
+            f"spend limits of {len(skipped)} more project(s) not read (at most {MAX_PROJECT_LIMITS} per check)"
+        )
+    return room, tuple(rooms), tuple(notes)
+
+
 @dataclasses.dataclass
 class OpenAICosts:
     account: OpenAIAccount
@@ -132,13 +304,26 @@ class OpenAICosts:
             ("group_by", "project_id"),
         ]
         headers = {"Authorization": f"Bearer {key}"}
-        with self.deps.http_factory(self.deps.base_urls[SPEC.name], headers=headers) as client:
+        # The project limits are matched to cells by project: keep it, beside what the teams asked for.
+        dims = tuple(sorted({*(self.deps.cell_dims.get(SPEC.name) or ()), "project"}))
+        named = self.deps.owner_ids.get(f"{SPEC.name}/{self.account.label}", frozenset())
+        with (
+            self.deps.http_factory(self.deps.base_urls[SPEC.name], headers=headers) as client,
+            concurrent.futures.ThreadPoolExecutor(LIMIT_WORKERS, thread_name_prefix="openai-limits") as pool,
+        ):
             sent = count_requests(client)
+            org = pool.submit(_call, client, ORG_SPEND_LIMIT, deadline=deadline)  # alongside the costs pages
             acc = fetch_month(
                 client, PATH, params, parse_costs_page, period,
-                deadline=deadline, limits=(PAGE_LIMIT, 1), cell_dims=self.deps.cell_dims.get(SPEC.name),
+                deadline=deadline, limits=(PAGE_LIMIT, 1), cell_dims=dims,
             )  # fmt: skip
-        return acc.report(Freshness(period.now, "near real-time; today's bucket is still growing"), requests=sent.value)
+            report = acc.report(Freshness(period.now, "near real-time; today's bucket is still growing"), requests=0)
+            wanted, skipped = limit_projects(report.cells, named)
+            calls = {p: pool.submit(_call, client, PROJECT_SPEND_LIMIT, project=p, deadline=deadline) for p in wanted}
+            room, rooms, notes = _limits(report, org, calls, skipped)
+        return dataclasses.replace(
+            report, headroom=room, limits=rooms, notes=(*report.notes, *notes), requests=sent.value
+        )
 
 
 def from_config(account: Any, deps: Deps) -> OpenAICosts:

@@ -1,20 +1,33 @@
-"""OpenAI `GET /v1/organization/costs`, as provider-apis.md section 1.1 describes it.
+"""OpenAI `GET /v1/organization/costs`, as provider-apis.md section 1.1 describes it, and the hard
+spend limits `GET /v1/organization/spend_limit` and `GET /v1/organization/projects/{id}/spend_limit`.
 
 Amounts are dollars (JSON floats), buckets are UTC days (a non-midnight `start_time` makes a partial
 first bucket), empty days carry `results: []`, and `limit` counts buckets (default 7, 1..180).
+
+Spend limits answer the SDK's `OrganizationSpendLimit` / `ProjectSpendLimit` (openai/openai-node
+`src/resources/admin/organization/spend-limit.ts`, `.../projects/spend-limit.ts`): `threshold_amount`
+in whole cents, `currency` "USD", `interval` "month", `enforcement.status` "enforcing" once the
+simulated month-to-date has reached the limit, else "inactive". An unset limit answers threshold 0,
+inactive; a project configured as `null` (or unknown to the account) answers 404. POST and DELETE (the
+real API's create/replace and delete) answer 405 and are logged `mutating`. Data faults:
+`drift_amount_type` (threshold_amount as a string), `foreign_currency` (EUR), `drift_missing_data`,
+`truncated_json`; the status faults (e.g. `error_envelope_200`) apply as everywhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
 from simulator._server import Reply, Request, json_reply
 from simulator._wire import Body, Ctx, PageSlice, bearer_key, finish, list_param, paginate
-from simulator.scenario import DAY, UTC, Account, utc_day_start
+from simulator.scenario import DAY, UTC, Account, month_start_of, utc_day_start
 
 COSTS_PATH = "/v1/organization/costs"
+SPEND_LIMIT_PATH = "/v1/organization/spend_limit"
+PROJECT_SPEND_LIMIT_RE = re.compile(r"^/v1/organization/projects/(?P<project>[^/]+)/spend_limit$")
 GROUPS: tuple[str, ...] = ("project_id", "line_item", "api_key_id")
 USD_PER_TOKEN = Decimal("0.0000025")  # only to fill the decorative `quantity` field
 DEFAULT_LIMIT, MAX_LIMIT = 7, 180
@@ -189,3 +202,51 @@ def _result(values: dict[str, str | None], amount: Decimal, group_by: list[str],
         "quantity": float(int(amount / USD_PER_TOKEN)) if by_line else None,
         "quantity_unit": "tokens" if by_line else None,
     }
+
+
+# --- hard spend limits (whole cents) ----------------------------------------------------------------
+
+
+def is_spend_limit(path: str) -> bool:
+    return path == SPEND_LIMIT_PATH or PROJECT_SPEND_LIMIT_RE.match(path) is not None
+
+
+def is_mutating(request: Request) -> bool:
+    """A spend-limit write (POST create/replace, DELETE): the alerter must never send one."""
+    return is_spend_limit(request.path) and request.method != "GET"
+
+
+def spend_limit(request: Request, account: Account, ctx: Ctx) -> Reply:
+    if request.method != "GET":
+        return error(
+            405, f"The simulator does not let {request.method} change spend limits.", type_="invalid_request_error"
+        )
+    match = PROJECT_SPEND_LIMIT_RE.match(request.path)
+    project = match["project"] if match else None
+    if project is None:
+        limit, object_type = account.spend_limit_usd, "organization.spend_limit"
+    else:
+        projects = {c.values.get("project_id") for c in account.cells}
+        if account.project_spend_limits.get(project, Decimal(0)) is None or (
+            project not in projects and project not in account.project_spend_limits
+        ):
+            return error(404, f"No spend limit found for project '{project}'.", code="not_found")
+        limit, object_type = account.project_spend_limits.get(project), "project.spend_limit"
+    cents = int((limit or Decimal(0)) * 100)
+    used = _month_to_date(account, ctx, project)
+    payload: dict[str, Any] = {
+        "object": object_type,
+        "threshold_amount": str(cents) if ctx.mode == "drift_amount_type" else cents,
+        "currency": "EUR" if ctx.mode == "foreign_currency" else "USD",
+        "interval": "month",
+        "enforcement": {"status": "enforcing" if cents and used * 100 >= cents else "inactive"},
+    }
+    return finish(Body(payload, "threshold_amount"), ctx.mode, {"x-request-id": ctx.request_id})
+
+
+def _month_to_date(account: Account, ctx: Ctx, project: str | None) -> Decimal:
+    amounts = account.window(month_start_of(ctx.now), ctx.now, ctx.visible_until)
+    return sum(
+        (a for c, a in zip(account.cells, amounts, strict=True) if project in (None, c.values.get("project_id"))),
+        Decimal(0),
+    )

@@ -56,10 +56,12 @@ DATA_FAULTS: tuple[str, ...] = (
     "absurd_amounts",
     "limit_reached",
     "proto3_omit_defaults",
+    "foreign_currency",
 )
 PROVIDER_FAULT_MODES: tuple[str, ...] = STATUS_FAULTS + DATA_FAULTS
 PAGINATED_ONLY: frozenset[str] = frozenset({"pagination_loop", "endless_has_more"})  # openai, anthropic
 XAI_ONLY: frozenset[str] = frozenset({"limit_reached", "proto3_omit_defaults"})
+OPENAI_LIMITS_ONLY: frozenset[str] = frozenset({"foreign_currency"})  # arm with endpoint="spend_limit"
 
 SLACK_FAULT_MODES: tuple[str, ...] = (
     "http_429",

@@ -47,6 +47,7 @@ from simulator._wire import Ctx, Emitter, bearer_key
 from simulator.faults import (
     DATA_FAULTS,
     DRIP_INTERVAL_S,
+    OPENAI_LIMITS_ONLY,
     PAGINATED_ONLY,
     PROVIDER_FAULT_MODES,
     STATUS_FAULTS,
@@ -71,6 +72,8 @@ class Wire:
 
 
 def _openai_answer(request: Request, account: Account, ctx: Ctx) -> Reply:
+    if _openai.is_spend_limit(request.path):
+        return _openai.spend_limit(request, account, ctx)
     if request.path != _openai.COSTS_PATH:
         return _openai.not_found(request)
     return _openai.costs(request, account, ctx)
@@ -216,6 +219,8 @@ class SimState(LatencyKnob):
             raise ValueError(f"{mode} applies to the paginated OpenAI and Anthropic endpoints only")
         if mode in XAI_ONLY and provider != "xai":
             raise ValueError(f"{mode} applies to xAI usage only")
+        if mode in OPENAI_LIMITS_ONLY and provider != "openai":
+            raise ValueError(f"{mode} applies to OpenAI spend limits only (endpoint='spend_limit')")
         labels = {a.label for a in self.scenario.accounts if a.provider == provider}
         if account is not None and account not in labels:
             raise ValueError(f"no {provider} account labelled {account!r} in the scenario")
@@ -310,6 +315,7 @@ class SimState(LatencyKnob):
                 "status": reply.status if reply.action is None else None,
                 "fault": fault,
                 "mutating": (provider == "xai" and _xai.is_mutating(request))
+                or (provider == "openai" and _openai.is_mutating(request))
                 or (provider == "openrouter" and request.method != "GET"),
             }
         )
@@ -401,7 +407,8 @@ class ProviderHandler(Handler):
             return _status_fault(wire, fault, request_id), account, fault.mode
         if account is None:
             return wire.unauthorized(key, request_id), None, None
-        fault = None if _xai.is_mutating(request) else state.take_fault(provider, label, request.path, DATA_FAULTS)
+        writes = _xai.is_mutating(request) or _openai.is_mutating(request)
+        fault = None if writes else state.take_fault(provider, label, request.path, DATA_FAULTS)
         mode = fault.mode if fault else None
         now = state.now()
         ctx = Ctx(

@@ -131,6 +131,8 @@ class Account:
     team_id: str | None = None  # xAI
     spending_limit_usd: Decimal | None = None  # xAI postpaid limit
     prepaid_credit_usd: Decimal = Decimal(0)  # xAI prepaid credit bought this month
+    spend_limit_usd: Decimal | None = None  # OpenAI organisation hard limit (None: not set)
+    project_spend_limits: Mapping[str, Decimal | None] = dataclasses.field(default_factory=dict)  # OpenAI; None: 404
     _hourly: dict[dt.date, tuple[tuple[Decimal, ...], ...]] = dataclasses.field(
         default_factory=dict, init=False, repr=False
     )
@@ -433,6 +435,7 @@ def _cells(provider: str, raw: object, where: str) -> tuple[tuple[Cell, ...], di
 
 _ACCOUNT_FIELDS = frozenset(
     {"provider", "label", "key", "team_id", "spend", "breakdown", "spending_limit_usd", "prepaid_credit_usd", "notes"}
+    | {"spend_limit_usd", "project_spend_limits"}  # OpenAI hard spend limits
 )
 
 
@@ -463,4 +466,22 @@ def _account(raw: object, where: str) -> Account:
         team_id=team_id if provider == "xai" else None,
         spending_limit_usd=_decimal(limit, f"{where}.spending_limit_usd") if limit is not None else None,
         prepaid_credit_usd=_decimal(raw.get("prepaid_credit_usd", 0), f"{where}.prepaid_credit_usd"),
+        **_spend_limits(provider, raw, where),
     )
+
+
+def _spend_limits(provider: str, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """OpenAI `spend_limit_usd` and `project_spend_limits` ({project id: USD, or null for a 404})."""
+    org, projects = raw.get("spend_limit_usd"), raw.get("project_spend_limits", {})
+    if provider != "openai":
+        if org is not None or projects:
+            raise ScenarioError(f"{where}: spend_limit_usd and project_spend_limits are OpenAI fields")
+        return {}
+    if not isinstance(projects, Mapping) or not all(isinstance(p, str) and p for p in projects):
+        raise ScenarioError(f"{where}.project_spend_limits: maps a project id to USD (null: no limit, a 404)")
+    return {
+        "spend_limit_usd": None if org is None else _decimal(org, f"{where}.spend_limit_usd"),
+        "project_spend_limits": {
+            p: None if v is None else _decimal(v, f"{where}.project_spend_limits.{p}") for p, v in projects.items()
+        },
+    }

@@ -25,7 +25,15 @@ def _period(now: dt.datetime = NOW) -> BillingPeriod:
 
 
 def _fetch(handler: Any, now: dt.datetime = NOW) -> Any:
-    src = OpenAICosts(OpenAIAccount(), make_deps(handler))
+    """Fetch with `handler` answering the Costs API; the spend-limit reads (tests/test_spend_limits.py)
+    answer 404, no limit, and never reach it."""
+
+    def costs_only(req: httpx.Request) -> httpx.Response:
+        if req.url.path.endswith("/spend_limit"):
+            return httpx.Response(404, json={"error": {"message": "No spend limit.", "type": "invalid_request_error"}})
+        return handler(req)
+
+    src = OpenAICosts(OpenAIAccount(), make_deps(costs_only))
     return src.fetch(src.billing_period(now), Deadline(30))
 
 
@@ -110,7 +118,7 @@ def test_follows_next_page_over_three_pages() -> None:
         return httpx.Response(200, json=pages[req.url.params.get("page")])
 
     rep = _fetch(handler)
-    assert rep.mtd_usd == Decimal("3.755") and rep.requests == 3
+    assert rep.mtd_usd == Decimal("3.755") and rep.requests == 3 + 2  # + the org's and proj_a's spend limits
     q = seen[0].url.params
     assert q["start_time"] == str(int(dt.datetime(2026, 11, 1, tzinfo=UTC).timestamp()))
     assert q["end_time"] == str(int(NOW.timestamp()))
@@ -195,7 +203,7 @@ def test_a_month_too_large_for_one_page_is_fetched_a_day_per_page(monkeypatch: p
 
     rep = _fetch(handler)
     assert rep.mtd_usd == Decimal("0.75")
-    assert [r.url.params["limit"] for r in seen] == ["31", "1", "1", "1"] and rep.requests == 4
+    assert [r.url.params["limit"] for r in seen] == ["31", "1", "1", "1"] and rep.requests == 4 + 2  # + 2 limits
 
 
 def test_a_single_day_over_the_cap_still_fails_classified(monkeypatch: pytest.MonkeyPatch) -> None:
