@@ -212,6 +212,20 @@ def test_destinations_and_the_slack_webhook_variables_together_are_a_config_erro
     world["settings"].require_slack()  # each destination names its own webhook: nothing more to require
 
 
+def test_doctor_reads_and_tests_each_destinations_webhook(world: dict[str, Any]) -> None:
+    """doctor: one secret row and one Slack row per destination; an unset variable fails that row alone."""
+    import doctor
+
+    env = {k: v for k, v in world["env"].items() if k != "HOOK_SUPPORT"}
+    report = doctor.run(env, post_test=True, now=NOW)
+    rows = {(r.check, r.target): r for r in report.rows}
+    assert rows[("secret", "slack webhook finops")].status == "ok"
+    assert rows[("secret", "slack webhook support")].status == "fail"
+    assert "HOOK_SUPPORT" in rows[("secret", "slack webhook support")].detail
+    assert rows[("slack", "webhook search")].status == "ok" and rows[("slack", "webhook support")].status == "skip"
+    assert [len(world["slack"][d].messages()) for d in ("finops", "search", "support")] == [1, 1, 0]
+
+
 # --- five concurrent checks against GCS -----------------------------------------------------------
 
 
