@@ -9,9 +9,9 @@ an OS lock, or a GCS object written with `if_generation_match`. Protocol for one
    first the write fails (`StateConflict`): re-read and re-decide — the events it claimed are no
    longer ours to send. Of five checks started together, exactly one wins each event;
 3. **post** the message with the claimed events;
-4. **confirm**: on success mark them `sent`; on failure release them as `pending` (with the
-   cause), so a later run delivers them once Slack is back. Confirm/release re-read and retry on
-   conflict, and only touch events still claimed by this run.
+4. **settle**: mark the posted ones `sent` and release the others as `pending` (with the cause),
+   so a later run delivers them once Slack is back, in one write. Settling re-reads and retries on
+   conflict, and only touches events still claimed by this run.
 
 A read is one request (the download names the generation it served), and a read that loses a race
 is a conflict like a lost write: re-read and re-decide. A write whose answer was lost and whose retry
@@ -36,6 +36,16 @@ the previous object generation (the bucket is versioned) or deleting the object 
 
 Events are filed by month; months older than the previous one are dropped, so a new month starts
 clean while last month's record stays until it cannot matter any more.
+
+Exactly once holds per (event, Slack destination) (`claim_deliveries`, `alerts.routing`): the entry
+of an event for the default destination keeps the event's key, for any other destination it is
+`<key>@<destination>`, and the entry names its destination in `dest` (an entry without `dest`, as
+every document before destinations, is the default's). One claim covers all destinations; after the
+concurrent posts, `settle` marks what each destination took as sent and releases the rest pending
+in one conditional write, so one destination down delays nothing for the others. A pending entry
+whose destination left the budget document is marked `dropped` (never posted, never retried). The
+`dest` field and the `dropped` status are optional additions to version 2: a build from before them
+refuses a document that uses them (it posts nothing, never twice), like a rollback over version 2.
 """
 
 from __future__ import annotations
