@@ -8,7 +8,7 @@ Pure: built from the budget document (`Routes.of`), asked about scope names and 
     team/<name>                    the team's `notify`, else the default
     total, unassigned              the default
     failure / recovery of an account   the account's destinations ∪ those of every team reaching it
-    digest                         every destination, each message with its own scopes
+    digest                         every destination that shows a scope, each message with its own
     weekly                         `weekly_report.destinations`, else every destination
 
 `copy_all_to_default` adds the default to everything. A scope with a suffix after ":" (a provider
@@ -66,6 +66,7 @@ class Routes:
     provider_of: Mapping[str, str]  # account scope → provider
     reaching: Mapping[str, tuple[str, ...]]  # account scope → team scopes whose match reaches it
     weekly: tuple[str, ...]
+    with_scopes: tuple[str, ...]  # the destinations some scope is routed to (the default always)
 
     @classmethod
     def of(cls, budgets: BudgetConfig) -> Routes:
@@ -97,6 +98,7 @@ class Routes:
             provider_of=provider_of,
             reaching={k: tuple(v) for k, v in reaching.items()},
             weekly=weekly or names,
+            with_scopes=tuple(d for d in names if d == budgets.default_dest or any(d in v for v in explicit.values())),
         )
 
     def of_scope(self, scope: str) -> tuple[str, ...]:
@@ -110,8 +112,8 @@ class Routes:
     def of_event(self, event: Event) -> tuple[str, ...]:
         """The destinations `event` is delivered to."""
         kind = str(event.kind)
-        if kind in BROADCAST:
-            return self.names
+        if kind in BROADCAST:  # a destination named only by the weekly report has no scope to digest
+            return self.with_scopes
         if kind == WEEKLY:
             return self._ordered(self.weekly)
         dests = list(self.of_scope(event.scope))

@@ -95,6 +95,14 @@ def test_the_digest_goes_to_every_destination() -> None:
     assert routes().of_event(digest) == ("finops", "search", "support", "research")
 
 
+def test_a_destination_without_scopes_gets_no_digest() -> None:
+    """A destination only the weekly report names shows no scope, so the daily digest skips it."""
+    digest = Event("digest:2026-11-28", Kind.DIGEST, "total", "2026-11", "digest", Severity.INFO)
+    dests = {**DESTINATIONS, "weekly-only": {"webhook_env": "SLACK_WEEKLY_WEBHOOK_URL"}}
+    r = routes(destinations=dests, weekly_report={"destinations": ["weekly-only"]})
+    assert r.of_event(digest) == ("finops", "search", "support", "research")
+
+
 def test_copy_all_to_default_adds_the_default_to_everything() -> None:
     """With copy_all_to_default the default destination also gets every routed alert and shows every scope."""
     r = routes(copy_all_to_default=True)
