@@ -214,7 +214,9 @@ def run_check(
     store: Store | None = None,
     webhook_url: str | None = None,
 ) -> CheckOutcome:
-    """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring)."""
+    """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring).
+
+    `webhook_url` replaces the default destination's webhook (tests); the others keep their own."""
     started = time.monotonic()
     now = require_aware(now)
     if dry_run and deps.memo is not None:

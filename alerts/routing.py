@@ -12,7 +12,7 @@ Pure: built from the budget document (`Routes.of`), asked about scope names and 
     weekly                         `weekly_report.destinations`, else every destination
 
 `copy_all_to_default` adds the default to everything. A scope with a suffix after ":" (a provider
-limit's `openai/prod:proj_abc`) is routed as the account before it. A destination *shows* the
+limit's `<provider>/<label>:<project>`) is routed as the account before it. A destination *shows* the
 scopes routed to it: the default shows the total, unassigned and whatever is not routed elsewhere
 (everything, with `copy_all_to_default`).
 """
