@@ -1,14 +1,16 @@
 """One check: billing windows → fetch every account concurrently → evaluate → say what is new → post.
 
     settings ─► sources (threads, one deadline) ─► rules.evaluate ─► events
-                                                        │
-    state.Ledger.claim (CAS) ◄──────────────────────────┘
-           │ owned events
+                                                        │ routing: (event, destination) pairs
+    state.Ledger.claim_deliveries (CAS) ◄───────────────┘
+           │ owned deliveries, grouped by destination
            ▼
-    slack.render ─► slack.deliver ─► Ledger.confirm | Ledger.release (pending, retried next run)
+    slack.render (one message per destination) ─► slack.deliver (all destinations at once, threads)
+           ─► Ledger.settle (one write: sent, and released as pending to retry next run)
 
-A failing account becomes a failed `SourceResult` (never $0) and never stops the others. A config or
-state error stops the check before anything is posted.
+A failing account becomes a failed `SourceResult` (never $0) and never stops the others. A failing
+destination keeps only its own deliveries pending. A config or state error stops the check before
+anything is posted.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from typing import Any
 import logs
 from alerts import health, limits, rules, slack
 from alerts.events import Event, Kind
+from alerts.routing import Delivery, Routes
 from alerts.rules import Scope
 from alerts.state import FileStore, GCSStore, Ledger, Store
 from config import SecretResolver, Settings
+from config._teams import IMPLICIT_DESTINATION
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries, import_while_waiting
@@ -38,6 +42,7 @@ __all__ = [
     "FETCH_GRACE_S",
     "NOTIFY_RESERVE_S",
     "CheckOutcome",
+    "DestinationResult",
     "default_deps",
     "fetch_all",
     "make_cache_store",
@@ -51,18 +56,33 @@ FETCH_GRACE_S = 1.0  # past the sources' deadline, for a fetch to report its own
 
 
 @dataclasses.dataclass
+class DestinationResult:
+    """What one Slack destination got from this check."""
+
+    posted: bool = False
+    delivered: list[str] = dataclasses.field(default_factory=list)  # delivery keys posted to it
+    pending: list[str] = dataclasses.field(default_factory=list)  # ... left for a later run
+    error: str | None = None
+    permanent: str | None = None  # the Cause of a refusal that retrying will not fix
+    fix: str | None = None
+
+
+@dataclasses.dataclass
 class CheckOutcome:
     now: dt.datetime
     results: list[SourceResult]
     scopes: list[Scope]
     events_now: list[Event]  # everything the rules say holds now (new or not)
-    delivered: list[str] = dataclasses.field(default_factory=list)  # keys posted by this run
-    pending: list[str] = dataclasses.field(default_factory=list)  # keys left for a later run
-    payload: dict[str, Any] | None = None  # the Slack message (posted, or rendered in a dry run)
-    posted: bool = False
-    notify_error: str | None = None
+    delivered: list[str] = dataclasses.field(default_factory=list)  # delivery keys posted by this run
+    pending: list[str] = dataclasses.field(default_factory=list)  # delivery keys left for a later run
+    payload: dict[str, Any] | None = None  # the default destination's message (else the first one's)
+    posted: bool = False  # at least one destination took its message
+    notify_error: str | None = None  # every failing destination's error (prefixed by its name when several)
     notify_permanent: str | None = None  # the Cause of a Slack refusal that retrying will not fix
     notify_fix: str | None = None  # what to do about it
+    deliveries: dict[str, DestinationResult] = dataclasses.field(default_factory=dict)  # per destination
+    payloads: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # per destination
+    dropped: list[str] = dataclasses.field(default_factory=list)  # pending to a destination no longer configured
     state_error: str | None = None
     dry_run: bool = False
     elapsed_s: float = 0.0
@@ -200,7 +220,9 @@ def run_check(
     store: Store | None = None,
     webhook_url: str | None = None,
 ) -> CheckOutcome:
-    """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring)."""
+    """Run one check at instant `now`: fetch → evaluate → claim → render → post → settle (module docstring).
+
+    `webhook_url` replaces the default destination's webhook (tests); the others keep their own."""
     started = time.monotonic()
     now = require_aware(now)
     if dry_run and deps.memo is not None:
@@ -208,19 +230,25 @@ def run_check(
     results = fetch_all(settings, deps, now, Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S)))
     outcome = _evaluate(settings, results, now, dry_run)
     ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
+    routes = Routes.of(settings.budgets)
     try:
-        owned = _owned(ledger, outcome, settings)
+        owned = _owned(ledger, outcome, settings, routes)
     except StateError as exc:
         outcome.state_error = str(exc)
         logs.event(log, logging.ERROR, "alert state unusable; nothing posted", error=str(exc))
         outcome.elapsed_s = time.monotonic() - started
         return outcome
     if owned:
-        outcome.payload = _render(outcome, owned)
+        by_dest = _by_destination(owned, routes)
+        outcome.deliveries = {dest: DestinationResult() for dest in by_dest}
+        outcome.payloads = {dest: _render(outcome, mine, routes, dest) for dest, mine in by_dest.items()}
+        outcome.payload = outcome.payloads.get(routes.default) or next(iter(outcome.payloads.values()))
         if dry_run:
             outcome.pending = sorted(owned)
+            for dest, mine in by_dest.items():
+                outcome.deliveries[dest].pending = sorted(mine)
         else:
-            _deliver(outcome, ledger, owned, settings, deps, webhook_url, started)
+            _deliver(outcome, ledger, by_dest, settings, deps, webhook_url, started, routes)
     return _finish(outcome, started)
 
 
@@ -233,23 +261,42 @@ def _evaluate(settings: Settings, results: list[SourceResult], now: dt.datetime,
     return CheckOutcome(now, results, scopes, events, dry_run=dry_run, digest=digest)
 
 
-def _owned(ledger: Ledger, outcome: CheckOutcome, settings: Settings) -> dict[str, Event]:
-    """The events this run says: claimed in state (with the health bookkeeping), or in a dry run
-    the ones not sent yet, claiming nothing."""
+def _owned(ledger: Ledger, outcome: CheckOutcome, settings: Settings, routes: Routes) -> dict[str, Delivery]:
+    """The (event, destination) pairs this run says: claimed in state (with the health
+    bookkeeping), or in a dry run the ones not sent yet, claiming nothing."""
     wanted = [*outcome.events_now, *([outcome.digest] if outcome.digest else [])]
     if outcome.dry_run:
-        return ledger.unsent(wanted)
+        return ledger.unsent_deliveries(wanted, routes.of_event, default=routes.default)
     change = health.bookkeeping(outcome.results, outcome.now, settings.budgets.failure_notice_after_runs)
-    return ledger.claim_events(wanted, outcome.now, change)
+    owned = ledger.claim_deliveries(
+        wanted, outcome.now, routes.of_event, default=routes.default, destinations=routes.names, health=change
+    )
+    if ledger.dropped:
+        outcome.dropped = ledger.dropped
+        logs.event(
+            log,
+            logging.WARNING,
+            "pending alerts dropped: their Slack destination is no longer in the budget document",
+            dropped=ledger.dropped,
+        )
+    return owned
 
 
-def _render(outcome: CheckOutcome, owned: dict[str, Event]) -> dict[str, Any]:
-    """The Slack message for the owned events. An event the rules derived again this run is said as
-    they say it now, labelled with its delivery history; the others as stored."""
+def _by_destination(owned: dict[str, Delivery], routes: Routes) -> dict[str, dict[str, Delivery]]:
+    """The owned deliveries grouped by destination, in document order."""
+    out: dict[str, dict[str, Delivery]] = {d: {} for d in routes.names}
+    for key, d in sorted(owned.items()):
+        out.setdefault(d.dest, {})[key] = d
+    return {dest: mine for dest, mine in out.items() if mine}
+
+
+def _render(outcome: CheckOutcome, owned: dict[str, Delivery], routes: Routes, dest: str) -> dict[str, Any]:
+    """`dest`'s Slack message: its owned events and the scopes it shows. An event the rules derived
+    again this run is said as they say it now, labelled with its delivery history; the others as stored."""
     current = {e.key: e for e in outcome.events_now}
     to_say = [
-        dataclasses.replace(current[k], delayed=e.delayed, uncertain=e.uncertain) if k in current else e
-        for k, e in owned.items()
+        dataclasses.replace(current[e.key], delayed=e.delayed, uncertain=e.uncertain) if e.key in current else e
+        for e in (d.event for d in owned.values())
     ]
     msg = slack.MessageInput(
         now=outcome.now,
@@ -257,6 +304,7 @@ def _render(outcome: CheckOutcome, owned: dict[str, Event]) -> dict[str, Any]:
         results=outcome.results,
         events=to_say,
         digest=any(e.kind == Kind.DIGEST for e in to_say),
+        shown=routes.shown(dest, [s.name for s in outcome.scopes]),
     )
     try:
         return slack.render(msg)
@@ -284,73 +332,164 @@ def _finish(outcome: CheckOutcome, started: float) -> CheckOutcome:
 def _deliver(
     outcome: CheckOutcome,
     ledger: Ledger,
-    owned: dict[str, Event],
+    by_dest: dict[str, dict[str, Delivery]],
     settings: Settings,
     deps: Deps,
     webhook_url: str | None,
     started: float,
+    routes: Routes,
 ) -> None:
-    """Post the rendered message, then confirm the owned events, or release them pending."""
-    assert outcome.payload is not None
+    """Post every destination's message at once, then settle all of them in one state write: a
+    destination's deliveries are sent when it took its message, released pending when it did not."""
+
+    def left() -> float:
+        return settings.deadline_s - (time.monotonic() - started)
+
+    answers = _post_all(outcome.payloads, settings, deps, webhook_url, routes.default, left)
+    several = len(routes.names) > 1
+    sent: dict[str, dict[str, Any]] = {}
+    released: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for dest, mine in by_dest.items():
+        res, answer = outcome.deliveries[dest], answers[dest]
+        named = f"{dest}: " if several else ""
+        if isinstance(answer, NotifyError | SecretError):  # nothing was posted to it
+            released.update(_release(res, dest, mine, answer, several))
+            errors.append(named + str(res.error))
+            if res.permanent and outcome.notify_permanent is None:
+                outcome.notify_permanent, outcome.notify_fix = res.permanent, res.fix
+            continue
+        res.posted, res.delivered = True, sorted(mine)
+        sent.update({k: {"month": d.event.month} for k, d in mine.items()})
+        if (rejected := answer.rejected) is not None:  # the plain-text fallback was posted
+            res.error = f"{rejected}; posted as plain text instead"
+            errors.append(named + res.error)
+            logs.event(
+                log,
+                logging.ERROR,
+                "Slack rejected the formatted message; its alerts were posted as plain text",
+                destination=dest,
+                cause=rejected.cause.value,
+                error=str(rejected),
+                fix=rejected.fix,
+            )
+    outcome.posted = any(r.posted for r in outcome.deliveries.values())
+    outcome.delivered, outcome.pending = sorted(sent), sorted(released)
+    outcome.notify_error = "; ".join(errors) or None
     try:
-        url = webhook_url or _webhook(settings, deps, settings.deadline_s - (time.monotonic() - started) - 1.0)
-        left = settings.deadline_s - (time.monotonic() - started)
-        rejected = slack.deliver(
-            url, outcome.payload, timeout=max(1, min(slack.POST_TIMEOUT_S, int(left) - 1)), within=max(1.0, left - 1.0)
-        )
-    except (NotifyError, SecretError) as exc:
-        _release(outcome, ledger, owned, exc)
-        return
-    outcome.posted = True
-    outcome.delivered = sorted(owned)
-    if rejected is not None:
-        outcome.notify_error = f"{rejected}; posted as plain text instead"
-        logs.event(
-            log,
-            logging.ERROR,
-            "Slack rejected the formatted message; its alerts were posted as plain text",
-            cause=rejected.cause.value,
-            error=str(rejected),
-            fix=rejected.fix,
-        )
-    try:
-        ledger.confirm_events(owned, outcome.now)
+        ledger.settle(sent, released, outcome.now)
     except StateError as exc:
         outcome.state_error = str(exc)
-        logs.event(log, logging.ERROR, "posted but could not record it", error=str(exc))
+        what = "posted but could not record it" if sent else "could not release claims; they expire and are retried"
+        logs.event(log, logging.ERROR, what, error=str(exc))
 
 
-def _webhook(settings: Settings, deps: Deps, time_left: float) -> str:
-    return deps.secrets.get(
-        secret=settings.slack_webhook_secret,
-        env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
-        what="Slack webhook URL",
-        time_left=time_left,
-    )
+@dataclasses.dataclass(frozen=True)
+class _Posted:
+    """A destination took its message: as is, or as plain text after Slack `rejected` the formatted one."""
+
+    rejected: NotifyError | None = None
 
 
-def _release(outcome: CheckOutcome, ledger: Ledger, owned: dict[str, Event], exc: NotifyError | SecretError) -> None:
-    """The post failed: say why (and the fix, for a permanent refusal), and keep the events pending."""
+Answer = _Posted | NotifyError | SecretError  # an error: nothing was posted to that destination
+
+
+def _post_all(
+    payloads: dict[str, dict[str, Any]],
+    settings: Settings,
+    deps: Deps,
+    webhook_url: str | None,
+    default: str,
+    left: Callable[[], float],
+) -> dict[str, Answer]:
+    """Each destination's message posted in its own thread, all within the check's time left: one
+    hanging webhook costs the others nothing. A post still running at the end is a timeout that may
+    have reached Slack (it is released `uncertain`, and its re-delivery says so)."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(payloads), thread_name_prefix="slack")
+    try:
+        futures = {
+            dest: pool.submit(
+                contextvars.copy_context().run,
+                _post_one,
+                dest,
+                payload,
+                settings,
+                deps,
+                webhook_url if dest == default else None,
+                left,
+            )
+            for dest, payload in payloads.items()
+        }
+        concurrent.futures.wait(futures.values(), timeout=max(1.0, left()))
+        out: dict[str, Answer] = {}
+        for dest, f in futures.items():
+            if not f.done():
+                out[dest] = NotifyError(
+                    Cause.TIMEOUT, "Slack webhook: no answer within the check's deadline", maybe_delivered=True
+                )
+                continue
+            out[dest] = f.result()
+        return out
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _post_one(
+    dest: str,
+    payload: dict[str, Any],
+    settings: Settings,
+    deps: Deps,
+    webhook_url: str | None,
+    left: Callable[[], float],
+) -> Answer:
+    """Resolve `dest`'s webhook and post its message; the error (never raised) when nothing was posted."""
+    try:
+        url = webhook_url or _webhook(settings, deps, dest, left() - 1.0)
+        remaining = left()
+        timeout = max(1, min(slack.POST_TIMEOUT_S, int(remaining) - 1))
+        return _Posted(slack.deliver(url, payload, timeout=timeout, within=max(1.0, remaining - 1.0)))
+    except (NotifyError, SecretError) as exc:
+        return exc
+    except Exception as exc:  # a claim is held: a crash in one post must release it, not strand it
+        log.exception("posting to Slack destination %s crashed", dest)
+        return NotifyError(Cause.CLIENT_ERROR, f"internal error while posting: {type(exc).__name__}")
+
+
+def _webhook(settings: Settings, deps: Deps, dest: str, time_left: float) -> str:
+    """`dest`'s incoming-webhook URL, from its secret or its variable; an error names which, never the URL."""
+    secret, env_name = settings.webhook_of(dest)
+    what = "Slack webhook URL" if dest == IMPLICIT_DESTINATION and not settings.budgets.destinations else (
+        f'Slack webhook URL of destination "{dest}"'
+    )  # fmt: skip
+    url = deps.secrets.get(secret=secret, env_name=env_name, what=what, time_left=time_left)
+    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        where = env_name or "its secret"
+        raise SecretError(f"{what}: {where} does not hold an https:// incoming-webhook URL", reason="unreadable")
+    return url
+
+
+def _release(
+    res: DestinationResult, dest: str, mine: dict[str, Delivery], exc: NotifyError | SecretError, several: bool
+) -> dict[str, dict[str, Any]]:
+    """`dest`'s post failed: say why (and the fix, for a permanent refusal); its deliveries go back
+    pending (returned for `Ledger.settle`)."""
     notify = exc if isinstance(exc, NotifyError) else None
     cause = notify.cause.value if notify is not None else Cause.SECRET.value
-    outcome.notify_error = str(exc)
-    outcome.pending = sorted(owned)
-    fields: dict[str, Any] = {"cause": cause, "error": str(exc), "pending": outcome.pending}
-    message = "Slack post failed; alerts kept pending for the next run"
+    res.error = str(exc)
+    res.pending = sorted(mine)
+    fields: dict[str, Any] = {"destination": dest, "cause": cause, "error": str(exc), "pending": res.pending}
+    where = f'Slack destination "{dest}"' if several else "Slack"
+    message = f"{where} post failed; alerts kept pending for the next run"
     if notify is not None and notify.permanent:
-        outcome.notify_permanent, outcome.notify_fix = cause, notify.fix
-        message = f"Slack refuses the alerts ({notify.cause.describe}); kept pending until fixed: {notify.fix}"
+        res.permanent, res.fix = cause, notify.fix
+        message = f"{where} refuses the alerts ({notify.cause.describe}); kept pending until fixed: {notify.fix}"
         fields["fix"] = notify.fix
     maybe_posted = notify is not None and notify.maybe_delivered
     if maybe_posted:
         fields["maybe_delivered"] = True
         message += " (the post may have reached Slack: the re-delivery is labelled a possible repeat)"
     logs.event(log, logging.ERROR, message, **fields)
-    try:
-        ledger.release_events(owned, outcome.now, cause, maybe_posted=maybe_posted)
-    except StateError as sexc:
-        outcome.state_error = str(sexc)
-        logs.event(log, logging.ERROR, "could not release claims; they expire and are retried", error=str(sexc))
+    return {k: {"month": d.event.month, "cause": cause, "maybe_posted": maybe_posted} for k, d in mine.items()}
 
 
 def default_deps(settings: Settings, secrets: SecretResolver) -> Deps:

@@ -30,6 +30,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import uuid
@@ -123,11 +124,12 @@ def run(
     secrets = clients.secrets or SecretResolver(env=env, emulator_host=settings.secret_manager_emulator_host)
     deps = _deps_for(settings, secrets, clients)
     import_client_libraries(settings)  # first imports on this thread, not in two worker threads at once
-    more, webhook = _secret_and_provider_rows(settings, deps, refs, now)
+    more, webhooks = _secret_and_provider_rows(settings, deps, refs, now)
     rows.extend(more)
     rows.extend(_guarded("state", settings.state_bucket or str(settings.state_file),
                          lambda: _state_rows(settings, clients.storage_client, now)))  # fmt: skip
-    rows.extend(_guarded("slack", "webhook", lambda: [_slack_row(webhook, post_test, now)]))
+    for target, webhook in webhooks.items():  # one per Slack destination ("webhook" alone without destinations)
+        rows.extend(_guarded("slack", target, functools.partial(_slack_rows, webhook, post_test, now, target)))
     return Report(tuple(rows))
 
 
@@ -156,7 +158,7 @@ def _deps_for(settings: Settings, secrets: SecretResolver, clients: Clients) -> 
 
 def _secret_and_provider_rows(
     settings: Settings, deps: Deps, refs: list[tuple[str, Any]], now: dt.datetime
-) -> tuple[list[Row], str | None]:
+) -> tuple[list[Row], dict[str, str | None]]:
     """The key and webhook reads, then one probe per account whose key was read, and the webhook URL.
 
     Reads and probes run side by side, each bounded (SECRET_TIMEOUT_S, PROBE_TIMEOUT_S), so the
@@ -165,9 +167,10 @@ def _secret_and_provider_rows(
     keyed = [(p, a) for p, a in refs if isinstance(a, KeyedAccount)]
     with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(refs) + 1)), thread_name_prefix="doctor") as pool:
         key_reads = [pool.submit(_secret_row, deps, p, a) for p, a in keyed]
-        webhook_read = pool.submit(_webhook_secret, settings, deps.secrets)
+        dests = tuple(settings.budgets.destinations) or (None,)
+        webhook_reads = [pool.submit(_webhook_secret, settings, deps.secrets, d) for d in dests]
         key_rows = [f.result() for f in key_reads]
-        webhook_row, webhook = webhook_read.result()
+        webhook_rows = [f.result() for f in webhook_reads]
         unreadable = {f"{p}/{a.label}" for (p, a), r in zip(keyed, key_rows, strict=True) if r.status == "fail"}
         slots: list[Row | concurrent.futures.Future[Row]] = []
         for provider, account in refs:
@@ -178,8 +181,13 @@ def _secret_and_provider_rows(
                 )
             else:
                 slots.append(pool.submit(_provider_row, provider, account, deps, now))
-        rows = [*key_rows, webhook_row, *(slot if isinstance(slot, Row) else slot.result() for slot in slots)]
-    return rows, webhook
+        rows = [
+            *key_rows,
+            *(row for row, _ in webhook_rows),
+            *(slot if isinstance(slot, Row) else slot.result() for slot in slots),
+        ]
+    targets = ("webhook" if d is None else f"webhook {d}" for d in dests)
+    return rows, dict(zip(targets, (url for _, url in webhook_rows), strict=True))
 
 
 def _guarded(check: str, target: str, probe: Callable[[], list[Row]]) -> list[Row]:
@@ -219,21 +227,21 @@ def _read_ok(target: str, source: str, secrets: SecretSource) -> Row:
     return Row("secret", target, "ok", f"read from {source}", {"source": source})
 
 
-def _webhook_secret(settings: Settings, secrets: SecretSource) -> tuple[Row, str | None]:
+def _webhook_secret(settings: Settings, secrets: SecretSource, dest: str | None = None) -> tuple[Row, str | None]:
+    """The webhook of destination `dest` read as a check reads it (None: SLACK_WEBHOOK_*, no destinations)."""
+    target = "slack webhook" if dest is None else f"slack webhook {dest}"
     try:
         settings.require_slack()
     except ConfigError as exc:
-        return Row("secret", "slack webhook", "fail", str(exc), {"reason": "unset"}), None
-    source = settings.slack_webhook_secret or "$SLACK_WEBHOOK_URL"
+        return Row("secret", target, "fail", str(exc), {"reason": "unset"}), None
+    secret, env_name = settings.webhook_of(dest or "default")
+    source = secret or f"${env_name}"
+    what = "Slack webhook URL" if dest is None else f'Slack webhook URL of destination "{dest}"'
     try:
-        url = secrets.get(
-            secret=settings.slack_webhook_secret,
-            env_name=None if settings.slack_webhook_secret else "SLACK_WEBHOOK_URL",
-            what="Slack webhook URL",
-        )
+        url = secrets.get(secret=secret, env_name=env_name, what=what)
     except SecretError as exc:
-        return Row("secret", "slack webhook", "fail", str(exc), {"source": source, "reason": exc.reason}), None
-    return _read_ok("slack webhook", source, secrets), url
+        return Row("secret", target, "fail", str(exc), {"source": source, "reason": exc.reason}), None
+    return _read_ok(target, source, secrets), url
 
 
 # --- providers ---------------------------------------------------------------------------------
@@ -343,9 +351,13 @@ def _delete_probe(probe: Any, storage_client: Any) -> None:
 # --- slack -------------------------------------------------------------------------------------
 
 
-def _slack_row(url: str | None, post_test: bool, now: dt.datetime) -> Row:
+def _slack_rows(url: str | None, post_test: bool, now: dt.datetime, target: str) -> list[Row]:
+    return [_slack_row(url, post_test, now, target)]
+
+
+def _slack_row(url: str | None, post_test: bool, now: dt.datetime, target: str = "webhook") -> Row:
     if url is None:
-        return Row("slack", "webhook", "skip", "not checked: the webhook could not be read (see the secret row)")
+        return Row("slack", target, "skip", "not checked: the webhook could not be read (see the secret row)")
     local = url.startswith(("http://127.0.0.1", "http://localhost"))
     if not local and not url.startswith("https://hooks.slack.com/"):
         shape = "warn"
@@ -354,7 +366,7 @@ def _slack_row(url: str | None, post_test: bool, now: dt.datetime) -> Row:
         shape, note = "ok", "incoming-webhook URL"
     if not post_test:
         status: Status = "warn" if shape == "warn" else "skip"
-        return Row("slack", "webhook", status, f"{note}; no test message sent (add --post-test to send one)")
+        return Row("slack", target, status, f"{note}; no test message sent (add --post-test to send one)")
     from alerts import slack
 
     payload = {
@@ -365,8 +377,8 @@ def _slack_row(url: str | None, post_test: bool, now: dt.datetime) -> Row:
         slack.post(url, payload)
     except NotifyError as exc:
         facts = {"cause": str(exc.cause)} | ({"http_status": exc.status} if exc.status is not None else {})
-        return Row("slack", "webhook", "fail", f"test message refused: {exc.message}", facts)
-    return Row("slack", "webhook", "ok", f"{note}; Slack accepted the test message ({now:%H:%M}Z)")
+        return Row("slack", target, "fail", f"test message refused: {exc.message}", facts)
+    return Row("slack", target, "ok", f"{note}; Slack accepted the test message ({now:%H:%M}Z)")
 
 
 # --- output ------------------------------------------------------------------------------------

@@ -202,6 +202,7 @@ def cli(argv: list[str] | None = None) -> int:
     doc = output.to_json(outcome)
     if args.dry_run:
         doc["message"] = outcome.payload
+        doc["messages"] = outcome.payloads  # per destination: what each would get
     _say(json.dumps(doc, indent=2) if args.json else output.cli_text(outcome, doc))
     if outcome.state_error:
         _say(f"state error: {outcome.state_error}", err=True)

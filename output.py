@@ -43,7 +43,9 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
             "delivered": outcome.delivered,
             "pending": outcome.pending,
         },
-        "slack": {
+        "destinations": {dest: dataclasses.asdict(r) for dest, r in outcome.deliveries.items()},
+        "dropped": outcome.dropped,
+        "slack": {  # the aggregate over destinations (posted: at least one took its message)
             "posted": outcome.posted,
             "error": outcome.notify_error,
             "dry_run": outcome.dry_run,
@@ -229,10 +231,14 @@ def cli_text(outcome: CheckOutcome, doc: dict[str, Any]) -> str:
     """The CLI's answer: the table, the Slack message (posted or, in a dry run, what would be), and
     any Slack error."""
     parts = [table(doc)]
-    if outcome.payload is not None:
-        verb = "would post" if outcome.dry_run else ("posted" if outcome.posted else "could NOT post")
-        parts.append(f"\nSlack ({verb}):\n{outcome.payload['text']}")
-    else:
+    several = len(outcome.payloads) > 1 or any(d != "default" for d in outcome.payloads)
+    for dest, payload in outcome.payloads.items():
+        res = outcome.deliveries.get(dest)
+        took = res is not None and res.posted
+        verb = "would post" if outcome.dry_run else ("posted" if took else "could NOT post")
+        where = f"Slack → {dest}" if several else "Slack"
+        parts.append(f"\n{where} ({verb}):\n{payload['text']}")
+    if not outcome.payloads:
         parts.append("\nnothing new to say: no message")
     if outcome.notify_error and not outcome.posted:
         parts.append(f"\nSlack error: {outcome.notify_error} (alerts kept pending for the next run)")

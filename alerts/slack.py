@@ -81,6 +81,10 @@ class MessageInput:
     results: Sequence[SourceResult]
     events: Sequence[Event]
     digest: bool = False
+    shown: frozenset[str] | None = None  # the scope names this destination shows (None: all; `alerts.routing`)
+
+    def shows(self, scope: str) -> bool:
+        return self.shown is None or scope in self.shown
 
 
 # --- small text helpers ----------------------------------------------------------------------
@@ -256,7 +260,7 @@ def _provider_blocks(
     from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
     pscope = next(s for s in scopes if s.name == provider)
-    rs = [r for r in results if r.account.provider == provider]
+    rs = [r for r in results if r.account.provider == provider]  # all of them: the provider's figure is their sum
     lines = _scope_summary(pscope, show_today=True)
     lines.extend(_top_lines(rs))
     if len(rs) > 1 or any(
@@ -344,24 +348,78 @@ def render(msg: MessageInput) -> dict[str, Any]:
     blocks.append(DividerBlock())
 
     total = next(s for s in msg.scopes if s.level == "total")
-    blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(_scope_summary(total, show_today=False)))))
+    if msg.shows(total.name):
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(_scope_summary(total, show_today=False)))))
+    teams = [s for s in msg.scopes if s.level in ("team", "unassigned") and msg.shows(s.name)]
+    if teams:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_teams_text(teams))))
+    accounts = _lone_accounts(msg)
+    if accounts:
+        text = _join_limited([x for s in accounts for x in _scope_summary(s, show_today=True)], MAX_SECTION, "lines")
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
 
     blocks.extend(_providers_blocks(msg, MAX_BLOCKS - len(blocks) - 1))
 
-    failed = [r.account.scope for r in msg.results if r.report is None]
+    failed = _failed_shown(msg)
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(_footer(msg, failed), 2000))]))
 
-    text_lines = [head] + [e.text for e in events if e.kind != "digest"] + [_scope_line(total)]
+    summary = [total] if msg.shows(total.name) else [*teams, *accounts][:1] or _shown_providers(msg)[:1]
+    text_lines = [head] + [e.text for e in events if e.kind != "digest"] + [_scope_line(s) for s in summary]
     if failed:
         text_lines.append(f"partial data: {', '.join(failed)} failed")
     return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": [b.to_dict() for b in blocks]}
 
 
+def _team_line(s: Scope) -> str:
+    """One team (or the unassigned spend): figure, budget, pct, bar, which sources left it partial; forecast."""
+    if s.mtd_usd is None:
+        return f"*{s.title}*  :x: no data (its sources failed: {', '.join(s.failed_parts) or 'all'})"
+    budget = f" of {money(s.budget_usd)}" if s.budget_usd else ""
+    pct = f" ({s.pct}%)" if s.pct is not None else ""
+    bar = f"  {progress_bar(s.pct)}" if s.budget_usd else ""
+    partial = ""
+    if s.partial:
+        partial = f"  _partial: {', '.join(s.failed_parts)} failed_" if s.failed_parts else "  _partial: at least_"
+    fc = s.forecast
+    forecast = ""
+    if fc is not None and s.budget_usd:
+        forecast = f" · forecast {money(fc.projected_usd)}"
+        if fc.crossing_day:
+            forecast += f", budget reached {fc.crossing_day:%b %d}"
+    return f"*{s.title}*  {money(s.mtd_usd)}{budget}{pct}{bar}{partial}{forecast}"
+
+
+def _teams_text(scopes: Sequence[Scope]) -> str:
+    """The "Teams" section: one line per team, the unassigned spend last."""
+    ordered = sorted(scopes, key=lambda s: s.level == "unassigned")
+    return _join_limited(["*Teams*", *(_team_line(s) for s in ordered)], MAX_SECTION, "teams")
+
+
+def _shown_providers(msg: MessageInput) -> list[Scope]:
+    return [s for s in msg.scopes if s.level == "provider" and msg.shows(s.name)]
+
+
+def _lone_accounts(msg: MessageInput) -> list[Scope]:
+    """Accounts this destination shows without their provider (an account routed to its own channel)."""
+    providers = {s.name for s in _shown_providers(msg)}
+    return [
+        s for s in msg.scopes if s.level == "account" and msg.shows(s.name) and s.name.split("/", 1)[0] not in providers
+    ]
+
+
+def _failed_shown(msg: MessageInput) -> list[str]:
+    """The failed accounts behind what this destination shows (every failed account when it shows all)."""
+    if msg.shown is None:
+        return [r.account.scope for r in msg.results if r.report is None]
+    behind = {p for s in msg.scopes if msg.shows(s.name) for p in (s.name, *s.failed_parts)}
+    return [r.account.scope for r in msg.results if r.report is None and r.account.scope in behind]
+
+
 def _providers_blocks(msg: MessageInput, room: int) -> list[Any]:
-    """Two blocks per provider while they fit in `room`, then "…and N more providers"."""
+    """Two blocks per shown provider while they fit in `room`, then "…and N more providers"."""
     from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
-    providers = [s.name for s in msg.scopes if s.level == "provider"]
+    providers = [s.name for s in _shown_providers(msg)]
     blocks: list[Any] = []
     for i, provider in enumerate(providers):
         if 2 * (i + 1) > room:
@@ -376,7 +434,7 @@ def _footer(msg: MessageInput, failed: Sequence[str]) -> str:
     foot = [f"checked {msg.now:%Y-%m-%d %H:%M} UTC"]
     if failed:
         foot.append(f"PARTIAL: {', '.join(failed)} failed, totals are lower bounds")
-    shown = [s for s in msg.scopes if s.level == "provider"]
+    shown = _shown_providers(msg)
     if len({s.month for s in shown}) > 1:
         per = ", ".join(f"{spec(s.name).title} {s.month}" for s in shown)
         why = "; ".join(dict.fromkeys(n for s in shown if (n := spec(s.name).month_note)))

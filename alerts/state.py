@@ -9,9 +9,9 @@ an OS lock, or a GCS object written with `if_generation_match`. Protocol for one
    first the write fails (`StateConflict`): re-read and re-decide — the events it claimed are no
    longer ours to send. Of five checks started together, exactly one wins each event;
 3. **post** the message with the claimed events;
-4. **confirm**: on success mark them `sent`; on failure release them as `pending` (with the
-   cause), so a later run delivers them once Slack is back. Confirm/release re-read and retry on
-   conflict, and only touch events still claimed by this run.
+4. **settle**: mark the posted ones `sent` and release the others as `pending` (with the cause),
+   so a later run delivers them once Slack is back, in one write. Settling re-reads and retries on
+   conflict, and only touches events still claimed by this run.
 
 A read is one request (the download names the generation it served), and a read that loses a race
 is a conflict like a lost write: re-read and re-decide. A write whose answer was lost and whose retry
@@ -36,6 +36,16 @@ the previous object generation (the bucket is versioned) or deleting the object 
 
 Events are filed by month; months older than the previous one are dropped, so a new month starts
 clean while last month's record stays until it cannot matter any more.
+
+Exactly once holds per (event, Slack destination) (`claim_deliveries`, `alerts.routing`): the entry
+of an event for the default destination keeps the event's key, for any other destination it is
+`<key>@<destination>`, and the entry names its destination in `dest` (an entry without `dest`, as
+every document before destinations, is the default's). One claim covers all destinations; after the
+concurrent posts, `settle` marks what each destination took as sent and releases the rest pending
+in one conditional write, so one destination down delays nothing for the others. A pending entry
+whose destination left the budget document is marked `dropped` (never posted, never retried). The
+`dest` field and the `dropped` status are optional additions to version 2: a build from before them
+refuses a document that uses them (it posts nothing, never twice), like a rollback over version 2.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
@@ -65,6 +75,7 @@ from pydantic import (
 )
 
 from alerts.events import Event, Kind
+from alerts.routing import Delivery, delivery_key, event_key
 from errors import StateConflict, StateError
 
 __all__ = [
@@ -87,6 +98,7 @@ READABLE = (1, 2)
 CLAIM_LEASE = dt.timedelta(minutes=10)
 KEEP_MONTHS = 2  # the current month and the one before
 CAS_ATTEMPTS = 8
+IMPLICIT = "default"  # the one destination of a budget document without `destinations` (config._teams)
 
 Doc = dict[str, Any]
 
@@ -134,7 +146,7 @@ class _Strict(BaseModel):
 class EventEntry(_Strict):
     """One event of one month: what it says, and where its delivery stands."""
 
-    status: Literal["claimed", "pending", "sent"]
+    status: Literal["claimed", "pending", "sent", "dropped"]  # dropped: its destination is gone
     kind: Text
     scope: Text
     line: Text
@@ -160,6 +172,7 @@ class EventEntryV2(EventEntry):
     title: StrictStr = ""
     level: StrictStr | None = None  # a decimal string: the threshold or forecast percentage
     amounts: dict[StrictStr, StrictStr] | None = None  # decimal strings, by `alerts.events.Amounts` field
+    dest: StrictStr | None = None  # the Slack destination (absent: the default destination, keyed bare)
 
 
 class HealthEntry(_Strict):
@@ -292,6 +305,7 @@ class Ledger:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.conflicts = 0  # lost CAS races (observability, tests)
         self.own_writes_recognised = 0  # writes refused on retry that had landed (answer lost)
+        self.dropped: list[str] = []  # the last claim's entries whose destination is gone
 
     def snapshot(self) -> Doc:
         data, _ = self.store.read()
@@ -341,20 +355,34 @@ class Ledger:
         events: dict[str, dict[str, Any]],
         now: dt.datetime,
         health: Callable[[Doc], dict[str, dict[str, Any]]] | None = None,
+        *,
+        destinations: Collection[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """Claim the deliverable events among `events` (key → {month, kind, scope, line}).
+        """Claim the deliverable events among `events` (key → {month, kind, scope, line[, dest]}).
 
         Also picks up *pending* events from earlier runs whose posts failed, and expired claims.
         Applies `health` (source failure bookkeeping, which may add failure/recovery events) in the
         same conditional write. Returns the events this run now owns and must post.
+
+        `destinations`: the Slack destinations configured now. An unsent entry whose `dest` is not
+        among them is marked `dropped` (listed in `self.dropped`), not claimed: nobody could post it.
         """
+        dropped: list[str] = []
 
         def mutate(doc: Doc) -> dict[str, dict[str, Any]]:
             candidates = _candidates(doc, events, health, now)
             owned: dict[str, dict[str, Any]] = {}
+            dropped.clear()
             for key, ev in candidates.items():
                 month_entries = doc["events"].setdefault(ev["month"], {})
-                entry = self._take(month_entries.get(key), ev, now)
+                cur = month_entries.get(key)
+                if destinations is not None and ev.get("dest") is not None and ev["dest"] not in destinations:
+                    if cur is not None and cur["status"] in ("pending", "claimed"):
+                        cur.update(status="dropped", last_error=f"destination {ev['dest']!r} is no longer configured")
+                        cur.pop("claim", None)
+                        dropped.append(key)
+                    continue
+                entry = self._take(cur, ev, now)
                 if entry is not None:
                     month_entries[key] = entry
                     owned[key] = _owned(ev["month"], entry)
@@ -362,6 +390,7 @@ class Ledger:
             return owned
 
         _, owned = self.update(mutate)
+        self.dropped = sorted(dropped)
         return owned  # type: ignore[no-any-return]
 
     def _take(self, cur: dict[str, Any] | None, ev: Mapping[str, Any], now: dt.datetime) -> dict[str, Any] | None:
@@ -372,7 +401,7 @@ class Ledger:
         uncertain = False
         attempts = 0
         if cur is not None:
-            if cur["status"] == "sent":
+            if cur["status"] in ("sent", "dropped"):
                 return None
             if cur["status"] == "claimed" and not _expired(cur, now):
                 return None
@@ -396,7 +425,28 @@ class Ledger:
 
     def confirm(self, keys: dict[str, dict[str, Any]], now: dt.datetime) -> None:
         """Mark our claimed events as sent."""
-        self._settle(keys, now, lambda e: e.update(status="sent", sent_at=now.isoformat()))
+        self.settle(keys, {}, now)
+
+    def settle(
+        self, sent: Mapping[str, Mapping[str, Any]], released: Mapping[str, Mapping[str, Any]], now: dt.datetime
+    ) -> None:
+        """One conditional write for a check's outcome: `sent` (key → {month}) marked sent, `released`
+        (key → {month, cause, maybe_posted}) given back as pending. Only our own claims change."""
+        stamp = now.isoformat()
+        changes: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
+            key: (ev["month"], lambda e: e.update(status="sent", sent_at=stamp)) for key, ev in sent.items()
+        }
+        for key, ev in released.items():
+            changes[key] = (ev["month"], _back(str(ev["cause"]), bool(ev.get("maybe_posted"))))
+
+        def mutate(doc: Doc) -> None:
+            for key, (month, change) in changes.items():
+                e = doc["events"].get(month, {}).get(key)
+                if e is not None and e.get("status") == "claimed" and e.get("claim") == self.run_id:
+                    change(e)
+            doc["updated_at"] = stamp
+
+        self.update(mutate)
 
     def release(
         self, keys: dict[str, dict[str, Any]], now: dt.datetime, cause: str, *, maybe_posted: bool = False
@@ -407,25 +457,7 @@ class Ledger:
         it may be a repeat.
         """
 
-        def back(e: dict[str, Any]) -> None:
-            e.update(status="pending", last_error=cause, attempts=int(e.get("attempts", 0)) + 1)
-            if maybe_posted:
-                e["uncertain"] = True
-            e.pop("claim", None)
-
-        self._settle(keys, now, back)
-
-    def _settle(
-        self, keys: dict[str, dict[str, Any]], now: dt.datetime, change: Callable[[dict[str, Any]], None]
-    ) -> None:
-        def mutate(doc: Doc) -> None:
-            for key, ev in keys.items():
-                e = doc["events"].get(ev["month"], {}).get(key)
-                if e is not None and e.get("status") == "claimed" and e.get("claim") == self.run_id:
-                    change(e)
-            doc["updated_at"] = now.isoformat()
-
-        self.update(mutate)
+        self.settle({}, {k: {**ev, "cause": cause, "maybe_posted": maybe_posted} for k, ev in keys.items()}, now)
 
     # --- typed events: what the check uses -------------------------------------------------------
 
@@ -461,12 +493,76 @@ class Ledger:
 
     def unsent(self, events: Iterable[Event]) -> dict[str, Event]:
         """The `events` not yet sent, by key, without writing anything (a dry run)."""
-        doc = self.snapshot()
-        said = {k for entries in doc["events"].values() for k, e in entries.items() if e["status"] == "sent"}
+        said = self._said()
         return {e.key: e for e in events if e.key not in said}
 
+    def _said(self) -> set[str]:
+        doc = self.snapshot()
+        done = ("sent", "dropped")
+        return {k for entries in doc["events"].values() for k, e in entries.items() if e["status"] in done}
 
-_TYPED = ("kind", "scope", "line", "severity", "title", "level", "amounts")
+    # --- deliveries: (event, destination) pairs, each said once ----------------------------------
+
+    def claim_deliveries(
+        self,
+        events: Iterable[Event],
+        now: dt.datetime,
+        route: Callable[[Event], Iterable[str]],
+        *,
+        default: str,
+        destinations: Collection[str],
+        health: Callable[[dict[str, Any]], list[Event]] | None = None,
+    ) -> dict[str, Delivery]:
+        """`claim_events` per (event, destination): each event once for every destination `route`
+        names, keyed by `routing.delivery_key`. One conditional write for all of them; pending
+        deliveries to a destination no longer in `destinations` are dropped (`self.dropped`)."""
+
+        def records(evs: Iterable[Event]) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for e in evs:
+                for dest in route(e):
+                    rec = _record(e)
+                    if not dest == default == IMPLICIT:  # a document without destinations keeps today's entries
+                        rec["dest"] = dest
+                    out[delivery_key(e.key, dest, default)] = rec
+            return out
+
+        bookkeeping = None
+        if health is not None:
+            keep = health
+
+            def bookkeeping(doc: Doc) -> dict[str, dict[str, Any]]:
+                return records(keep(doc["health"]))
+
+        owned = self.claim(records(events), now, bookkeeping, destinations=destinations)
+        return {k: Delivery(_event(event_key(k), rec), rec.get("dest") or default) for k, rec in owned.items()}
+
+    def unsent_deliveries(
+        self, events: Iterable[Event], route: Callable[[Event], Iterable[str]], *, default: str
+    ) -> dict[str, Delivery]:
+        """The (event, destination) pairs not yet sent, by delivery key, writing nothing (a dry run)."""
+        said = self._said()
+        out: dict[str, Delivery] = {}
+        for e in events:
+            for dest in route(e):
+                if (key := delivery_key(e.key, dest, default)) not in said:
+                    out[key] = Delivery(e, dest)
+        return out
+
+
+_TYPED = ("kind", "scope", "line", "severity", "title", "level", "amounts", "dest")
+
+
+def _back(cause: str, maybe_posted: bool) -> Callable[[dict[str, Any]], None]:
+    """Give a claimed entry back as pending after a failed post (`Ledger.release`)."""
+
+    def back(e: dict[str, Any]) -> None:
+        e.update(status="pending", last_error=cause, attempts=int(e.get("attempts", 0)) + 1)
+        if maybe_posted:
+            e["uncertain"] = True
+        e.pop("claim", None)
+
+    return back
 
 
 def _candidates(
@@ -482,7 +578,7 @@ def _candidates(
     _prune(doc, now)
     for month, entries in doc["events"].items():
         for key, e in entries.items():
-            if e["status"] != "sent" and key not in candidates:
+            if e["status"] not in ("sent", "dropped") and key not in candidates:
                 candidates[key] = {"month": month, **{k: e.get(k) for k in _TYPED if k in e}}
     return candidates
 
@@ -492,7 +588,7 @@ def _typed(ev: Mapping[str, Any]) -> dict[str, Any]:
     that names none (a caller of the record-level `claim` that predates typed events)."""
     out = {k: ev.get(k) for k in ("kind", "scope", "line")}
     out["severity"] = ev.get("severity") or _LEGACY_SEVERITY.get(str(ev.get("kind")), 1)
-    out.update({k: ev[k] for k in ("title", "level", "amounts") if ev.get(k) not in (None, "")})
+    out.update({k: ev[k] for k in ("title", "level", "amounts", "dest") if ev.get(k) not in (None, "")})
     return out
 
 

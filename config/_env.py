@@ -47,7 +47,8 @@ LOCAL_ENV_VARS: tuple[str, ...] = (
     "SLACK_WEBHOOK_URL",
     "STATE_FILE",
 )
-"""Local runs only (plus each account's `key_env`, named in the budget document)."""
+"""Local runs only (plus each account's `key_env` and each destination's `webhook_env`, named in the
+budget document)."""
 
 # Derived from the built-in specs, for the tests that hold them against Terraform.
 DEFAULT_BASE_URLS: Mapping[str, str] = {s.name: s.default_base_url for s in providers.builtin() if s.default_base_url}
@@ -76,12 +77,25 @@ class Settings:
     log_level: str
 
     def require_slack(self) -> None:
-        """A run that may post needs a webhook; say so up front rather than keep alerts pending forever."""
+        """A run that may post needs a webhook; say so up front rather than keep alerts pending forever.
+        With `destinations`, each names its own (the schema requires it)."""
+        if self.budgets.destinations:
+            return
         if not (self.slack_webhook_url or self.slack_webhook_secret):
             raise ConfigError(
                 "no Slack webhook configured: set SLACK_WEBHOOK_SECRET to its Secret Manager version name "
                 "(cloud) or SLACK_WEBHOOK_URL (local), or use --dry-run"
             )
+
+    def webhook_of(self, dest: str) -> tuple[str | None, str | None]:
+        """Where destination `dest`'s webhook URL lives: (Secret Manager version name, variable name).
+        The implicit "default" of a document without destinations is SLACK_WEBHOOK_SECRET / _URL."""
+        named = self.budgets.destinations.get(dest)
+        if named is not None:
+            return named.webhook_secret, named.webhook_env
+        if self.slack_webhook_secret:
+            return self.slack_webhook_secret, None
+        return None, "SLACK_WEBHOOK_URL"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +103,13 @@ class Settings:
         env = os.environ if env is None else env
         budgets = _load_budgets(env)
         webhook_url, webhook_secret = _webhook(env)
+        if budgets.destinations and (webhook_url or webhook_secret):
+            set_now = "SLACK_WEBHOOK_SECRET" if webhook_secret else "SLACK_WEBHOOK_URL"
+            raise ConfigError(
+                f"{set_now} is set, but the budget document names destinations, each with its own webhook: "
+                f'unset {set_now} and give the default destination "{budgets.default_dest}" its webhook_secret '
+                "(cloud) or webhook_env (local) under destinations"
+            )
         backend, bucket = _state(env)
         return cls(
             budgets=budgets,

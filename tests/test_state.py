@@ -291,3 +291,93 @@ def test_takeover_of_an_expired_claim_and_a_lost_post_answer_are_marked_uncertai
     assert again["b"]["uncertain"] and again["b"]["delayed"]
     fresh = Ledger(store).claim(_ev("c"), NOW)
     assert not fresh["c"]["uncertain"] and not fresh["c"]["delayed"]
+
+
+# --- deliveries: one state entry per (event, destination) ---------------------------------------
+
+
+def _events(*keys: str) -> list[Any]:
+    from alerts.events import Event, Kind, Severity
+
+    return [Event(k, Kind.THRESHOLD, "total", "2026-11", f"line {k}", Severity.CROSSED) for k in keys]
+
+
+def _both(_: Any) -> tuple[str, ...]:
+    return ("finops", "search")
+
+
+DESTS = ("finops", "search")
+
+
+def test_each_event_is_claimed_once_per_destination_with_its_destination_stored(tmp_path: Path) -> None:
+    """Two destinations: two entries, the default's under the bare key, the other's under key@dest."""
+    store = FileStore(tmp_path / "s.json")
+    ledger = Ledger(store)
+    owned = ledger.claim_deliveries(_events("t:a"), NOW, _both, default="finops", destinations=DESTS)
+    assert {k: (d.event.key, d.dest) for k, d in owned.items()} == {
+        "t:a": ("t:a", "finops"),
+        "t:a@search": ("t:a", "search"),
+    }
+    entries = json.loads(store.read()[0] or b"{}")["events"]["2026-11"]
+    assert {k: e["dest"] for k, e in entries.items()} == {"t:a": "finops", "t:a@search": "search"}
+
+
+def test_one_destination_failing_settles_in_one_write_and_its_alert_comes_later_once_labelled_delayed(
+    tmp_path: Path,
+) -> None:
+    """settle(sent, released) is one write; the released delivery alone is claimed next run, delayed; then never."""
+    store = FileStore(tmp_path / "s.json")
+    first = Ledger(store)
+    owned = first.claim_deliveries(_events("t:a"), NOW, _both, default="finops", destinations=DESTS)
+    gen = store.read()[1]
+    first.settle({"t:a": {"month": "2026-11"}}, {"t:a@search": {"month": "2026-11", "cause": "server_error"}}, NOW)
+    assert store.read()[1] == gen + 1, "confirm and release in one conditional write"
+    assert owned["t:a"].event.delayed is False
+    later = NOW + dt.timedelta(hours=1)
+    run = Ledger(store)
+    again = run.claim_deliveries(_events("t:a"), later, _both, default="finops", destinations=DESTS)
+    assert list(again) == ["t:a@search"] and again["t:a@search"].dest == "search"
+    assert again["t:a@search"].event.delayed and again["t:a@search"].event.text.endswith("_(delayed)_")
+    run.settle({"t:a@search": {"month": "2026-11"}}, {}, later)
+    assert Ledger(store).claim_deliveries(_events("t:a"), later, _both, default="finops", destinations=DESTS) == {}
+
+
+def test_a_pending_delivery_to_a_removed_destination_is_dropped_not_retried(tmp_path: Path) -> None:
+    """A pending entry whose destination left the document is marked dropped once, and never claimed."""
+    store = FileStore(tmp_path / "s.json")
+    first = Ledger(store)
+    first.claim_deliveries(_events("t:a"), NOW, _both, default="finops", destinations=DESTS)
+    first.settle({"t:a": {"month": "2026-11"}}, {"t:a@search": {"month": "2026-11", "cause": "server_error"}}, NOW)
+    later = NOW + dt.timedelta(hours=1)
+    run = Ledger(store)
+    only = run.claim_deliveries(
+        _events("t:a"), later, lambda _: ("finops",), default="finops", destinations=("finops",)
+    )
+    assert only == {} and run.dropped == ["t:a@search"]
+    entry = json.loads(store.read()[0] or b"{}")["events"]["2026-11"]["t:a@search"]
+    assert entry["status"] == "dropped" and "search" in entry["last_error"]
+    rerun = Ledger(store)
+    assert rerun.claim_deliveries(_events("t:a"), later, _both, default="finops", destinations=DESTS) == {}
+    assert rerun.dropped == []
+
+
+def test_an_entry_without_dest_is_the_default_destinations(tmp_path: Path) -> None:
+    """A version 2 entry with no dest (every document before routing) is delivered to the default destination."""
+    store = FileStore(tmp_path / "s.json")
+    pending = {**TODAYS_PENDING, "severity": 2}
+    store.write(
+        encode({"version": 2, "events": {"2026-11": {"threshold:2026-11:openai:80": pending}}, "health": {}}),
+        if_generation=0,
+    )
+    owned = Ledger(store).claim_deliveries([], NOW, _both, default="finops", destinations=DESTS)
+    assert {k: d.dest for k, d in owned.items()} == {"threshold:2026-11:openai:80": "finops"}
+
+
+def test_a_document_without_destinations_keeps_todays_entries(tmp_path: Path) -> None:
+    """With only the implicit "default" destination, entries are keyed and shaped as before (no dest field)."""
+    store = FileStore(tmp_path / "s.json")
+    owned = Ledger(store).claim_deliveries(
+        _events("t:a"), NOW, lambda _: ("default",), default="default", destinations=("default",)
+    )
+    assert list(owned) == ["t:a"] and owned["t:a"].dest == "default"
+    assert "dest" not in json.loads(store.read()[0] or b"{}")["events"]["2026-11"]["t:a"]
