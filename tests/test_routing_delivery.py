@@ -43,10 +43,11 @@ BUDGETS: dict[str, Any] = {
 }
 OPENAI_50 = "threshold:2026-11:openai:50"
 TOTAL_50 = "threshold:2026-11:total:50"
+LIMIT = "limit:2026-11:openai/prod:proj_sim_search"  # the demo's project hard limit, routed like its account
 ANTHROPIC = {f"threshold:2026-11:anthropic:{p}" for p in (50, 80, 100)}
 EXPECTED = {
     "finops": {TOTAL_50},
-    "search": {OPENAI_50 + "@search"},
+    "search": {OPENAI_50 + "@search", LIMIT + "@search"},
     "support": {k + "@support" for k in ANTHROPIC},
 }
 
@@ -116,7 +117,7 @@ def test_copy_all_to_default_gives_the_default_every_alert_as_well(world: dict[s
     env = {**world["env"], "BUDGET_CONFIG": json.dumps({**BUDGETS, "copy_all_to_default": True})}
     world.update(env=env, settings=Settings.from_env(env))
     out = _check(world)
-    assert set(out.deliveries["finops"].delivered) == {TOTAL_50, OPENAI_50, *ANTHROPIC}
+    assert set(out.deliveries["finops"].delivered) == {TOTAL_50, OPENAI_50, LIMIT, *ANTHROPIC}
     [text] = _texts(world["slack"]["finops"])
     assert "*Total*" in text and "*OpenAI*" in text and "*Anthropic*" in text
     assert len(_texts(world["slack"]["search"])) == 1
@@ -131,14 +132,14 @@ def test_one_destination_down_keeps_only_its_alerts_pending_and_gets_them_once_l
     out = _check(world)
     assert set(out.deliveries["finops"].delivered) == EXPECTED["finops"]
     assert set(out.deliveries["support"].delivered) == EXPECTED["support"]
-    assert out.deliveries["search"].pending == [OPENAI_50 + "@search"] and not out.deliveries["search"].posted
-    assert out.pending == [OPENAI_50 + "@search"] and out.posted
+    assert out.deliveries["search"].pending == sorted(EXPECTED["search"]) and not out.deliveries["search"].posted
+    assert out.pending == sorted(EXPECTED["search"]) and out.posted
     assert out.notify_error is not None and out.notify_error.startswith("search: ")
     assert out.notify_permanent is None and main._http_status(out) == ("ok", 200)
     assert search.messages() == []
     search.clear_faults()
     later = _check(world, NOW + dt.timedelta(hours=1))
-    assert later.delivered == [OPENAI_50 + "@search"] and list(later.deliveries) == ["search"]
+    assert later.delivered == sorted(EXPECTED["search"]) and list(later.deliveries) == ["search"]
     [text] = _texts(search)
     assert "_(delayed)_" in text
     assert _check(world, NOW + dt.timedelta(hours=2)).delivered == []
@@ -150,7 +151,7 @@ def test_a_hanging_destination_does_not_hold_the_others(world: dict[str, Any]) -
     world["slack"]["search"].add_fault("timeout", seconds=20)
     out = _check(world)
     assert out.deliveries["finops"].posted and out.deliveries["support"].posted
-    assert not out.deliveries["search"].posted and out.deliveries["search"].pending == [OPENAI_50 + "@search"]
+    assert not out.deliveries["search"].posted and out.deliveries["search"].pending == sorted(EXPECTED["search"])
     assert len(_texts(world["slack"]["finops"])) == len(_texts(world["slack"]["support"])) == 1
 
 
@@ -199,10 +200,10 @@ def test_a_pending_alert_whose_destination_was_removed_is_dropped_with_a_warning
     env = {**world["env"], "BUDGET_CONFIG": json.dumps(budgets)}
     world.update(env=env, settings=Settings.from_env(env))
     out = _check(world, NOW + dt.timedelta(hours=1))
-    assert out.dropped == [OPENAI_50 + "@search"]
+    assert out.dropped == sorted(EXPECTED["search"])
     assert any(r.levelname == "WARNING" and "dropped" in r.getMessage() for r in caplog.records)
     assert world["slack"]["search"].messages() == []
-    assert set(out.delivered) == {OPENAI_50}, "the openai alert is now the default's: a new delivery, said once"
+    assert set(out.delivered) == {OPENAI_50, LIMIT}, "now the default's: new deliveries, said once"
 
 
 def test_destinations_and_the_slack_webhook_variables_together_are_a_config_error(world: dict[str, Any]) -> None:
