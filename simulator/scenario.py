@@ -446,7 +446,7 @@ class Scenario:
         def owners(matches: Sequence[bool], what: str) -> bool:
             claimed = [t.name for t, hit in zip(self.teams, matches, strict=True) if hit]
             if len(claimed) > 1:
-                raise ScenarioError(f"teams {', '.join(claimed)} all match {what}")
+                raise ScenarioError(f"teams {' and '.join(claimed)} both match {what}: give each cell one owner")
             return not claimed
 
         def cell_free(account: Account, cell: Cell) -> bool:

@@ -1268,7 +1268,7 @@ def test_team_errors_name_the_field() -> None:
     overlapping = Scenario.from_dict(
         with_teams({**doc["teams"], "all": {"match": {"openai": {"accounts": ["research"]}}}})
     )
-    with pytest.raises(ScenarioError, match="teams research, all all match openai/research"):
+    with pytest.raises(ScenarioError, match="teams research and all both match openai/research"):
         overlapping.expected_unassigned(now=NOW)
 
 
