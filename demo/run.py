@@ -5,9 +5,13 @@
    emulator with a Cloud Billing export table (Gemini / Vertex AI rows, credits, a non-USD account), and
    moto (AWS STS + Cost Explorer) with a fake Google metadata server, so AWS Bedrock is read through
    federation: Google ID token → AssumeRoleWithWebIdentity → GetCostAndUsage;
-2. runs `python main.py check` at 2026-11-28 18:00 UTC: thresholds are crossed and one Slack
-   message arrives, shown as Slack would render it;
-3. runs it again an hour later: nothing new is posted;
+2. runs `python main.py check` at 2026-11-28 18:00 UTC with a budget document that has teams (search,
+   support, research: the scenario's own `teams` block, copied as it is), dollar thresholds and three
+   Slack destinations on one receiver (`/hook/finops`, the default, `/hook/search`, `/hook/support`):
+   thresholds are crossed, each team's message lands in its own channel and the total (and research,
+   which names no destination) in finops; each channel is shown under its own heading, next to the
+   scenario's exact team and unassigned sums (owned + unassigned = total);
+3. runs it again an hour later: nothing new is posted in any channel;
 4. switches the simulator's Anthropic to complete days only (as Anthropic's cookbook asks for them,
    and as other clients report the real API): a dry run says "complete days through Nov 27" rather
    than a fetch time, and on Dec 1 00:30 the date-range 400 is a correct $0, not a failure;
@@ -16,6 +20,9 @@
    invoice month 8 hours later). Bedrock sits the replay out: moto serves queued answers, it has no
    clock to replay;
 6. stops everything it started, also on failure.
+
+Routing (one message per destination) is issue 13's routing slice: a build without `alerts/routing.py`
+still posts one message, to the default channel, through `SLACK_WEBHOOK_SECRET`, and the demo says so.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from devservers import bigquery_client, bigquery_server  # noqa: E402
 from devservers.metadata import MetadataServer  # noqa: E402
 from devservers.moto import load_cost_and_usage, moto_server  # noqa: E402
 from simulator import (  # noqa: E402
+    Scenario,
     SecretManagerFake,
     Simulator,
     SlackReceiver,
@@ -60,13 +68,31 @@ AWS_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/llm-budget-alert-ce-read"
 FIRST_OF_DECEMBER = dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC)
 ANTHROPIC_SECRET = "projects/demo-project/secrets/anthropic-main-admin-key"
 SLACK_SECRET = "projects/demo-project/secrets/slack-webhook"
+# Slack channels: one receiver, one webhook path each; finops is the default destination.
+CHANNELS = ("finops", "search", "support")
+DEFAULT_CHANNEL = "finops"
+ROUTED = (ROOT / "alerts" / "routing.py").exists()  # issue 13's routing slice; until then one hook gets all
+# Each team's budget and where its alerts go; what it owns is the scenario's `teams.<name>.match`.
+TEAMS: dict[str, dict[str, object]] = {
+    "search": {"budget_usd": 5000, "thresholds_usd": [4000], "notify": ["search"]},
+    "support": {"budget_usd": 6000, "notify": ["support"]},
+    "research": {"budget_usd": 2000},  # no destination of its own: the default one (finops)
+}
 
 
-def budgets(*, bedrock: bool = True) -> dict[str, object]:
+def webhook_env(channel: str) -> str:
+    return f"SLACK_{channel.upper()}_WEBHOOK_URL"
+
+
+def budgets(scenario: Scenario, *, bedrock: bool = True) -> dict[str, object]:
     aws = {"bedrock": {"budget_usd": 2500, "accounts": [{"label": "main", "role_arn": AWS_ROLE}]}} if bedrock else {}
     return {
         "total_budget_usd": 24000,
         "thresholds_pct": [50, 80, 100],
+        "thresholds_usd": [15000],
+        "destinations": {c: {"webhook_env": webhook_env(c)} for c in CHANNELS},
+        "default_destination": DEFAULT_CHANNEL,
+        "teams": {t.name: {**TEAMS[t.name], "match": t.match} for t in scenario.teams},
         "providers": {
             "openai": {
                 "budget_usd": 9000,
@@ -107,6 +133,46 @@ def run(args: list[str], env: dict[str, str]) -> int:
     return proc.returncode
 
 
+def counts(slack: SlackReceiver) -> dict[str, int]:
+    return {c: len(slack.messages(path=slack.hook_path(c))) for c in CHANNELS}
+
+
+def show_channels(slack: SlackReceiver) -> bool:
+    """Each channel's messages under its own heading; whether they are what this build should post."""
+    for channel in CHANNELS:
+        messages = slack.messages(path=slack.hook_path(channel))
+        default = " (default destination)" if channel == DEFAULT_CHANNEL else ""
+        banner(f"#{channel}{default}: {len(messages)} message(s)")
+        for message in messages:
+            print(render_terminal(message, width=100) + "\n")
+    got = counts(slack)
+    if ROUTED:
+        want = dict.fromkeys(CHANNELS, 1)  # one message per destination holding only its scopes
+    else:
+        print("(this build has no routing yet: every alert goes to the default channel, #finops)")
+        want = {c: int(c == DEFAULT_CHANNEL) for c in CHANNELS}
+    if got != want:
+        print(f"expected messages per channel {want}, got {got}")
+        return False
+    return True
+
+
+def show_team_sums(scenario: Scenario, rows: list[billing_export.Row]) -> bool:
+    """The scenario's own team, unassigned and total sums at NOW (computed from its hourly cells)."""
+    print("\nthe scenario's exact sums at that instant (what the check must report):")
+    owned = Decimal(0)
+    for team in scenario.teams:
+        mtd = scenario.expected_team(team.name, now=NOW, gemini_rows=rows)
+        owned += mtd
+        budget = Decimal(str(TEAMS[team.name]["budget_usd"]))
+        print(f"  team/{team.name:<10} ${mtd:>10,.2f} of ${budget:,.0f} ({mtd / budget:.0%})")
+    unassigned = scenario.expected_unassigned(now=NOW, gemini_rows=rows)
+    total = scenario.expected_total(now=NOW, gemini_rows=rows)
+    print(f"  {'unassigned':<15} ${unassigned:>10,.2f}")
+    print(f"  {'total':<15} ${total:>10,.2f} (owned + unassigned = total: {owned + unassigned == total})")
+    return owned + unassigned == total
+
+
 def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="llm-budget-demo-") as tmp:
         banner("1. starting local servers (simulator, Slack receiver, Secret Manager fake, BigQuery emulator, moto)")
@@ -116,7 +182,7 @@ def main() -> int:
             SecretManagerFake.start(
                 secrets={
                     ANTHROPIC_SECRET: "sk-ant-admin01-sim-main-Vb6yP1qRz0Wd",
-                    SLACK_SECRET: slack.hook_url,
+                    SLACK_SECRET: slack.hook_url(DEFAULT_CHANNEL),
                 }
             )
         )
@@ -142,7 +208,7 @@ def main() -> int:
         print(f"billing export {TABLE}: {len(rows)} rows (Nov USD account, Dec EUR account, credits, other services)")
 
         budget_file = Path(tmp) / "budgets.json"
-        budget_file.write_text(json.dumps(budgets(), indent=2))
+        budget_file.write_text(json.dumps(budgets(sim.scenario), indent=2))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "XAI_", "AWS_"))},
             **sim.env(),
@@ -150,7 +216,7 @@ def main() -> int:
             "AWS_COST_EXPLORER_BASE_URL": aws.url,
             "GCE_METADATA_HOST": metadata.host,
             "BUDGET_CONFIG_FILE": str(budget_file),
-            "SLACK_WEBHOOK_SECRET": f"{SLACK_SECRET}/versions/latest",
+            **{webhook_env(c): slack.hook_url(c) for c in CHANNELS},
             "SECRET_MANAGER_EMULATOR_HOST": secrets.url,
             "BIGQUERY_EMULATOR_HOST": bq.url,
             "BIGQUERY_JOB_PROJECT": PROJECT,
@@ -158,33 +224,34 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
         }
         env.pop("SLACK_WEBHOOK_URL", None)
+        if not ROUTED:  # the one webhook of a build without routing: the default channel's, from Secret Manager
+            env["SLACK_WEBHOOK_SECRET"] = f"{SLACK_SECRET}/versions/latest"
 
-        banner(f"2. one check at {NOW:%Y-%m-%d %H:%M} UTC: thresholds crossed, one Slack message")
+        banner(f"2. one check at {NOW:%Y-%m-%d %H:%M} UTC: thresholds crossed, each channel gets its own message")
         if run(["main.py", "check", "--now", NOW.isoformat()], env) != 0:
             return 1
-        messages = slack.messages()
-        if len(messages) != 1:
-            print(f"expected one Slack message, got {len(messages)}")
+        if not show_channels(slack):
             return 1
-        banner("what Slack received")
-        print(render_terminal(messages[0], width=100))
         http_sources = ("openai/prod", "openai/research", "anthropic/main", "xai/core", "openrouter/router")
         expected = sum((sim.expected_mtd(s) for s in (*http_sources, "bedrock/main")), Decimal(0))
-        gemini = billing_export.expected_net_usd(rows, "202611", ("AEFD-7695-64FA", "C7E2-9256-1C43"), NOW)
+        gemini = billing_export.expected_net_usd(rows, "202611", billing_export.GEMINI_SERVICE_IDS, NOW)
         print(
             f"\nsimulator scenario total at that instant: ${expected + gemini:,.2f} "
             f"(HTTP providers and Bedrock ${expected:,.2f} + Gemini ${gemini:,.2f})"
         )
+        if not show_team_sums(sim.scenario, rows):
+            return 1
 
         later = NOW + dt.timedelta(hours=1)
         sim.set_clock(later)
         banner(f"3. the next hourly check ({later:%H:%M} UTC): nothing new, nothing posted")
+        posted = counts(slack)
         if run(["main.py", "check", "--now", later.isoformat()], env) != 0:
             return 1
-        if len(slack.messages()) != 1:
-            print("a repeat was posted: that is a bug")
+        if counts(slack) != posted:
+            print(f"a repeat was posted ({posted} → {counts(slack)}): that is a bug")
             return 1
-        print(f"Slack messages so far: {len(slack.messages())} (unchanged)")
+        print(f"Slack messages so far, per channel: {posted} (unchanged)")
 
         banner("4. Anthropic serving complete days only: freshness from the data, the 1st's date-range 400 is $0")
         sim.set_complete_days_only(True)
@@ -198,9 +265,9 @@ def main() -> int:
         banner("5. replay Nov 28 00:00 → Dec 2 00:00 UTC hourly, fresh state: each alert once, month rollover")
         env["STATE_FILE"] = str(Path(tmp) / "replay-state.json")
         replay_budgets = Path(tmp) / "replay-budgets.json"
-        replay_budgets.write_text(json.dumps(budgets(bedrock=False), indent=2))
+        replay_budgets.write_text(json.dumps(budgets(sim.scenario, bedrock=False), indent=2))
         env["BUDGET_CONFIG_FILE"] = str(replay_budgets)
-        before = len(slack.messages())
+        before = counts(slack)
         if (
             run(
                 [
@@ -220,7 +287,8 @@ def main() -> int:
             != 0
         ):
             return 1
-        print(f"Slack messages posted by the replay: {len(slack.messages()) - before}")
+        after = counts(slack)
+        print(f"Slack messages posted by the replay, per channel: { {c: after[c] - before[c] for c in CHANNELS} }")
         banner("6. stopping every server")
     print("done: all servers stopped")
     return 0

@@ -26,6 +26,8 @@ What the month holds (all of it deterministic for a given seed):
   next month's first half hour (next invoice month, exported by 08:45 UTC on its 1st);
 * late rows (Vertex AI on the 10th and 20th exported three days later) and one correction: a
   negative adjustment for usage two days before the month, billed on this invoice;
+* two Gemini API rows on the 12th with `project: null` (usage within 24 hours of a project's
+  creation, the export's documented caution): spend no project-matching team owns;
 * `currency` and `conversion_rate` choose the billing account's currency: costs and credits are
   in that currency, `currency_conversion_rate` drifts slightly from day to day around the rate.
 
@@ -52,7 +54,7 @@ import random
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -505,6 +507,14 @@ def scenario_rows(
         "type": "USAGE_CORRECTION",
     }
     rows.append(correction)
+    # A project created on the 12th: the export's caution says "project information might not be present
+    # on usage that occurs within 24 hours of project creation", so its first Gemini rows have no project.
+    # It matches no project id (a team's `sku_patterns` alone cannot claim it): unassigned spend.
+    # (Fixed amounts and lags, drawn after the month's rows: the seeded figures above stay as they were.)
+    created = dt.datetime.combine(dt.date(year, mon, 12), dt.time(11), PACIFIC)
+    for hours, usd in ((0, Decimal("2.468024")), (6, Decimal("5.791357"))):
+        begin = created + dt.timedelta(hours=hours)
+        rows.append(make(GEMINI_API, pro_in, None, begin, usd, this_month, lag=dt.timedelta(hours=4)))
 
     if until is not None:
         cutoff = until.astimezone(UTC)
@@ -542,6 +552,7 @@ def _counted(
     service_ids: Iterable[str],
     as_of: dt.datetime,
     partition_floor: dt.datetime | None = None,
+    where: Callable[[Row], bool] | None = None,
 ) -> list[Row]:
     ids = set(service_ids)
     cutoff = as_of.astimezone(UTC)
@@ -552,6 +563,7 @@ def _counted(
         and (r.get("service") or {}).get("id") in ids
         and _parse_ts(r["export_time"]) <= cutoff
         and (partition_floor is None or partition_time(r) >= partition_floor)
+        and (where is None or where(r))
     ]
 
 
@@ -562,10 +574,12 @@ def expected_net_usd(
     as_of: dt.datetime,
     *,
     partition_floor: dt.datetime | None = None,
+    where: Callable[[Row], bool] | None = None,
 ) -> Decimal:
     """Net USD of the rows of `invoice_month` (`YYYYMM`) and `service_ids` exported by `as_of`
-    (and, with `partition_floor`, in partitions from that instant on)."""
-    counted = _counted(rows, invoice_month, service_ids, as_of, partition_floor)
+    (with `partition_floor`, in partitions from that instant on; with `where`, the rows it accepts,
+    e.g. a team's projects and SKU patterns: see `Scenario.expected_team`)."""
+    counted = _counted(rows, invoice_month, service_ids, as_of, partition_floor, where)
     return sum((row_net_usd(r) for r in counted), Decimal(0))
 
 

@@ -22,7 +22,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,6 +44,7 @@ from simulator._server import (
     text_reply,
 )
 from simulator._wire import Ctx, Emitter, bearer_key
+from simulator.billing_export import Row
 from simulator.faults import (
     DATA_FAULTS,
     DRIP_INTERVAL_S,
@@ -647,3 +648,23 @@ class Simulator(Running):
     def expected(self, now: dt.datetime | None = None, month_start: dt.datetime | None = None) -> dict[str, Any]:
         """The `GET /_sim/expected` document."""
         return self._state.expected(now, month_start)
+
+    def _lags(self, now: dt.datetime) -> dict[str, dt.timedelta]:
+        return {p: self._state.visible_lag(p, now) for p in PROVIDERS}
+
+    def expected_team(
+        self, name: str, gemini_rows: Iterable[Row] | None = None, now: dt.datetime | None = None
+    ) -> Decimal:
+        """`Scenario.expected_team` at the clock, with the lags and Anthropic mode the servers apply."""
+        now = now or self.now()
+        return self.scenario.expected_team(name, now=now, gemini_rows=gemini_rows, lags=self._lags(now))
+
+    def expected_unassigned(self, gemini_rows: Iterable[Row] | None = None, now: dt.datetime | None = None) -> Decimal:
+        """`Scenario.expected_unassigned` at the clock, as the servers answer."""
+        now = now or self.now()
+        return self.scenario.expected_unassigned(now=now, gemini_rows=gemini_rows, lags=self._lags(now))
+
+    def expected_total(self, gemini_rows: Iterable[Row] | None = None, now: dt.datetime | None = None) -> Decimal:
+        """`Scenario.expected_total` at the clock, as the servers answer."""
+        now = now or self.now()
+        return self.scenario.expected_total(now=now, gemini_rows=gemini_rows, lags=self._lags(now))

@@ -18,19 +18,32 @@ A day's spend is `base_daily_usd x (1 + daily_growth_pct/100)^(day_of_month - 1)
 spread over the 24 hours by `hourly_profile` and over the breakdown by the weights. Growth restarts
 on the 1st of each month; jitter is a fixed pseudo-random factor per account and day (CRC32 of the
 label and date), so every run of the same scenario gives the same numbers.
+
+Cells come from the cartesian product of the `breakdown` weights and, besides it, from an account's
+explicit `cells` (`{"values": {dimension: id | null}, "share": "0.13"}`): correlated combinations the
+product cannot express (a project that spends on one line item only, a row without a project). The
+explicit cells take their shares of the account's spend and the product shares the rest.
+
+A scenario-level `teams` block mirrors the budget document's `teams.<name>.match` (the same JSON can
+be copied into it). `expected_team`, `expected_unassigned` and `expected_total` sum the hourly cells
+(and, for Gemini, the billing-export rows passed in) with their own matching code, never the
+product's, so a test can hold the product to them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fnmatch
 import itertools
 import json
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from simulator import billing_export
 
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
@@ -197,6 +210,84 @@ class Account:
         return [(dict(zip(dims, key, strict=True)), total) for key, total in groups.items() if total != 0]
 
 
+# --- teams: the scenario's own copy of the budget document's `match` ------------------------------
+
+DEFAULT_WORKSPACE = "default"  # Anthropic's default workspace has no id: its costs come back workspace_id null
+GEMINI = "gemini"  # not a served account: its spend is the billing-export rows passed to the expected_* sums
+# What a team's match may name per provider (the budget document's selectors; patterns are
+# case-sensitive globs, as `fnmatch.fnmatchcase` reads them). Gemini has one export table here.
+TEAM_SELECTORS: Mapping[str, tuple[str, ...]] = {
+    "openai": ("accounts", "project_ids", "line_item_patterns"),
+    "anthropic": ("accounts", "workspace_ids", "description_patterns", "model_patterns"),
+    "xai": ("accounts",),
+    "openrouter": ("accounts",),
+    "bedrock": ("accounts",),
+    GEMINI: ("project_ids", "sku_patterns"),
+}
+UNASSIGNED = "unassigned"
+
+
+def _glob(value: str | None, patterns: tuple[str, ...]) -> bool:
+    return not patterns or (value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns))
+
+
+@dataclasses.dataclass(frozen=True)
+class TeamPart:
+    """What one team takes of one provider: whole accounts, or the cells / rows its selectors name."""
+
+    provider: str
+    selectors: Mapping[str, tuple[str, ...]]
+
+    def _get(self, name: str) -> tuple[str, ...]:
+        return self.selectors.get(name, ())
+
+    def selects_cell(self, account: Account, cell: Cell) -> bool:
+        """Whether this part owns `cell` of `account` (ids AND patterns; no selector = the whole account)."""
+        if account.provider != self.provider:
+            return False
+        if self._get("accounts") and account.label not in self._get("accounts"):
+            return False
+        values = cell.values
+        if self.provider == "openai":
+            projects = self._get("project_ids")
+            if projects and values.get("project_id") not in projects:
+                return False
+            return _glob(values.get("line_item"), self._get("line_item_patterns"))
+        if self.provider == "anthropic":
+            workspaces = self._get("workspace_ids")
+            if workspaces and (values.get("workspace_id") or DEFAULT_WORKSPACE) not in workspaces:
+                return False
+            description = values.get("description")
+            model = account.attrs.get(description, {}).get("model") if description is not None else None
+            return _glob(description, self._get("description_patterns")) and _glob(model, self._get("model_patterns"))
+        return True
+
+    def selects_row(self, row: billing_export.Row) -> bool:
+        """Whether this (Gemini) part owns a billing-export row; a row without a project has no project id."""
+        if self.provider != GEMINI:
+            return False
+        projects = self._get("project_ids")
+        if projects and (row.get("project") or {}).get("id") not in projects:
+            return False
+        return _glob((row.get("sku") or {}).get("description"), self._get("sku_patterns"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScenarioTeam:
+    """A team of the scenario: its parts by provider, and the `match` document they were read from."""
+
+    name: str
+    parts: tuple[TeamPart, ...]
+    match: Mapping[str, Mapping[str, Any]]  # as written: copy it into the budget document's teams.<name>.match
+    notes: str = ""
+
+    def selects_cell(self, account: Account, cell: Cell) -> bool:
+        return any(p.selects_cell(account, cell) for p in self.parts)
+
+    def selects_row(self, row: billing_export.Row) -> bool:
+        return any(p.selects_row(row) for p in self.parts)
+
+
 def _ceil_hours(delta: dt.timedelta) -> int:
     return -(-delta // HOUR)
 
@@ -222,6 +313,7 @@ class Scenario:
     accounts: tuple[Account, ...]
     lag_minutes: Mapping[str, int] = dataclasses.field(default_factory=dict)
     complete_days_only: bool = False
+    teams: tuple[ScenarioTeam, ...] = ()
 
     def by_key(self, key: str) -> Account | None:
         for account in self.accounts:
@@ -245,6 +337,13 @@ class Scenario:
 
     def lag(self, provider: str) -> dt.timedelta:
         return dt.timedelta(minutes=self.lag_minutes.get(provider, 0))
+
+    def team(self, name: str) -> ScenarioTeam:
+        for team in self.teams:
+            if team.name == name:
+                return team
+        known = ", ".join(t.name for t in self.teams) or "none"
+        raise KeyError(f"no team {name!r} in scenario {self.name!r} (teams: {known})")
 
     # --- expected sums, computed hour by hour (independently of the servers' bucket code) ---------
 
@@ -303,6 +402,116 @@ class Scenario:
                     bucket[name] = bucket.get(name, Decimal(0)) + amount
         return out
 
+    def expected_cells(
+        self,
+        key_or_account: str | Account,
+        *,
+        now: dt.datetime,
+        month_start: dt.datetime | None = None,
+        lag: dt.timedelta | None = None,
+    ) -> dict[tuple[dt.date, tuple[tuple[str, str | None], ...]], Decimal]:
+        """Month-to-date USD per (UTC day, joint cell): the cell's `(dimension, value)` pairs sorted by
+        dimension, in the wire's names (`project_id`, `workspace_id`, ...; None = null). Zero cells are left out."""
+        account = self.find(key_or_account)
+        out: dict[tuple[dt.date, tuple[tuple[str, str | None], ...]], Decimal] = {}
+        keys = [tuple(sorted(cell.values.items())) for cell in account.cells]
+        for hour in self._visible_hours(account, now, month_start, lag):
+            for key, amount in zip(keys, account.hourly(hour.date())[hour.hour], strict=True):
+                if amount:
+                    out[(hour.date(), key)] = out.get((hour.date(), key), Decimal(0)) + amount
+        return out
+
+    def expected_team(
+        self,
+        name: str,
+        *,
+        now: dt.datetime,
+        gemini_rows: Iterable[billing_export.Row] | None = None,
+        month_start: dt.datetime | None = None,
+        lags: Mapping[str, dt.timedelta] | None = None,
+    ) -> Decimal:
+        """Month-to-date USD of team `name`: its cells of every account, plus its Gemini rows (see `_gemini`)."""
+        team = self.team(name)
+        return self._matching(team.selects_cell, team.selects_row, now, gemini_rows, month_start, lags)
+
+    def expected_unassigned(
+        self,
+        *,
+        now: dt.datetime,
+        gemini_rows: Iterable[billing_export.Row] | None = None,
+        month_start: dt.datetime | None = None,
+        lags: Mapping[str, dt.timedelta] | None = None,
+    ) -> Decimal:
+        """Month-to-date USD that no team owns. A cell or row two teams claim raises `ScenarioError`
+        (the scenario's teams must partition its spend for owned + unassigned = total to mean anything)."""
+
+        def owners(matches: Sequence[bool], what: str) -> bool:
+            claimed = [t.name for t, hit in zip(self.teams, matches, strict=True) if hit]
+            if len(claimed) > 1:
+                raise ScenarioError(f"teams {' and '.join(claimed)} both match {what}: give each cell one owner")
+            return not claimed
+
+        def cell_free(account: Account, cell: Cell) -> bool:
+            return owners([t.selects_cell(account, cell) for t in self.teams], f"{account.scope} {dict(cell.values)}")
+
+        def row_free(row: billing_export.Row) -> bool:
+            return owners([t.selects_row(row) for t in self.teams], f"the Gemini row {row.get('sku')}")
+
+        return self._matching(cell_free, row_free, now, gemini_rows, month_start, lags)
+
+    def expected_total(
+        self,
+        *,
+        now: dt.datetime,
+        gemini_rows: Iterable[billing_export.Row] | None = None,
+        month_start: dt.datetime | None = None,
+        lags: Mapping[str, dt.timedelta] | None = None,
+    ) -> Decimal:
+        """Month-to-date USD of every account (plus the Gemini rows), summed hour by hour like the teams."""
+        return self._matching(lambda a, c: True, lambda r: True, now, gemini_rows, month_start, lags)
+
+    def _visible_hours(
+        self, account: Account, now: dt.datetime, month_start: dt.datetime | None, lag: dt.timedelta | None
+    ) -> Iterator[dt.datetime]:
+        now = now.astimezone(UTC)
+        start = month_start.astimezone(UTC) if month_start is not None else month_start_of(now)
+        return _hours(start, now - (self.lag(account.provider) if lag is None else lag))
+
+    def _matching(
+        self,
+        cell_wanted: Callable[[Account, Cell], bool],
+        row_wanted: Callable[[billing_export.Row], bool],
+        now: dt.datetime,
+        gemini_rows: Iterable[billing_export.Row] | None,
+        month_start: dt.datetime | None,
+        lags: Mapping[str, dt.timedelta] | None,
+    ) -> Decimal:
+        total = Decimal(0)
+        for account in self.accounts:
+            wanted = [cell_wanted(account, cell) for cell in account.cells]
+            if not any(wanted):
+                continue
+            lag = None if lags is None else lags.get(account.provider)
+            for hour in self._visible_hours(account, now, month_start, lag):
+                row = account.hourly(hour.date())[hour.hour]
+                total += sum((a for a, w in zip(row, wanted, strict=True) if w), Decimal(0))
+        return total + self._gemini(row_wanted, now, gemini_rows)
+
+    @staticmethod
+    def _gemini(
+        row_wanted: Callable[[billing_export.Row], bool],
+        now: dt.datetime,
+        rows: Iterable[billing_export.Row] | None,
+    ) -> Decimal:
+        """The Gemini part: rows of the Gemini services on the invoice month named like `now`'s UTC month,
+        exported by `now`. Before Google's month turns (8 hours after UTC's) that month has no rows yet,
+        so a UTC-month scope holds no Gemini spend then, rather than the previous invoice month's."""
+        if rows is None:
+            return Decimal(0)
+        utc = now.astimezone(UTC)
+        month = f"{utc.year:04d}{utc.month:02d}"
+        return billing_export.expected_net_usd(rows, month, billing_export.GEMINI_SERVICE_IDS, now, where=row_wanted)
+
     # --- loading ---------------------------------------------------------------------------------
 
     @classmethod
@@ -338,6 +547,7 @@ class Scenario:
             accounts=accounts,
             lag_minutes={p: int(v) for p, v in lag.items()},
             complete_days_only=bool(data.get("complete_days_only", False)),
+            teams=_teams(data.get("teams"), f"{origin}: teams"),
         )
 
 
@@ -390,7 +600,73 @@ def _spend(raw: object, where: str) -> SpendModel:
     )
 
 
-def _cells(provider: str, raw: object, where: str) -> tuple[tuple[Cell, ...], dict[str, dict[str, str | None]]]:
+def _cells(
+    provider: str, raw: object, explicit: object, where: str
+) -> tuple[tuple[Cell, ...], dict[str, dict[str, str | None]]]:
+    """The product of the `breakdown` weights, scaled to what the explicit `cells` leave, then those cells."""
+    product, attrs = _product_cells(provider, raw, f"{where}.breakdown")
+    if explicit is None:
+        return product, attrs
+    named = {d for d in DIMENSIONS[provider] if isinstance(raw, Mapping) and d in raw}
+    cells, more_attrs = _explicit_cells(provider, explicit, named, f"{where}.cells")
+    attrs = {**more_attrs, **attrs}
+    taken = sum((c.share for c in cells), Decimal(0))
+    if taken > 1:
+        raise ScenarioError(f"{where}.cells: shares add up to {taken}, more than the whole account (1)")
+    if not named and taken != 1:
+        raise ScenarioError(f"{where}.cells: without a breakdown the shares must add up to 1, not {taken}")
+    if named and taken == 1:
+        raise ScenarioError(f"{where}.cells: the shares take the whole account and leave the breakdown nothing")
+    combos = {tuple(sorted(c.values.items())) for c in product} if named else set()
+    for i, cell in enumerate(cells):
+        if tuple(sorted(cell.values.items())) in combos:
+            raise ScenarioError(f"{where}.cells[{i}]: {dict(cell.values)} is already a breakdown combination")
+    scaled = tuple(Cell(c.values, c.share * (1 - taken)) for c in product) if named else ()
+    return (*scaled, *cells), attrs
+
+
+def _explicit_cells(
+    provider: str, raw: object, named: set[str], where: str
+) -> tuple[list[Cell], dict[str, dict[str, str | None]]]:
+    if not isinstance(raw, list) or not raw:
+        raise ScenarioError(f"{where}: a non-empty list of {{values: {{dimension: id | null}}, share}}")
+    cells: list[Cell] = []
+    attrs: dict[str, dict[str, str | None]] = {}
+    seen: set[tuple[tuple[str, str | None], ...]] = set()
+    for i, entry in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("values"), Mapping) or "share" not in entry:
+            raise ScenarioError(f"{at}: needs values (dimension -> id or null) and a share of the account")
+        unknown = sorted(set(entry) - {"values", "share", "attrs"})
+        if unknown:
+            raise ScenarioError(f"{at}: unknown field {unknown[0]!r} (known: attrs, share, values)")
+        values = dict(entry["values"])
+        bad = sorted(set(values) - set(DIMENSIONS[provider]))
+        if bad:
+            raise ScenarioError(f"{at}.values: {provider} has no dimension {bad[0]!r}")
+        wanted = named or set(cells[0].values if cells else values)
+        if set(values) != wanted:
+            raise ScenarioError(f"{at}.values: name every dimension the other cells name: {', '.join(sorted(wanted))}")
+        if any(v is not None and not isinstance(v, str) for v in values.values()):
+            raise ScenarioError(f"{at}.values: each id is a string or null")
+        share = _decimal(entry["share"], f"{at}.share")
+        if share == 0:
+            raise ScenarioError(f"{at}.share: must be positive (leave the cell out instead)")
+        key = tuple(sorted(values.items()))
+        if key in seen:
+            raise ScenarioError(f"{at}: the same values as an earlier cell")
+        seen.add(key)
+        cells.append(Cell(values, share))
+        extra = entry.get("attrs")
+        if extra is not None:
+            described = isinstance(values.get("description"), str)
+            if provider != "anthropic" or not isinstance(extra, Mapping) or not described:
+                raise ScenarioError(f"{at}.attrs: only an Anthropic cell with a description has attrs")
+            attrs[values["description"]] = {a: extra.get(a) for a in ANTHROPIC_ATTRS}
+    return cells, attrs
+
+
+def _product_cells(provider: str, raw: object, where: str) -> tuple[tuple[Cell, ...], dict[str, dict[str, str | None]]]:
     raw = raw or {}
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"{where}: breakdown maps a dimension to a list of {{id, weight}}")
@@ -434,7 +710,18 @@ def _cells(provider: str, raw: object, where: str) -> tuple[tuple[Cell, ...], di
 
 
 _ACCOUNT_FIELDS = frozenset(
-    {"provider", "label", "key", "team_id", "spend", "breakdown", "spending_limit_usd", "prepaid_credit_usd", "notes"}
+    {
+        "provider",
+        "label",
+        "key",
+        "team_id",
+        "spend",
+        "breakdown",
+        "cells",
+        "spending_limit_usd",
+        "prepaid_credit_usd",
+        "notes",
+    }
     | {"spend_limit_usd", "project_spend_limits"}  # OpenAI hard spend limits
 )
 
@@ -454,7 +741,7 @@ def _account(raw: object, where: str) -> Account:
     team_id = raw.get("team_id")
     if provider == "xai" and (not isinstance(team_id, str) or not team_id):
         raise ScenarioError(f"{where}.team_id: every xAI account needs a team_id")
-    cells, attrs = _cells(provider, raw.get("breakdown"), f"{where}.breakdown")
+    cells, attrs = _cells(provider, raw.get("breakdown"), raw.get("cells"), where)
     limit = raw.get("spending_limit_usd")
     return Account(
         provider=provider,
@@ -485,3 +772,48 @@ def _spend_limits(provider: str, raw: Mapping[str, Any], where: str) -> dict[str
             p: None if v is None else _decimal(v, f"{where}.project_spend_limits.{p}") for p, v in projects.items()
         },
     }
+
+
+def _teams(raw: object, where: str) -> tuple[ScenarioTeam, ...]:
+    """The `teams` block: `{name: {"match": {provider: {selector: [...]}}, "notes"?}}`, checked strictly.
+
+    The shape is checked strictly (providers, selectors, non-empty string lists). An account or provider
+    the scenario does not serve selects nothing: tests trim copies of the demo to a few accounts and keep
+    its teams. Gemini's spend is the export rows passed to the expected_* sums.
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: maps a team name to {{match: {{provider: selectors}}}}")
+    teams = []
+    for name, body in raw.items():
+        at = f"{where}.{name}"
+        if not isinstance(name, str) or not name or name == UNASSIGNED:
+            raise ScenarioError(f"{at}: a team needs a non-empty name other than {UNASSIGNED!r}")
+        if not isinstance(body, Mapping) or not isinstance(body.get("match"), Mapping) or not body["match"]:
+            raise ScenarioError(f"{at}: needs a non-empty match {{provider: selectors}}")
+        unknown = sorted(set(body) - {"match", "notes"})
+        if unknown:
+            raise ScenarioError(f"{at}: unknown field {unknown[0]!r} (known: match, notes)")
+        parts = tuple(_team_part(p, sel, f"{at}.match.{p}") for p, sel in body["match"].items())
+        match = {part.provider: {k: list(v) for k, v in part.selectors.items()} for part in parts}
+        teams.append(ScenarioTeam(name=name, parts=parts, match=match, notes=str(body.get("notes", ""))))
+    return tuple(teams)
+
+
+def _team_part(provider: object, raw: object, where: str) -> TeamPart:
+    if provider not in TEAM_SELECTORS:
+        raise ScenarioError(f"{where}: no provider {provider!r} (use {', '.join(TEAM_SELECTORS)})")
+    assert isinstance(provider, str)
+    allowed = TEAM_SELECTORS[provider]
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: maps a selector ({', '.join(allowed)}) to a list of strings")
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ScenarioError(f"{where}: {provider} has no selector {unknown[0]!r} (use {', '.join(allowed)})")
+    selectors: dict[str, tuple[str, ...]] = {}
+    for name, values in raw.items():
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise ScenarioError(f"{where}.{name}: a non-empty list of non-empty strings")
+        selectors[name] = tuple(values)
+    return TeamPart(provider=provider, selectors=selectors)

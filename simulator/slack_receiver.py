@@ -7,8 +7,13 @@ Block Kit that breaks the documented limits of section 5.2 (400 `invalid_blocks`
 `accept_then_reset` records the message and then resets the connection before answering (Slack
 accepted it, the answer was lost).
 
-Control API: `POST /_slack/faults {"mode", "count"}`, `DELETE /_slack/faults`, `POST /_slack/latency
-{"ms"}`, `GET|DELETE /_slack/messages`, `POST /_slack/reset`.
+Several channels: one receiver, one path per webhook (`hook_url("search")` is `<url>/hook/search`).
+A fault with a `path` fails only that hook (`POST /_slack/faults {"mode": "http_500", "count": 5,
+"path": "/hook/search"}`; a bare status such as `"500"` names the same mode); one without fails
+every hook, as before. `GET /_slack/messages?path=/hook/search` lists what that hook accepted.
+
+Control API: `POST /_slack/faults {"mode", "count", "path"?}`, `DELETE /_slack/faults`, `POST
+/_slack/latency {"ms"}`, `GET|DELETE /_slack/messages` (`?path=`), `POST /_slack/reset`.
 """
 
 from __future__ import annotations
@@ -95,6 +100,19 @@ def block_problems(payload: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def is_hook_path(path: str) -> bool:
+    """Whether `path` is a webhook the receiver answers: `/hook`, `/hook/<name>` or Slack's `/services/...`."""
+    return path == "/hook" or path.startswith(("/hook/", "/services/"))
+
+
+def fault_mode(mode: str) -> str:
+    """`mode`, or the `http_<status>` mode a bare status (`"500"`) names; unknown modes raise ValueError."""
+    named = f"http_{mode}" if mode.isdigit() else mode
+    if named not in SLACK_FAULT_MODES:
+        raise ValueError(f"unknown Slack fault mode {mode!r}; known: {', '.join(SLACK_FAULT_MODES)}")
+    return named
+
+
 class SlackState(LatencyKnob):
     def __init__(self, *, print_messages: bool, strict_blocks: bool, out: TextIO | None) -> None:
         self.messages = Recorder()
@@ -103,36 +121,48 @@ class SlackState(LatencyKnob):
         self.strict_blocks = strict_blocks
         self.out = out
         self._lock = threading.Lock()
-        self._attempts = 0
+        self._attempts: dict[str, int] = {}  # by hook path
         self._latency_s = 0.0
 
-    def attempt(self) -> None:
+    def attempt(self, path: str) -> None:
         with self._lock:
-            self._attempts += 1
+            self._attempts[path] = self._attempts.get(path, 0) + 1
 
-    @property
-    def attempts(self) -> int:
+    def attempts(self, path: str | None = None) -> int:
+        """POSTs to hook `path` (None: to every hook), accepted or not."""
         with self._lock:
-            return self._attempts
+            return sum(self._attempts.values()) if path is None else self._attempts.get(path, 0)
 
-    def add_fault(self, mode: str, count: int | None = None, seconds: float | None = None) -> None:
-        if mode not in SLACK_FAULT_MODES:
-            raise ValueError(f"unknown Slack fault mode {mode!r}; known: {', '.join(SLACK_FAULT_MODES)}")
-        self.faults.add(Fault(mode=mode, count=parse_count(count), seconds=parse_seconds(seconds)))
+    def add_fault(
+        self, mode: str, count: int | None = None, seconds: float | None = None, path: str | None = None
+    ) -> None:
+        if path is not None and (not isinstance(path, str) or not is_hook_path(path)):
+            raise ValueError(f"path {path!r} is not a webhook path: use /hook/<name> (or /services/...)")
+        scope = {} if path is None else {"path": path}
+        fault = Fault(mode=fault_mode(mode), count=parse_count(count), scope=scope, seconds=parse_seconds(seconds))
+        self.faults.add(fault)
+
+    def take_fault(self, path: str) -> Fault | None:
+        """The next armed fault for a POST to `path`: one scoped to that hook, or one without a path."""
+        return self.faults.take(lambda f: f.scope.get("path") in (None, path))
+
+    def received(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Accepted payloads, oldest first: of hook `path`, or of every hook."""
+        return [m["payload"] for m in self.messages.items() if path is None or m["path"] == path]
 
     def clear_messages(self) -> None:
         self.messages.clear()
         with self._lock:
-            self._attempts = 0
+            self._attempts.clear()
 
     def reset(self) -> None:
         self.clear_messages()
         self.faults.clear()
         self.set_latency(0)
 
-    def snapshot(self) -> dict[str, Any]:
-        payloads = [m["payload"] for m in self.messages.items()]
-        return {"messages": payloads, "count": len(payloads), "attempts": self.attempts}
+    def snapshot(self, path: str | None = None) -> dict[str, Any]:
+        payloads = self.received(path)
+        return {"messages": payloads, "count": len(payloads), "attempts": self.attempts(path)}
 
 
 def _parse_payload(request: Request) -> dict[str, Any] | None:
@@ -153,16 +183,16 @@ class SlackHandler(Handler):
     def route(self, request: Request) -> Reply:
         if request.path.startswith("/_slack/"):
             return self._control(request)
-        if request.method == "POST" and (request.path == "/hook" or request.path.startswith(("/hook/", "/services/"))):
+        if request.method == "POST" and is_hook_path(request.path):
             return self._hook(request)
         return text_reply(404, "no_service")
 
     def _hook(self, request: Request) -> Reply:
         state = self.state
-        state.attempt()
+        state.attempt(request.path)
         if not self.pause(state.latency_s):
             return hang_reply(0)
-        fault = state.faults.take(lambda f: True)
+        fault = state.take_fault(request.path)
         if fault is not None and fault.mode != "accept_then_reset":
             if fault.mode == "timeout":
                 return hang_reply(fault.seconds)
@@ -192,7 +222,7 @@ class SlackHandler(Handler):
         try:
             body = request.json() if request.body else {}
             if route == ("POST", "/_slack/faults"):
-                state.add_fault(str(body.get("mode")), body.get("count"), body.get("seconds"))
+                state.add_fault(str(body.get("mode")), body.get("count"), body.get("seconds"), body.get("path"))
                 return json_reply(200, {"faults": state.faults.list()})
             if route == ("DELETE", "/_slack/faults"):
                 state.faults.clear()
@@ -203,7 +233,7 @@ class SlackHandler(Handler):
                 state.set_latency(float(body.get("ms", 0)))
                 return json_reply(200, {"ms": state.latency_s * 1000})
             if route == ("GET", "/_slack/messages"):
-                return json_reply(200, state.snapshot())
+                return json_reply(200, state.snapshot(request.param("path")))
             if route == ("DELETE", "/_slack/messages"):
                 state.clear_messages()
                 return json_reply(200, state.snapshot())
@@ -213,6 +243,22 @@ class SlackHandler(Handler):
         except (ValueError, TypeError, AttributeError) as exc:
             return json_reply(400, {"error": str(exc)})
         return json_reply(404, {"error": f"no control endpoint {route[0]} {route[1]}"})
+
+
+def _hook_name(name: str) -> str:
+    if not isinstance(name, str) or not name or any(c in name for c in "/?#% "):
+        raise ValueError(f"hook name {name!r}: one path segment such as 'search'")
+    return name
+
+
+class HookUrl(str):
+    """The receiver's `/hook` URL, a plain string, that also names one channel's webhook when called:
+    `slack.hook_url` is `<url>/hook`, `slack.hook_url("search")` is `<url>/hook/search`."""
+
+    __slots__ = ()
+
+    def __call__(self, name: str) -> str:
+        return f"{self}/{_hook_name(name)}"
 
 
 class SlackReceiver(Running):
@@ -233,23 +279,32 @@ class SlackReceiver(Running):
         return cls(state, server)
 
     @property
-    def hook_url(self) -> str:
-        """The incoming-webhook URL to configure (SLACK_WEBHOOK_URL)."""
-        return f"{self.url}/hook"
+    def hook_url(self) -> HookUrl:
+        """The incoming-webhook URL to configure (SLACK_WEBHOOK_URL); `hook_url("search")` is channel
+        search's own webhook, `<url>/hook/search`."""
+        return HookUrl(f"{self.url}/hook")
 
-    def messages(self) -> list[dict[str, Any]]:
-        """Payloads Slack accepted (200 ok), oldest first."""
-        return [m["payload"] for m in self._state.messages.items()]
+    @staticmethod
+    def hook_path(name: str) -> str:
+        """The path of channel `name`'s webhook, `/hook/<name>` (what `messages(path=...)` takes)."""
+        return f"/hook/{_hook_name(name)}"
 
-    def attempts(self) -> int:
-        """Every POST to a webhook path, accepted or not."""
-        return self._state.attempts
+    def messages(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Payloads Slack accepted (200 ok), oldest first: of hook `path` (`/hook/search`), or of all."""
+        return self._state.received(path)
+
+    def attempts(self, path: str | None = None) -> int:
+        """Every POST to a webhook path (or to hook `path`), accepted or not."""
+        return self._state.attempts(path)
 
     def clear_messages(self) -> None:
         self._state.clear_messages()
 
-    def add_fault(self, mode: str, count: int | None = None, seconds: float | None = None) -> None:
-        self._state.add_fault(mode, count, seconds)
+    def add_fault(
+        self, mode: str, count: int | None = None, seconds: float | None = None, path: str | None = None
+    ) -> None:
+        """Arm a fault `count` times (None: until cleared) for hook `path` only, or for every hook."""
+        self._state.add_fault(mode, count, seconds, path)
 
     def clear_faults(self) -> None:
         self._state.faults.clear()

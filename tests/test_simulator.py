@@ -1046,3 +1046,366 @@ def test_cli_expected_and_accounts(capsys: pytest.CaptureFixture[str]) -> None:
     assert Decimal(doc["accounts"]["xai/core"]["mtd_usd"]) == Scenario.load().expected_mtd("xai/core", now=NOW)
     assert main(["accounts"]) == 0
     assert f"team_id={TEAM}" in capsys.readouterr().out
+
+
+# --- explicit cells, teams and their expected sums ------------------------------------------------------
+
+DEC_1 = dt.datetime(2026, 12, 1, tzinfo=UTC)
+# Every instant of the month sweep, Google's month turn (08:00 UTC on the 1st) on both sides, and the 2nd.
+TEAM_INSTANTS = [
+    *MONTH_INSTANTS[::3],
+    DEC_1 + dt.timedelta(minutes=30),
+    DEC_1 + dt.timedelta(hours=7, minutes=59),
+    DEC_1 + dt.timedelta(hours=9),
+    DEC_1 + dt.timedelta(days=1, hours=12),
+]
+PRO = "Gemini 2.5 Pro"
+
+
+@pytest.fixture(scope="module")
+def gemini_rows() -> list[dict[str, Any]]:
+    """The demo's export table: November on a USD billing account, December on a EUR one."""
+    from simulator import billing_export
+
+    return billing_export.scenario_rows("2026-11") + billing_export.scenario_rows(
+        "2026-12", currency="EUR", conversion_rate="0.92", billing_account_id="01EURO-000000-000000"
+    )
+
+
+def test_explicit_cells_correlate_project_and_line_item() -> None:
+    """proj_sim_batch_jobs spends on embeddings only and 2% of openai/prod has no project; the mtd is unchanged."""
+    scenario = Scenario.load()
+    cells = scenario.expected_cells("openai/prod", now=NOW)
+    batch = {dict(k)["line_item"] for (_, k), v in cells.items() if dict(k)["project_id"] == "proj_sim_batch_jobs"}
+    assert batch == {"text-embedding-3-large, input"}
+    no_project = {dict(k)["line_item"] for (_, k), _v in cells.items() if dict(k)["project_id"] is None}
+    assert no_project == {"gpt-5.4-mini, output"}
+    mtd = scenario.expected_mtd("openai/prod", now=NOW)
+    projects = scenario.expected_breakdown("openai/prod", now=NOW)["project_id"]
+    assert projects["null"] / mtd == pytest.approx(Decimal("0.02"), abs=Decimal("1e-6"))
+    assert projects["proj_sim_search"] / mtd == pytest.approx(Decimal("0.30"), abs=Decimal("1e-6"))
+    assert f"{mtd:,.2f}" == "6,350.34" and "$6,350.34" in (ROOT / "simulator" / "README.md").read_text()
+
+
+def test_expected_cells_add_up_to_each_day_for_every_account() -> None:
+    """Per account, the joint cells of each day sum to expected_daily exactly, at any instant."""
+    scenario = Scenario.load()
+    for now in (NOW, DEC_1 + dt.timedelta(hours=5, minutes=10)):
+        for account in scenario.accounts:
+            by_day: dict[dt.date, Decimal] = {}
+            for (day, _), amount in scenario.expected_cells(account, now=now).items():
+                by_day[day] = by_day.get(day, Decimal(0)) + amount
+            daily = {d: v for d, v in scenario.expected_daily(account, now=now).items() if v}
+            assert by_day == daily, account.scope
+
+
+def test_simulator_serves_the_explicit_cells(sim: Simulator, http: httpx.Client) -> None:
+    """OpenAI grouped by project answers project_id null for the unowned cell; per-project sums are exact."""
+    doc = openai_get(http, [("start_time", ts(NOV_1)), ("limit", 31), ("group_by", "project_id")]).json()
+    served: dict[str, Decimal] = {}
+    for bucket in doc["data"]:
+        for r in bucket["results"]:
+            name = "null" if r["project_id"] is None else r["project_id"]
+            served[name] = served.get(name, Decimal(0)) + Decimal(str(r["amount"]["value"]))
+    assert served == sim.expected_breakdown("openai/prod")["project_id"] and "null" in served
+
+
+def test_explicit_cell_errors_name_the_field() -> None:
+    """Shares over 1, a missing dimension, a duplicate combination or a lone partial share are refused."""
+    base = {"provider": "openai", "label": "x", "key": "k", "spend": {"base_daily_usd": 1}}
+    axes = {"project_id": [{"id": "proj_a"}], "line_item": [{"id": "a"}]}
+
+    def cells(*entries: Any, breakdown: Any = axes) -> dict[str, Any]:
+        return {"accounts": [{**base, "breakdown": breakdown, "cells": list(entries)}]}
+
+    one = {"values": {"project_id": None, "line_item": "b"}, "share": "0.1"}
+    assert len(Scenario.from_dict(cells(one)).accounts[0].cells) == 2
+    cases = [
+        (cells({**one, "share": "0.7"}, {**one, "values": {"project_id": "p", "line_item": "b"}, "share": "0.4"}),
+         "more than the whole account"),
+        (cells({**one, "values": {"project_id": None}}), "name every dimension"),
+        (cells({**one, "values": {"project_id": "proj_a", "line_item": "a"}}), "already a breakdown combination"),
+        (cells(one, breakdown=None), "must add up to 1"),
+        (cells({**one, "share": 1}), "leave the breakdown nothing"),
+        (cells({**one, "values": {"project_id": None, "line_item": "b", "model": "m"}}), "no dimension 'model'"),
+        (cells({**one, "weight": 3}), "unknown field 'weight'"),
+        (cells({**one, "attrs": {"model": "m"}}), "only an Anthropic cell"),
+    ]  # fmt: skip
+    for doc, message in cases:
+        with pytest.raises(ScenarioError, match=message):
+            Scenario.from_dict(doc)
+
+
+def test_teams_and_unassigned_partition_the_scenario_total(gemini_rows: list[dict[str, Any]]) -> None:
+    """Σ expected_team + expected_unassigned == expected_total == Σ accounts + Gemini, exactly, all month."""
+    from simulator import billing_export
+
+    scenario = Scenario.load()
+    assert [t.name for t in scenario.teams] == ["search", "support", "research"]
+    for now in TEAM_INSTANTS:
+        teams = {t.name: scenario.expected_team(t.name, now=now, gemini_rows=gemini_rows) for t in scenario.teams}
+        unassigned = scenario.expected_unassigned(now=now, gemini_rows=gemini_rows)
+        total = scenario.expected_total(now=now, gemini_rows=gemini_rows)
+        utc_month = f"{now:%Y%m}"
+        gemini = billing_export.expected_net_usd(gemini_rows, utc_month, billing_export.GEMINI_SERVICE_IDS, now)
+        accounts = sum((scenario.expected_mtd(a, now=now) for a in scenario.accounts), Decimal(0))
+        assert total == accounts + gemini
+        assert abs(sum(teams.values(), Decimal(0)) + unassigned - total) < Decimal("1e-8"), now
+        assert all(v > 0 for v in teams.values()) or now.day == 1, now
+    # Before Google's month turns, December has no Gemini rows: a UTC-month scope holds none.
+    early = DEC_1 + dt.timedelta(hours=7, minutes=59)
+    assert scenario.expected_team("search", now=early, gemini_rows=gemini_rows) == scenario.expected_team(
+        "search", now=early
+    )
+
+
+def test_team_sums_agree_with_the_marginal_breakdowns(gemini_rows: list[dict[str, Any]]) -> None:
+    """Each demo team equals its projects, workspaces, accounts and Gemini rows summed another way."""
+    from simulator import billing_export
+
+    scenario = Scenario.load()
+    openai = scenario.expected_breakdown("openai/prod", now=NOW)["project_id"]
+    workspaces = scenario.expected_breakdown("anthropic/main", now=NOW)["workspace_id"]
+
+    def gemini(keep: Any) -> Decimal:
+        return billing_export.expected_net_usd(
+            gemini_rows, "202611", billing_export.GEMINI_SERVICE_IDS, NOW, where=keep
+        )
+
+    search_rows = gemini(
+        lambda r: (r["project"] or {}).get("id") == "llm-prod-123456" and r["sku"]["description"].startswith(PRO)
+    )
+    assert search_rows > 0
+    assert scenario.expected_team("search", now=NOW, gemini_rows=gemini_rows) == (
+        openai["proj_sim_search"] + workspaces["wrkspc_01SimCustomerAgents"] + search_rows
+    )
+    assert scenario.expected_team("support", now=NOW, gemini_rows=gemini_rows) == (
+        openai["proj_sim_support_bot"] + workspaces["null"] + scenario.expected_mtd("xai/core", now=NOW)
+    )
+    assert scenario.expected_team("research", now=NOW) == scenario.expected_mtd("openai/research", now=NOW)
+    unowned_gemini = gemini(
+        lambda r: not ((r["project"] or {}).get("id") == "llm-prod-123456" and r["sku"]["description"].startswith(PRO))
+    )
+    assert scenario.expected_unassigned(now=NOW, gemini_rows=gemini_rows) == (
+        openai["proj_sim_batch_jobs"] + openai["null"] + workspaces["wrkspc_01SimDataPipeline"]
+        + scenario.expected_mtd("openrouter/router", now=NOW) + scenario.expected_mtd("bedrock/main", now=NOW)
+        + unowned_gemini
+    )  # fmt: skip
+
+
+def test_gemini_rows_without_a_project_are_counted_and_unowned(gemini_rows: list[dict[str, Any]]) -> None:
+    """The export's 24-hour caution: Gemini rows with project null count in the total, in no team."""
+    from simulator import billing_export
+
+    nov = [r for r in gemini_rows if r["invoice"]["month"] == "202611"]
+    orphans = [r for r in nov if r["project"] is None]
+    assert len(orphans) == 2 and all(r["service"]["id"] == billing_export.GEMINI_API[0] for r in orphans)
+    assert all(r["sku"]["description"].startswith(PRO) for r in orphans)  # a SKU pattern alone cannot claim them
+    net = sum((billing_export.row_net_usd(r) for r in orphans), Decimal(0))
+    by_project = billing_export.expected_breakdown(nov, "202611", billing_export.GEMINI_SERVICE_IDS, NOW, "project")
+    assert by_project["(none)"] == net > 0
+    scenario = Scenario.load()
+    assert not any(t.selects_row(r) for t in scenario.teams for r in orphans)
+    without = [r for r in gemini_rows if r["project"] is not None]
+    assert (
+        scenario.expected_unassigned(now=NOW, gemini_rows=gemini_rows)
+        - scenario.expected_unassigned(now=NOW, gemini_rows=without)
+        == net
+    )
+
+
+def test_simulator_team_sums_follow_lag_and_complete_days(sim: Simulator) -> None:
+    """Simulator.expected_team / _unassigned use the served lags: in complete-days mode they add up to the accounts."""
+    sim.set_lag(90, provider="openai")
+    sim.set_complete_days_only(True)
+    teams = sum((sim.expected_team(t.name) for t in sim.scenario.teams), Decimal(0))
+    accounts = sum((sim.expected_mtd(a) for a in sim.scenario.accounts), Decimal(0))
+    assert teams + sim.expected_unassigned() == sim.expected_total() == accounts
+    assert sim.expected_team("support") < sim.scenario.expected_team("support", now=NOW)
+
+
+def test_scenario_teams_mirror_the_budget_documents_match() -> None:
+    """The demo's scenario teams, copied as they are into a budget document, load with the product's config."""
+    from config import parse_budget_config
+
+    scenario = Scenario.load()
+    doc = {
+        "total_budget_usd": 20000,
+        "providers": {
+            "openai": {"budget_usd": 9000, "accounts": [{"label": "prod"}, {"label": "research"}]},
+            "anthropic": {"budget_usd": 5000, "accounts": [{"label": "main"}]},
+            "xai": {"budget_usd": 1000, "accounts": [{"label": "core", "team_id": TEAM}]},
+            "gemini": {"budget_usd": 2000, "accounts": [{"label": "billing", "billing_export_table": "p-123456.b.t"}]},
+        },
+        "teams": {t.name: {"budget_usd": 1000, "match": t.match} for t in scenario.teams},
+    }
+    config = parse_budget_config(json.dumps(doc), origin="test")
+    assert set(config.teams) == {"search", "support", "research"}
+    assert set(config.teams["search"].match.blocks()) == {"openai", "anthropic", "gemini"}
+
+
+def test_team_errors_name_the_field() -> None:
+    """A scenario team with an unknown provider, selector or account, or the reserved name, is refused."""
+    doc = json.loads((ROOT / "simulator" / "scenarios" / "demo.json").read_text())
+
+    def with_teams(teams: Any) -> dict[str, Any]:
+        return {**doc, "teams": teams}
+
+    cases = [
+        ({"t": {"match": {"mistral": {}}}}, "no provider 'mistral'"),
+        ({"t": {"match": {"openai": {"workspace_ids": ["x"]}}}}, "no selector 'workspace_ids'"),
+        ({"unassigned": {"match": {"xai": {}}}}, "other than 'unassigned'"),
+        ({"t": {"match": {}}}, "non-empty match"),
+        ({"t": {"match": {"openai": {"project_ids": []}}}}, "non-empty list"),
+        ({"t": {"budget_usd": 5, "match": {"xai": {}}}}, "unknown field 'budget_usd'"),
+    ]
+    for teams, message in cases:
+        with pytest.raises(ScenarioError, match=message):
+            Scenario.from_dict(with_teams(teams))
+    # A trimmed copy of the demo keeps its teams: what it no longer serves selects nothing.
+    trimmed = Scenario.from_dict(
+        {**doc, "accounts": [a for a in doc["accounts"] if a["label"] in ("prod", "main")][:2]}
+    )
+    full = Scenario.load()
+    assert trimmed.expected_team("research", now=NOW) == 0
+    assert (
+        trimmed.expected_team("support", now=NOW)
+        == full.expected_breakdown("openai/prod", now=NOW)["project_id"]["proj_sim_support_bot"]
+        + full.expected_breakdown("anthropic/main", now=NOW)["workspace_id"]["null"]
+    )
+    overlapping = Scenario.from_dict(
+        with_teams({**doc["teams"], "all": {"match": {"openai": {"accounts": ["research"]}}}})
+    )
+    with pytest.raises(ScenarioError, match="teams research and all both match openai/research"):
+        overlapping.expected_unassigned(now=NOW)
+
+
+def test_the_product_parses_the_new_cells_and_selects_the_same_team_spend(sim: Simulator) -> None:
+    """The real OpenAI and Anthropic sources keep the scenario's joint cells (null project and default
+    workspace as None) exactly, and the product's team matches select the scenario's team sums."""
+    from support import make_deps
+
+    from providers import Deadline, anthropic, openai
+
+    deps = make_deps(env={"OPENAI_ADMIN_KEY": OPENAI_PROD, "ANTHROPIC_ADMIN_KEY": ANTHROPIC_MAIN})
+    deps.base_urls = {**deps.base_urls, "openai": sim.url, "anthropic": sim.url}
+    deps.cell_dims = {"openai": ("line_item", "project"), "anthropic": ("description", "model", "workspace")}
+    sources = {
+        "openai/prod": openai.from_config(openai.OpenAIAccount(), deps),
+        "anthropic/main": anthropic.from_config(anthropic.AnthropicAccount(), deps),
+    }
+    names = {
+        "project_id": "project",
+        "workspace_id": "workspace",
+        "line_item": "line_item",
+        "description": "description",
+    }
+    scenario = sim.scenario
+    for scope, src in sources.items():
+        report = src.fetch(src.billing_period(NOW), Deadline(30))
+        account = scenario.find(scope)
+        want: dict[tuple[dt.date, tuple[tuple[str, str | None], ...]], Decimal] = {}
+        for (day, key), amount in scenario.expected_cells(account, now=NOW).items():
+            values = {names[d]: v for d, v in key}
+            if account.provider == "anthropic":
+                values["model"] = account.attrs.get(values["description"] or "", {}).get("model")
+            want[(day, tuple(sorted(values.items())))] = amount
+        got = {(c.day, c.dims): c.amount for c in report.cells if c.amount}
+        assert got == want, scope
+        for team in scenario.teams:
+            for part in team.parts:
+                if part.provider != account.provider or account.label not in part.selectors.get(
+                    "accounts", [account.label]
+                ):
+                    continue  # the product narrows by `accounts` before `selects`
+                match = src_spec(part.provider).team_match(**part.selectors)
+                product = sum((c.amount for c in report.cells if match.selects(dict(c.dims))), Decimal(0))
+                mine = sum(
+                    (v for (_, k), v in scenario.expected_cells(account, now=NOW).items()
+                     if part.selects_cell(account, _cell(account, k))),
+                    Decimal(0),
+                )  # fmt: skip
+                assert product == mine > 0, (team.name, scope)
+
+
+def src_spec(provider: str) -> Any:
+    from providers import builtin
+
+    return next(s for s in builtin() if s.name == provider)
+
+
+def _cell(account: Any, key: tuple[tuple[str, str | None], ...]) -> Any:
+    return next(c for c in account.cells if tuple(sorted(c.values.items())) == key)
+
+
+@pytest.mark.emulator
+def test_the_product_reads_gemini_rows_without_a_project(bigquery_emulator: Any) -> None:
+    """The real Gemini source over the export with null-project rows: its cells keep project None, sum exactly."""
+    from support import make_deps
+
+    from devservers import bigquery_client
+    from providers import Deadline, gemini
+    from simulator import billing_export
+
+    table = "demo-project.sim_teams.gcp_billing_export_v1_01ABCD_234567_89ABCD"
+    rows = billing_export.scenario_rows("2026-11")
+    client = bigquery_client(bigquery_emulator, "demo-project")
+    billing_export.create_export_table(client, table, replace=True)
+    billing_export.load(client, table, rows)
+    deps = make_deps(bigquery_job_project="demo-project", bigquery_emulator_host=bigquery_emulator.url)
+    deps.cell_dims = {"gemini": ("project", "sku")}
+    src = gemini.from_config(gemini.GeminiAccount(billing_export_table=table), deps)
+    report = src.fetch(src.billing_period(NOW), Deadline(60))
+    ids = billing_export.GEMINI_SERVICE_IDS
+    assert report.mtd_usd == billing_export.expected_net_usd(rows, "202611", ids, NOW)
+    orphans = sum((c.amount for c in report.cells if c.get("project") is None), Decimal(0))
+    assert (
+        orphans == billing_export.expected_net_usd(rows, "202611", ids, NOW, where=lambda r: r["project"] is None) > 0
+    )
+    search = gemini.GeminiTeamMatch(**Scenario.load().team("search").match["gemini"])
+    picked = sum((c.amount for c in report.cells if search.selects(dict(c.dims))), Decimal(0))
+    assert picked == billing_export.expected_net_usd(
+        rows, "202611", ids, NOW, where=Scenario.load().team("search").selects_row
+    )
+
+
+# --- several channels on one receiver -------------------------------------------------------------------
+
+
+def test_per_hook_fault_fails_only_that_hook(slack: SlackReceiver) -> None:
+    """{"mode": "500", "count": 5, "path": "/hook/search"} fails search five times; finops never fails."""
+    search, finops = slack.hook_url("search"), slack.hook_url("finops")
+    assert search == f"{slack.url}/hook/search" and slack.hook_path("search") == "/hook/search"
+    assert slack.hook_url == f"{slack.url}/hook" and isinstance(slack.hook_url, str)
+    with httpx.Client(timeout=5) as client:
+        armed = client.post(f"{slack.url}/_slack/faults", json={"mode": "500", "count": 5, "path": "/hook/search"})
+        assert armed.status_code == 200 and armed.json()["faults"][0]["path"] == "/hook/search"
+        for _ in range(5):
+            assert (client.post(search, json=MESSAGE).status_code, client.post(finops, json=MESSAGE).text) == (
+                500,
+                "ok",
+            )
+        assert client.post(search, json=MESSAGE).text == "ok"
+        only = client.get(f"{slack.url}/_slack/messages", params={"path": "/hook/search"}).json()
+        everything = client.get(f"{slack.url}/_slack/messages").json()
+    assert only == {"messages": [MESSAGE], "count": 1, "attempts": 6}
+    assert everything["count"] == 6 and everything["attempts"] == 11
+    assert len(slack.messages(path="/hook/finops")) == 5 and slack.attempts("/hook/search") == 6
+    assert slack.messages(path="/hook/nobody") == [] and slack.attempts("/hook/nobody") == 0
+
+
+def test_a_fault_without_a_path_still_fails_every_hook(slack: SlackReceiver) -> None:
+    """Global faults are unchanged: the next POST to any hook takes them; a bad path or mode is refused."""
+    slack.add_fault("http_429", count=2)
+    slack.add_fault("no_service", count=1, path="/hook/support")
+    with httpx.Client(timeout=5) as client:
+        assert client.post(slack.hook_url("support"), json=MESSAGE).status_code == 429
+        assert client.post(slack.hook_url, json=MESSAGE).status_code == 429
+        assert client.post(slack.hook_url("search"), json=MESSAGE).text == "ok"
+        assert client.post(slack.hook_url("support"), json=MESSAGE).text == "no_service"
+        assert client.post(slack.hook_url("support"), json=MESSAGE).text == "ok"
+        for body in ({"mode": "http_500", "path": "/elsewhere"}, {"mode": "599", "path": "/hook/a"}):
+            assert client.post(f"{slack.url}/_slack/faults", json=body).status_code == 400
+    with pytest.raises(ValueError, match="one path segment"):
+        slack.hook_url("a/b")
+    assert slack.messages(path="/hook/support") == [MESSAGE]
