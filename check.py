@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import logs
-from alerts import health, rules, slack
+from alerts import health, rules, slack, weekly
 from alerts.events import Event, Kind
 from alerts.rules import Scope
 from alerts.state import FileStore, GCSStore, Ledger, Store
@@ -31,7 +31,7 @@ from config import SecretResolver, Settings
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries, import_while_waiting
-from providers import Deps, build_source
+from providers import Deps, build_source, spec
 from source_cache import ReadOnlyMemo, StoreMemo
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "CheckOutcome",
     "default_deps",
     "fetch_all",
+    "fetch_with_history",
     "make_cache_store",
     "make_store",
     "run_check",
@@ -67,6 +68,8 @@ class CheckOutcome:
     dry_run: bool = False
     elapsed_s: float = 0.0
     digest: Event | None = None  # the daily digest, in its hour
+    history: list[SourceResult] = dataclasses.field(default_factory=list)  # previous periods (weekly hour only)
+    weekly: weekly.WeekReport | None = None  # the weekly report, in its hour
 
     @property
     def partial(self) -> bool:
@@ -89,30 +92,51 @@ class CheckOutcome:
 
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
-    jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
+    return fetch_with_history(settings, deps, now, deadline, history=False)[0]
+
+
+def fetch_with_history(
+    settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline, *, history: bool
+) -> tuple[list[SourceResult], list[SourceResult]]:
+    """`fetch_all`, and with `history` (the weekly report's hour) each account's previous billing period
+    too, where the two weeks the report compares reach into it: in the same pool and deadline. Those
+    results are kept apart (`CheckOutcome.history`): they never count toward month-to-date."""
+    if not deps.cell_dims:  # what team matches and the weekly movers read (BudgetConfig.cell_dims)
+        deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
+    past = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo)) if deps.memo is not None else deps
+    jobs: list[tuple[AccountRef, Callable[[], SourceResult | None], dict[AccountRef, BillingPeriod]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
+    previous: dict[AccountRef, BillingPeriod] = {}
     for provider in settings.budgets.configured():
         for account in settings.budgets.accounts(provider):
             ref = AccountRef(provider, account.label)
-            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods)))
+            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods), periods))
+            if history:
+                job = _fetch_one(provider, account, ref, past, now, deadline, previous, previous_period=True)
+                jobs.append((ref, job, previous))
     if not jobs:
-        return []
+        return [], []
     import_client_libraries(settings)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch")
     started = time.monotonic()
     try:
         # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
         # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
-        futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn in jobs]
+        futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn, _ in jobs]
         import_while_waiting()
         # A thread stuck in a client call that ignores its timeout (a Google library retrying, a
         # socket read that never ends) must not hold the check: wait until the deadline (plus a
         # grace for a fetch to report its own timeout), then report what is still running as failed.
         concurrent.futures.wait(futures, timeout=deadline.remaining() + FETCH_GRACE_S)
-        return [
-            f.result() if f.done() else _stuck(ref, periods.get(ref) or BillingPeriod.containing(now), started)
-            for (ref, _), f in zip(jobs, futures, strict=True)
-        ]
+        current: list[SourceResult] = []
+        past_results: list[SourceResult] = []
+        for (ref, _, where), f in zip(jobs, futures, strict=True):
+            if not f.done() and where is previous and ref not in previous:
+                continue  # still deciding whether it needs a previous period at all
+            result = f.result() if f.done() else _stuck(ref, where.get(ref) or BillingPeriod.containing(now), started)
+            if result is not None:
+                (current if where is periods else past_results).append(result)
+        return current, past_results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a stuck thread ends on its own timeouts, unawaited
 
@@ -129,13 +153,27 @@ def _fetch_one(
     now: dt.datetime,
     deadline: Deadline,
     periods: dict[AccountRef, BillingPeriod],
-) -> Callable[[], SourceResult]:
-    def run() -> SourceResult:
+    *,
+    previous_period: bool = False,
+) -> Callable[[], SourceResult | None]:
+    """The fetch of one account's billing period, or with `previous_period` of the one before it
+    (None when the weekly report's two weeks do not reach into it)."""
+
+    def run() -> SourceResult | None:
         started = time.monotonic()
         period = BillingPeriod.containing(now)
         try:
             source = build_source(provider, account, deps)
-            period = periods[ref] = source.billing_period(now)
+            period = source.billing_period(now)
+            if previous_period:
+                if not weekly.needs_history(period.first_day, now):
+                    return None
+                period = BillingPeriod.containing(period.start - dt.timedelta(seconds=1), period.tz)
+                if not spec(provider).past_months:  # its days there are unknown, never $0
+                    periods[ref] = period
+                    why = f"{spec(provider).title} cannot report a past billing month"
+                    return SourceResult(ref, period, cause=Cause.CLIENT_ERROR, error=why)
+            periods[ref] = period
             report = source.fetch(period, deadline)
         except ProviderError as exc:
             return _failed(ref, period, exc.cause, exc.message, started)
@@ -148,7 +186,7 @@ def _fetch_one(
         logs.event(
             log,
             logging.INFO,
-            f"{ref.scope}: month-to-date fetched",
+            f"{ref.scope}: {'previous billing period' if previous_period else 'month-to-date'} fetched",
             scope=ref.scope,
             mtd_usd=str(report.mtd_usd),
             requests=report.requests,
@@ -199,8 +237,13 @@ def run_check(
     now = require_aware(now)
     if dry_run and deps.memo is not None:
         deps = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo))
-    results = fetch_all(settings, deps, now, Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S)))
+    due = weekly.is_due(settings.budgets, now)
+    fetch_deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
+    results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=due)
     outcome = _evaluate(settings, results, now, dry_run)
+    if due:
+        outcome.history = history
+        outcome.weekly = weekly.build(settings.budgets, results, history, now)
     ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
     try:
         owned = _owned(ledger, outcome, settings)
@@ -230,6 +273,8 @@ def _owned(ledger: Ledger, outcome: CheckOutcome, settings: Settings) -> dict[st
     """The events this run says: claimed in state (with the health bookkeeping), or in a dry run
     the ones not sent yet, claiming nothing."""
     wanted = [*outcome.events_now, *([outcome.digest] if outcome.digest else [])]
+    if outcome.weekly is not None:
+        wanted.append(weekly.weekly_event(outcome.weekly))
     if outcome.dry_run:
         return ledger.unsent(wanted)
     change = health.bookkeeping(outcome.results, outcome.now, settings.budgets.failure_notice_after_runs)
@@ -252,10 +297,20 @@ def _render(outcome: CheckOutcome, owned: dict[str, Event]) -> dict[str, Any]:
         digest=any(e.kind == Kind.DIGEST for e in to_say),
     )
     try:
-        return slack.render(msg)
+        return _with_weekly(slack.render(msg), outcome, owned)
     except Exception:  # a claim is held: rendering must not strand it (the lines alone still say it)
         log.exception("could not render the Slack message; posting its alert lines as plain text")
         return {"text": "\n".join(e.text for e in to_say)[: slack.MAX_TEXT]}
+
+
+def _with_weekly(payload: dict[str, Any], outcome: CheckOutcome, owned: dict[str, Event]) -> dict[str, Any]:
+    """The message with the weekly report's blocks before its footer, when this run says the report."""
+    report = outcome.weekly
+    if report is None or report.key not in owned:
+        return payload
+    blocks = payload["blocks"]
+    extra = [b.to_dict() for b in weekly.render_blocks(report, room=slack.MAX_BLOCKS - len(blocks))]
+    return {**payload, "blocks": [*blocks[:-1], *extra, blocks[-1]]}
 
 
 def _finish(outcome: CheckOutcome, started: float) -> CheckOutcome:

@@ -11,6 +11,7 @@ uses to say each event exactly once:
     failure:<since>:<scope>              a source failing for N runs               once per streak
     recovery:<since>:<scope>             that source reporting again               once per streak
     digest:<day>                         the daily digest                          once per day
+    weekly:<ISO year>-W<ww>              the weekly report (of that ISO week)      once per week
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Kind(enum.StrEnum):
     FAILURE = "failure"
     RECOVERY = "recovery"
     DIGEST = "digest"
+    WEEKLY = "weekly"
 
 
 class Severity(enum.IntEnum):

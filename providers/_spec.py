@@ -239,6 +239,7 @@ class ProviderSpec:
     probe: Probe | None = None  # doctor's read call; None: the doctor row says "skip"
     team_match: type[TeamMatch] = TeamMatch  # what `teams.<t>.match.<name>` may select (default: accounts)
     mover_dims: tuple[str, ...] = ()  # the cell dimensions the weekly report ranks movers by
+    past_months: bool = True  # `fetch` reads a complete past billing period (the weekly report's history)
     owner_words: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     """Cell dimension → how messages name one of its values ("project", "SKU")."""
 
