@@ -19,7 +19,8 @@ from alerts.state import FileStore
 from check import default_deps, run_check
 from config import BudgetConfig, SecretResolver, Settings, parse_budget_config
 from errors import Cause
-from models import UTC, AccountRef, BillingPeriod, CostCell, CostReport, DailyCost, Freshness, SourceResult
+from models import PACIFIC, UTC, AccountRef, BillingPeriod, CostCell, CostReport, DailyCost, Freshness, SourceResult
+from providers import Deadline
 from simulator import Scenario, Simulator, SlackReceiver
 
 D = Decimal
@@ -366,3 +367,78 @@ def test_replayed_month_says_one_weekly_report_per_iso_week_equal_to_the_scenari
         assert team.this_usd == _week_project(sim, "openai/prod", report.week, "proj_search")
         assert team.prev_usd == _week_project(sim, "openai/prod", report.previous, "proj_search")
         assert team.this_usd + report.scope("unassigned").this_usd == report.scope("total").this_usd
+
+
+# --- each source reads a past, complete billing period ------------------------------------------
+
+WEEKLY_HOUR = dt.datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+
+def _previous(source: Any, now: dt.datetime) -> BillingPeriod:
+    """The period `check.fetch_with_history` asks for: the one containing `start - 1 s`, in the source's zone."""
+    current = source.billing_period(now)
+    return BillingPeriod.containing(current.start - dt.timedelta(seconds=1), current.tz)
+
+
+@pytest.mark.parametrize("complete_days_only", [False, True], ids=["today-served", "complete-days"])
+def test_simulated_sources_read_the_whole_previous_month(tmp_path: Path, complete_days_only: bool) -> None:
+    """OpenAI and Anthropic (both day modes) fetched for November at its last second, a week later, give
+    every November day, complete, summing to the scenario's November exactly, with cells."""
+    from providers import build_source
+
+    scenario = Scenario.from_dict(SCENARIO)
+    with Simulator.start(scenario, clock=WEEKLY_HOUR, complete_days_only=complete_days_only) as sim:
+        env = {
+            **sim.env(),
+            "BUDGET_CONFIG": json.dumps(BUDGETS),
+            "WEEKLY_OPENAI": SCENARIO["accounts"][0]["key"],
+            "WEEKLY_ANTHROPIC": SCENARIO["accounts"][1]["key"],
+            "STATE_FILE": str(tmp_path / "state.json"),
+        }
+        settings = Settings.from_env(env)
+        deps = default_deps(settings, SecretResolver(env=env))
+        deps.cell_dims = settings.budgets.cell_dims()
+        for provider, account in (("openai", "prod"), ("anthropic", "main")):
+            acc = next(a for a in settings.budgets.accounts(provider) if a.label == account)
+            source = build_source(provider, acc, deps)
+            period = _previous(source, WEEKLY_HOUR)
+            assert (period.key, period.now) == ("2026-11", dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC))
+            report = source.fetch(period, Deadline(30))
+            nov = scenario.expected_daily(
+                f"{provider}/{account}",
+                now=dt.datetime(2026, 12, 1, tzinfo=UTC),
+                month_start=dt.datetime(2026, 11, 1, tzinfo=UTC),
+                lag=dt.timedelta(0),
+            )
+            assert {d.day: d.amount for d in report.daily} == {d: v for d, v in nov.items() if d.month == 11}
+            assert report.mtd_usd == sum(nov.values(), D(0)) > 0
+            assert report.freshness.missing_from is None and report.partial_reason is None
+            assert report.cell_dims is not None and sum((c.amount for c in report.cells), D(0)) == report.mtd_usd
+
+
+@pytest.mark.emulator
+def test_gemini_reads_the_previous_invoice_month_on_the_emulator(bigquery_emulator: Any) -> None:
+    """Gemini's previous (Pacific) invoice month, asked at its last second, equals the export's rows of that
+    month exported by then, per Pacific day and in total."""
+    import devservers
+    from providers import gemini
+    from providers.gemini import GeminiAccount
+    from simulator import billing_export as sim
+
+    client = devservers.bigquery_client(bigquery_emulator)
+    table = f"{client.project}.billing.gcp_billing_export_v1_01WEEK_234567_89WEEK"
+    rows = sim.scenario_rows("2026-11")
+    sim.create_export_table(client, table, replace=True)
+    sim.load(client, table, rows)
+    deps = default_deps(
+        Settings.from_env({"BUDGET_CONFIG": json.dumps(BUDGETS), "STATE_FILE": "/nonexistent/s.json"}),
+        SecretResolver(env={}),
+    )
+    deps.bigquery_emulator_host, deps.bigquery_job_project, deps.memo = bigquery_emulator.url, client.project, None
+    deps.deep_scan_hour_utc = None
+    source = gemini.from_config(GeminiAccount(billing_export_table=table), deps)
+    period = _previous(source, dt.datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
+    assert period.key == "2026-11" and period.now.astimezone(PACIFIC).strftime("%d %H:%M:%S") == "30 23:59:59"
+    report = source.fetch(period, Deadline(30))
+    assert report.mtd_usd == sim.expected_net_usd(rows, "202611", sim.GEMINI_SERVICE_IDS, period.now) > 0
+    assert len(report.daily) == 30 and report.daily[-1].day == dt.date(2026, 11, 30)
