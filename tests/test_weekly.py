@@ -3,6 +3,7 @@ real check path over a replayed month against the simulator (sums taken from `si
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
@@ -13,14 +14,16 @@ from typing import Any
 
 import pytest
 
+import providers
 from alerts import weekly
 from alerts.events import Kind, Severity
 from alerts.state import FileStore
 from check import default_deps, run_check
 from config import BudgetConfig, SecretResolver, Settings, parse_budget_config
-from errors import Cause
+from errors import Cause, ProviderError
 from models import PACIFIC, UTC, AccountRef, BillingPeriod, CostCell, CostReport, DailyCost, Freshness, SourceResult
-from providers import Deadline
+from providers import Account, Deadline, ProviderSpec
+from providers._aggregate import CostAccumulator
 from simulator import Scenario, Simulator, SlackReceiver
 
 D = Decimal
@@ -442,3 +445,79 @@ def test_gemini_reads_the_previous_invoice_month_on_the_emulator(bigquery_emulat
     report = source.fetch(period, Deadline(30))
     assert report.mtd_usd == sim.expected_net_usd(rows, "202611", sim.GEMINI_SERVICE_IDS, period.now) > 0
     assert len(report.daily) == 30 and report.daily[-1].day == dt.date(2026, 11, 30)
+
+
+# --- the check's hook: previous periods in the weekly hour, kept apart ---------------------------
+
+
+@dataclasses.dataclass
+class _DailySource:
+    """$10 every day of any period it is asked for; a past period fails or succeeds as told."""
+
+    past_fails: bool
+    asked: list[str]
+    provider: str = "weeklyfake"
+
+    def billing_period(self, now: dt.datetime) -> BillingPeriod:
+        return BillingPeriod.containing(now)
+
+    def fetch(self, period: BillingPeriod, deadline: Deadline) -> CostReport:
+        self.asked.append(period.key)
+        if self.past_fails and period.now < MONDAY_DEC_7 - dt.timedelta(days=6):
+            raise ProviderError(Cause.SERVER_ERROR, "HTTP 500 from the billing API")
+        acc = CostAccumulator(period)
+        day = period.first_day
+        while day <= min(period.today, period.last_day):
+            acc.add(day, D(10))
+            day += dt.timedelta(days=1)
+        return acc.report(Freshness(period.now), requests=1)
+
+
+def _fake_spec(source: _DailySource, *, past_months: bool = True) -> ProviderSpec:
+    return ProviderSpec(
+        name="weeklyfake",
+        title="Weekly Fake",
+        console_url="https://example.invalid/weekly",
+        account_schema=Account,
+        build=lambda account, deps: source,
+        past_months=past_months,
+    )
+
+
+def _fake_settings(tmp_path: Path) -> Settings:
+    doc = {
+        "total_budget_usd": 100000,
+        "providers": {"weeklyfake": {"budget_usd": 100000}},
+        "weekly_report": {"weekday": "monday", "hour_utc": 8},
+    }
+    return Settings.from_env({"BUDGET_CONFIG": json.dumps(doc), "STATE_FILE": str(tmp_path / "state.json")})
+
+
+@pytest.mark.parametrize(("past_fails", "past_months"), [(False, True), (True, True), (False, False)])
+def test_previous_period_is_read_in_the_weekly_hour_only_and_never_counts_toward_the_month(
+    tmp_path: Path, past_fails: bool, past_months: bool
+) -> None:
+    """The weekly hour asks for November too (unless the source cannot read a past month); the month-to-date
+    is December's alone; a failed or unreadable November makes the weekly scopes partial, never the check."""
+    source = _DailySource(past_fails, [])
+    with providers.registered(_fake_spec(source, past_months=past_months)):
+        settings = _fake_settings(tmp_path)
+        deps = default_deps(settings, SecretResolver(env={}))
+        quiet = run_check(settings, deps, MONDAY_DEC_7 + dt.timedelta(hours=1), dry_run=True)
+        assert source.asked == ["2026-12"] and quiet.history == [] and quiet.weekly is None
+        source.asked.clear()
+        outcome = run_check(settings, deps, MONDAY_DEC_7, dry_run=True)
+    assert sorted(source.asked) == (["2026-11", "2026-12"] if past_months else ["2026-12"])
+    assert next(s for s in outcome.scopes if s.level == "total").mtd_usd == D(70), "Dec 1–7 only"
+    assert not outcome.partial, "the previous period never makes the check partial"
+    assert outcome.weekly is not None and "weekly:2026-W49" in outcome.pending
+    scope = outcome.weekly.scope("weeklyfake")
+    broken = past_fails or not past_months
+    assert scope.partial == broken and outcome.weekly.scope("total").partial == broken
+    if broken:
+        assert scope.this_usd == D(60), "Dec 1–6 read; Nov 30 unknown, not $0 and not guessed"
+        why = "HTTP 500 from the billing API" if past_fails else "Weekly Fake cannot report a past billing month"
+        assert any(why in n for n in scope.notes), scope.notes
+        assert outcome.history[0].status == "failed"
+    else:
+        assert (scope.this_usd, scope.prev_usd, scope.describe()) == (D(70), D(70), "no change")
