@@ -103,7 +103,15 @@ def fetch_with_history(
     results are kept apart (`CheckOutcome.history`): they never count toward month-to-date."""
     if not deps.cell_dims:  # what team matches and the weekly movers read (BudgetConfig.cell_dims)
         deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
-    past = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo)) if deps.memo is not None else deps
+    # A previous period: its cache is read, never written (the month's own entry stays); no second, deep
+    # query (it guards a month's figure against old corrections, not last weeks' days); and the rows
+    # exported since the period ended, still billed on it, count (`Deps.past_as_of`).
+    past = dataclasses.replace(
+        deps,
+        memo=ReadOnlyMemo(deps.memo) if deps.memo is not None else None,
+        deep_scan_hour_utc=None,
+        past_as_of=require_aware(now),
+    )
     jobs: list[tuple[AccountRef, Callable[[], SourceResult | None], dict[AccountRef, BillingPeriod]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     previous: dict[AccountRef, BillingPeriod] = {}

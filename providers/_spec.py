@@ -197,6 +197,10 @@ class Deps:
     cell_dims: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """Per provider, the dimensions its report keeps joint in `CostReport.cells` (team matches, weekly
     movers); `check.fetch_all` sets it from the budget document. A provider not named keeps none."""
+    past_as_of: dt.datetime | None = None
+    """Set for a previous-period fetch (the weekly report's history): the check's instant. That
+    period's `now` is its last second, so a source with its own as-of cutoff reads up to this instead,
+    and rows exported after the period ended (billed on it) are counted."""
 
 
 def admin_key(

@@ -420,9 +420,9 @@ def test_simulated_sources_read_the_whole_previous_month(tmp_path: Path, complet
 
 
 @pytest.mark.emulator
-def test_gemini_reads_the_previous_invoice_month_on_the_emulator(bigquery_emulator: Any) -> None:
-    """Gemini's previous (Pacific) invoice month, asked at its last second, equals the export's rows of that
-    month exported by then, per Pacific day and in total."""
+def test_gemini_reads_the_previous_invoice_month_with_the_rows_exported_since(bigquery_emulator: Any) -> None:
+    """Gemini's previous (Pacific) invoice month, asked at its last second from the weekly hour, counts the
+    export's rows of that month exported by the check (a late row of Nov 30 exported Dec 2 included)."""
     import devservers
     from providers import gemini
     from providers.gemini import GeminiAccount
@@ -431,19 +431,28 @@ def test_gemini_reads_the_previous_invoice_month_on_the_emulator(bigquery_emulat
     client = devservers.bigquery_client(bigquery_emulator)
     table = f"{client.project}.billing.gcp_billing_export_v1_01WEEK_234567_89WEEK"
     rows = sim.scenario_rows("2026-11")
+    late = {
+        **next(r for r in rows if r["invoice"]["month"] == "202611"),
+        "usage_start_time": "2026-12-01T06:00:00Z",  # Nov 30, 22:00 Pacific
+        "usage_end_time": "2026-12-01T07:00:00Z",
+        "export_time": "2026-12-02T09:00:00Z",  # after the invoice month ended
+        "cost": 42.5,
+        "credits": [],
+    }
+    rows = [*rows, late]
     sim.create_export_table(client, table, replace=True)
     sim.load(client, table, rows)
-    deps = default_deps(
-        Settings.from_env({"BUDGET_CONFIG": json.dumps(BUDGETS), "STATE_FILE": "/nonexistent/s.json"}),
-        SecretResolver(env={}),
-    )
+    settings = Settings.from_env({"BUDGET_CONFIG": json.dumps(BUDGETS), "STATE_FILE": "/nonexistent/s.json"})
+    deps = default_deps(settings, SecretResolver(env={}))
     deps.bigquery_emulator_host, deps.bigquery_job_project, deps.memo = bigquery_emulator.url, client.project, None
-    deps.deep_scan_hour_utc = None
+    deps.deep_scan_hour_utc, deps.past_as_of = None, WEEKLY_HOUR
     source = gemini.from_config(GeminiAccount(billing_export_table=table), deps)
-    period = _previous(source, dt.datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
+    period = _previous(source, WEEKLY_HOUR)
     assert period.key == "2026-11" and period.now.astimezone(PACIFIC).strftime("%d %H:%M:%S") == "30 23:59:59"
     report = source.fetch(period, Deadline(30))
-    assert report.mtd_usd == sim.expected_net_usd(rows, "202611", sim.GEMINI_SERVICE_IDS, period.now) > 0
+    ids = sim.GEMINI_SERVICE_IDS
+    assert report.mtd_usd == sim.expected_net_usd(rows, "202611", ids, WEEKLY_HOUR)
+    assert report.mtd_usd - sim.expected_net_usd(rows, "202611", ids, period.now) == sim.row_net_usd(late) > 0
     assert len(report.daily) == 30 and report.daily[-1].day == dt.date(2026, 11, 30)
 
 
