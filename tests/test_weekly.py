@@ -530,3 +530,37 @@ def test_previous_period_is_read_in_the_weekly_hour_only_and_never_counts_toward
         assert outcome.history[0].status == "failed"
     else:
         assert (scope.this_usd, scope.prev_usd, scope.describe()) == (D(70), D(70), "no change")
+
+
+def test_simulated_xai_reads_the_whole_previous_month(tmp_path: Path) -> None:
+    """xAI's usage for November, asked at its last second a week later, is every November day, exactly."""
+    from providers import build_source
+
+    demo = json.loads((Path(__file__).resolve().parent.parent / "simulator/scenarios/demo.json").read_text())
+    xai = next(a for a in demo["accounts"] if a["provider"] == "xai")
+    scenario = Scenario.from_dict({"name": "weekly-xai", "accounts": [xai]})
+    doc = {
+        "total_budget_usd": 5000,
+        "providers": {
+            "xai": {
+                "budget_usd": 5000,
+                "accounts": [{"label": xai["label"], "team_id": xai["team_id"], "key_env": "WEEKLY_XAI"}],
+            }
+        },
+    }
+    with Simulator.start(scenario, clock=WEEKLY_HOUR) as sim:
+        env = {**sim.env(), "BUDGET_CONFIG": json.dumps(doc), "WEEKLY_XAI": xai["key"]}
+        env["STATE_FILE"] = str(tmp_path / "state.json")
+        settings = Settings.from_env(env)
+        deps = default_deps(settings, SecretResolver(env=env))
+        source = build_source("xai", settings.budgets.accounts("xai")[0], deps)
+        period = _previous(source, WEEKLY_HOUR)
+        report = source.fetch(period, Deadline(30))
+    nov = scenario.expected_daily(
+        f"xai/{xai['label']}",
+        now=dt.datetime(2026, 12, 1, tzinfo=UTC),
+        month_start=dt.datetime(2026, 11, 1, tzinfo=UTC),
+        lag=dt.timedelta(0),
+    )
+    assert {d.day: d.amount for d in report.daily} == {d: v for d, v in nov.items() if d.month == 11}
+    assert report.mtd_usd == sum(nov.values(), D(0)) > 0 and report.partial_reason is None
