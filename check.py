@@ -103,25 +103,9 @@ def fetch_with_history(
     results are kept apart (`CheckOutcome.history`): they never count toward month-to-date."""
     if not deps.cell_dims:  # what team matches and the weekly movers read (BudgetConfig.cell_dims)
         deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
-    # A previous period: its cache is read, never written (the month's own entry stays); no second, deep
-    # query (it guards a month's figure against old corrections, not last weeks' days); and the rows
-    # exported since the period ended, still billed on it, count (`Deps.past_as_of`).
-    past = dataclasses.replace(
-        deps,
-        memo=ReadOnlyMemo(deps.memo) if deps.memo is not None else None,
-        deep_scan_hour_utc=None,
-        past_as_of=require_aware(now),
-    )
-    jobs: list[tuple[AccountRef, Callable[[], SourceResult | None], dict[AccountRef, BillingPeriod]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     previous: dict[AccountRef, BillingPeriod] = {}
-    for provider in settings.budgets.configured():
-        for account in settings.budgets.accounts(provider):
-            ref = AccountRef(provider, account.label)
-            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods), periods))
-            if history:
-                job = _fetch_one(provider, account, ref, past, now, deadline, previous, previous_period=True)
-                jobs.append((ref, job, previous))
+    jobs = _jobs(settings, deps, now, deadline, periods, previous if history else None)
     if not jobs:
         return [], []
     import_client_libraries(settings)
@@ -147,6 +131,44 @@ def fetch_with_history(
         return current, past_results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a stuck thread ends on its own timeouts, unawaited
+
+
+_Job = tuple[AccountRef, Callable[[], SourceResult | None], dict[AccountRef, BillingPeriod]]
+
+
+def _jobs(
+    settings: Settings,
+    deps: Deps,
+    now: dt.datetime,
+    deadline: Deadline,
+    periods: dict[AccountRef, BillingPeriod],
+    previous: dict[AccountRef, BillingPeriod] | None,
+) -> list[_Job]:
+    """One fetch per account (its period recorded in `periods`), and with `previous` one of its
+    previous period each, with `_past_deps`."""
+    past = _past_deps(deps, now)
+    jobs: list[_Job] = []
+    for provider in settings.budgets.configured():
+        for account in settings.budgets.accounts(provider):
+            ref = AccountRef(provider, account.label)
+            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods), periods))
+            if previous is not None:
+                job = _fetch_one(provider, account, ref, past, now, deadline, previous, previous_period=True)
+                jobs.append((ref, job, previous))
+    return jobs
+
+
+def _past_deps(deps: Deps, now: dt.datetime) -> Deps:
+    """The dependencies of a previous-period fetch: the sources' cache is read, never written (the
+    month's own entry stays); no second, deep query (it guards a month's figure against old
+    corrections, not last weeks' days); and rows exported since the period ended, still billed on it,
+    count (`Deps.past_as_of`)."""
+    return dataclasses.replace(
+        deps,
+        memo=ReadOnlyMemo(deps.memo) if deps.memo is not None else None,
+        deep_scan_hour_utc=None,
+        past_as_of=require_aware(now),
+    )
 
 
 def _stuck(ref: AccountRef, period: BillingPeriod, started: float) -> SourceResult:
