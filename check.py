@@ -101,8 +101,6 @@ def fetch_with_history(
     """`fetch_all`, and with `history` (the weekly report's hour) each account's previous billing period
     too, where the two weeks the report compares reach into it: in the same pool and deadline. Those
     results are kept apart (`CheckOutcome.history`): they never count toward month-to-date."""
-    if not deps.cell_dims:  # what team matches and the weekly movers read (BudgetConfig.cell_dims)
-        deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
     previous: dict[AccountRef, BillingPeriod] = {}
     jobs = _jobs(settings, deps, now, deadline, periods, previous if history else None)
@@ -145,17 +143,19 @@ def _jobs(
     previous: dict[AccountRef, BillingPeriod] | None,
 ) -> list[_Job]:
     """One fetch per account (its period recorded in `periods`), and with `previous` one of its
-    previous period each, with `_past_deps`."""
-    past = _past_deps(deps, now)
+    previous period each, with `_past_deps`: after all of the month's, so with more accounts than
+    threads the month's fetches are the ones that start first."""
+    past = _past_deps(deps, now) if previous is not None else deps
     jobs: list[_Job] = []
+    extra: list[_Job] = []
     for provider in settings.budgets.configured():
         for account in settings.budgets.accounts(provider):
             ref = AccountRef(provider, account.label)
             jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods), periods))
             if previous is not None:
                 job = _fetch_one(provider, account, ref, past, now, deadline, previous, previous_period=True)
-                jobs.append((ref, job, previous))
-    return jobs
+                extra.append((ref, job, previous))
+    return jobs + extra
 
 
 def _past_deps(deps: Deps, now: dt.datetime) -> Deps:
@@ -267,6 +267,8 @@ def run_check(
     now = require_aware(now)
     if dry_run and deps.memo is not None:
         deps = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo))
+    if not deps.cell_dims:  # what team matches and the weekly movers read (BudgetConfig.cell_dims)
+        deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
     due = weekly.is_due(settings.budgets, now)
     fetch_deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
     results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=due)

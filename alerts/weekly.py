@@ -261,7 +261,16 @@ def build(
         prev = sum((_amount(p, sel, previous) for p, sel in takes), ZERO)
         notes = [*extra, *dict.fromkeys(n for p, _ in takes for n in p.problems)]
         movers = _movers(takes, week, previous, top) if level != "total" else ()
-        return WeeklyScope(this, prev, name, level, title, bool(notes), tuple(notes), movers)
+        return WeeklyScope(
+            this_usd=this,
+            prev_usd=prev,
+            name=name,
+            level=level,
+            title=title,
+            partial=bool(notes),
+            notes=tuple(notes),
+            movers=movers,
+        )
 
     scopes = [scope("total", "total", "Total", [(p, None) for p in every])]
     for provider in config.configured():
@@ -366,7 +375,7 @@ def _movers(takes: Sequence[_Take], week: Week, previous: Week, top: int) -> tup
                     pair[1] += c.amount
     groups = []
     for (provider, dim), values in sums.items():
-        moved = [Mover(t, p, key) for key, (t, p) in values.items() if t != p]
+        moved = [Mover(this_usd=t, prev_usd=p, key=key) for key, (t, p) in values.items() if t != p]
         moved.sort(key=lambda m: (-abs(m.change_usd), m.key or ""))
         s = spec(provider)
         label = f"{s.title} {_plural(s.owner_words.get(dim, dim.replace('_', ' ')))}"
