@@ -390,22 +390,23 @@ def _plural(word: str) -> str:
 # --- the event, Slack and JSON -------------------------------------------------------------------
 
 
-def weekly_event(report: WeekReport) -> Event:
-    """The weekly report's event: INFO, once per ISO week, its line self-contained (a delayed
-    delivery still says the week's total)."""
-    total = report.scope("total")
-    label = " (partial data)" if total.partial else ""
+def weekly_event(report: WeekReport, scope: str = "total") -> Event:
+    """The weekly report's event: INFO, once per ISO week, its line self-contained (a delayed delivery
+    still says the week's figure) about `scope`: the total by default; a destination that is shown
+    only a team's spend gets the line of its own scope, not the company's total."""
+    s = report.scope(scope)
+    label = " (partial data)" if s.partial else ""
     return Event(
         key=report.key,
         kind=Kind.WEEKLY,
-        scope="total",
+        scope=s.name,
         month=report.month,
         line=(
-            f"*Weekly report {report.week.iso}* ({report.week.label}): {usd(total.this_usd)} in total, "
-            f"{total.describe()} on the week before{label}"
+            f"*Weekly report {report.week.iso}* ({report.week.label}): {s.title} {usd(s.this_usd)}, "
+            f"{s.describe()} on the week before{label}"
         ),
         severity=Severity.INFO,
-        title="Total",
+        title=s.title,
     )
 
 

@@ -207,6 +207,8 @@ def test_a_failed_previous_period_makes_its_scopes_partial_in_the_weekly_report_
     assert (report.scope("anthropic").this_usd, report.scope("anthropic").prev_usd) == (D(4), D(2))
     assert report.scope("openai").this_usd == D(30), "what was read is still shown, a lower bound"
     assert "partial data" in weekly.weekly_event(report).line
+    own = weekly.weekly_event(report, "anthropic")
+    assert own.scope == "anthropic" and "Anthropic $4.00" in own.line and "partial" not in own.line
 
 
 def test_days_a_source_has_not_reported_make_it_partial() -> None:
