@@ -271,7 +271,10 @@ def run_check(
         deps = dataclasses.replace(deps, cell_dims=settings.budgets.cell_dims())
     due = weekly.is_due(settings.budgets, now)
     fetch_deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
-    results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=due)
+    if due:  # the previous billing periods too, in the same pool and deadline
+        results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=True)
+    else:
+        results, history = fetch_all(settings, deps, now, fetch_deadline), []
     outcome = _evaluate(settings, results, now, dry_run)
     if due:
         outcome.history = history
