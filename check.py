@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import logs
-from alerts import health, limits, rules, slack
+from alerts import health, limits, rules, slack, weekly
 from alerts.events import Event, Kind
 from alerts.routing import Delivery, Routes
 from alerts.rules import Scope
@@ -35,7 +35,7 @@ from config._teams import IMPLICIT_DESTINATION
 from errors import Cause, NotifyError, ProviderError, SecretError, StateError
 from models import AccountRef, BillingPeriod, Deadline, SourceResult, require_aware
 from preload import import_client_libraries, import_while_waiting
-from providers import Deps, build_source
+from providers import Deps, build_source, spec
 from source_cache import ReadOnlyMemo, StoreMemo
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "DestinationResult",
     "default_deps",
     "fetch_all",
+    "fetch_with_history",
     "make_cache_store",
     "make_store",
     "run_check",
@@ -87,6 +88,8 @@ class CheckOutcome:
     dry_run: bool = False
     elapsed_s: float = 0.0
     digest: Event | None = None  # the daily digest, in its hour
+    history: list[SourceResult] = dataclasses.field(default_factory=list)  # previous periods (weekly hour only)
+    weekly: weekly.WeekReport | None = None  # the weekly report, in its hour
 
     @property
     def partial(self) -> bool:
@@ -108,39 +111,90 @@ class CheckOutcome:
 
 
 def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
-    """Every configured account, fetched concurrently; failures are classified results.
+    """Every configured account, fetched concurrently; failures are classified results."""
+    return fetch_with_history(settings, deps, now, deadline, history=False)[0]
+
+
+def fetch_with_history(
+    settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline, *, history: bool
+) -> tuple[list[SourceResult], list[SourceResult]]:
+    """`fetch_all`, and with `history` (the weekly report's hour) each account's previous billing period
+    too, where the two weeks the report compares reach into it: in the same pool and deadline. Those
+    results are kept apart (`CheckOutcome.history`): they never count toward month-to-date.
 
     Each source keeps the joint cost cells the budget document needs (its teams' matches, the weekly
     report's movers) and knows the owner ids its teams name (whose provider limits it reads), whoever
     calls: a check, a benchmark, a replay."""
     budgets = settings.budgets
     deps = dataclasses.replace(deps, cell_dims=budgets.cell_dims(), owner_ids=budgets.owner_ids())
-    jobs: list[tuple[AccountRef, Callable[[], SourceResult]]] = []
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
-    for provider in settings.budgets.configured():
-        for account in settings.budgets.accounts(provider):
-            ref = AccountRef(provider, account.label)
-            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods)))
+    previous: dict[AccountRef, BillingPeriod] = {}
+    jobs = _jobs(settings, deps, now, deadline, periods, previous if history else None)
     if not jobs:
-        return []
+        return [], []
     import_client_libraries(settings)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs)), thread_name_prefix="fetch")
     started = time.monotonic()
     try:
         # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
         # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
-        futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn in jobs]
+        futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn, _ in jobs]
         import_while_waiting()
         # A thread stuck in a client call that ignores its timeout (a Google library retrying, a
         # socket read that never ends) must not hold the check: wait until the deadline (plus a
         # grace for a fetch to report its own timeout), then report what is still running as failed.
         concurrent.futures.wait(futures, timeout=deadline.remaining() + FETCH_GRACE_S)
-        return [
-            f.result() if f.done() else _stuck(ref, periods.get(ref) or BillingPeriod.containing(now), started)
-            for (ref, _), f in zip(jobs, futures, strict=True)
-        ]
+        current: list[SourceResult] = []
+        past_results: list[SourceResult] = []
+        for (ref, _, where), f in zip(jobs, futures, strict=True):
+            if not f.done() and where is previous and ref not in previous:
+                continue  # still deciding whether it needs a previous period at all
+            result = f.result() if f.done() else _stuck(ref, where.get(ref) or BillingPeriod.containing(now), started)
+            if result is not None:
+                (current if where is periods else past_results).append(result)
+        return current, past_results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a stuck thread ends on its own timeouts, unawaited
+
+
+_Job = tuple[AccountRef, Callable[[], SourceResult | None], dict[AccountRef, BillingPeriod]]
+
+
+def _jobs(
+    settings: Settings,
+    deps: Deps,
+    now: dt.datetime,
+    deadline: Deadline,
+    periods: dict[AccountRef, BillingPeriod],
+    previous: dict[AccountRef, BillingPeriod] | None,
+) -> list[_Job]:
+    """One fetch per account (its period recorded in `periods`), and with `previous` one of its
+    previous period each, with `_past_deps`: after all of the month's, so with more accounts than
+    threads the month's fetches are the ones that start first."""
+    past = _past_deps(deps, now) if previous is not None else deps
+    jobs: list[_Job] = []
+    extra: list[_Job] = []
+    for provider in settings.budgets.configured():
+        for account in settings.budgets.accounts(provider):
+            ref = AccountRef(provider, account.label)
+            jobs.append((ref, _fetch_one(provider, account, ref, deps, now, deadline, periods), periods))
+            if previous is not None:
+                job = _fetch_one(provider, account, ref, past, now, deadline, previous, previous_period=True)
+                extra.append((ref, job, previous))
+    return jobs + extra
+
+
+def _past_deps(deps: Deps, now: dt.datetime) -> Deps:
+    """The dependencies of a previous-period fetch: the sources' cache is read, never written (the
+    month's own entry stays); no second, deep query (it guards a month's figure against old
+    corrections, not last weeks' days); and rows exported since the period ended, still billed on it,
+    count (`Deps.past_as_of`)."""
+    return dataclasses.replace(
+        deps,
+        memo=ReadOnlyMemo(deps.memo) if deps.memo is not None else None,
+        deep_scan_hour_utc=None,
+        past_as_of=require_aware(now),
+    )
 
 
 def _stuck(ref: AccountRef, period: BillingPeriod, started: float) -> SourceResult:
@@ -155,13 +209,27 @@ def _fetch_one(
     now: dt.datetime,
     deadline: Deadline,
     periods: dict[AccountRef, BillingPeriod],
-) -> Callable[[], SourceResult]:
-    def run() -> SourceResult:
+    *,
+    previous_period: bool = False,
+) -> Callable[[], SourceResult | None]:
+    """The fetch of one account's billing period, or with `previous_period` of the one before it
+    (None when the weekly report's two weeks do not reach into it)."""
+
+    def run() -> SourceResult | None:
         started = time.monotonic()
         period = BillingPeriod.containing(now)
         try:
             source = build_source(provider, account, deps)
-            period = periods[ref] = source.billing_period(now)
+            period = source.billing_period(now)
+            if previous_period:
+                if not weekly.needs_history(period.first_day, now):
+                    return None
+                period = BillingPeriod.containing(period.start - dt.timedelta(seconds=1), period.tz)
+                if not spec(provider).past_months:  # its days there are unknown, never $0
+                    periods[ref] = period
+                    why = f"{spec(provider).title} cannot report a past billing month"
+                    return SourceResult(ref, period, cause=Cause.CLIENT_ERROR, error=why)
+            periods[ref] = period
             report = source.fetch(period, deadline)
         except ProviderError as exc:
             return _failed(ref, period, exc.cause, exc.message, started)
@@ -174,7 +242,7 @@ def _fetch_one(
         logs.event(
             log,
             logging.INFO,
-            f"{ref.scope}: month-to-date fetched",
+            f"{ref.scope}: {'previous billing period' if previous_period else 'month-to-date'} fetched",
             scope=ref.scope,
             mtd_usd=str(report.mtd_usd),
             requests=report.requests,
@@ -227,8 +295,16 @@ def run_check(
     now = require_aware(now)
     if dry_run and deps.memo is not None:
         deps = dataclasses.replace(deps, memo=ReadOnlyMemo(deps.memo))
-    results = fetch_all(settings, deps, now, Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S)))
+    due = weekly.is_due(settings.budgets, now)
+    fetch_deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
+    if due:  # the previous billing periods too, in the same pool and deadline
+        results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=True)
+    else:
+        results, history = fetch_all(settings, deps, now, fetch_deadline), []
     outcome = _evaluate(settings, results, now, dry_run)
+    if due:
+        outcome.history = history
+        outcome.weekly = weekly.build(settings.budgets, results, history, now)
     ledger = Ledger(store or make_store(settings, Deadline(settings.deadline_s - (time.monotonic() - started))))
     routes = Routes.of(settings.budgets)
     try:
@@ -265,6 +341,8 @@ def _owned(ledger: Ledger, outcome: CheckOutcome, settings: Settings, routes: Ro
     """The (event, destination) pairs this run says: claimed in state (with the health
     bookkeeping), or in a dry run the ones not sent yet, claiming nothing."""
     wanted = [*outcome.events_now, *([outcome.digest] if outcome.digest else [])]
+    if outcome.weekly is not None:
+        wanted.append(weekly.weekly_event(outcome.weekly))
     if outcome.dry_run:
         return ledger.unsent_deliveries(wanted, routes.of_event, default=routes.default)
     change = health.bookkeeping(outcome.results, outcome.now, settings.budgets.failure_notice_after_runs)
@@ -294,8 +372,9 @@ def _render(outcome: CheckOutcome, owned: dict[str, Delivery], routes: Routes, d
     """`dest`'s Slack message: its owned events and the scopes it shows. An event the rules derived
     again this run is said as they say it now, labelled with its delivery history; the others as stored."""
     current = {e.key: e for e in outcome.events_now}
+    shown = routes.shown(dest, [s.name for s in outcome.scopes])
     to_say = [
-        dataclasses.replace(current[e.key], delayed=e.delayed, uncertain=e.uncertain) if e.key in current else e
+        dataclasses.replace(_as_now(e, current, outcome, shown), delayed=e.delayed, uncertain=e.uncertain)
         for e in (d.event for d in owned.values())
     ]
     msg = slack.MessageInput(
@@ -304,13 +383,39 @@ def _render(outcome: CheckOutcome, owned: dict[str, Delivery], routes: Routes, d
         results=outcome.results,
         events=to_say,
         digest=any(e.kind == Kind.DIGEST for e in to_say),
-        shown=routes.shown(dest, [s.name for s in outcome.scopes]),
+        shown=shown,
     )
     try:
-        return slack.render(msg)
+        return _with_weekly(slack.render(msg), outcome, to_say, shown)
     except Exception:  # a claim is held: rendering must not strand it (the lines alone still say it)
         log.exception("could not render the Slack message; posting its alert lines as plain text")
         return {"text": "\n".join(e.text for e in to_say)[: slack.MAX_TEXT]}
+
+
+def _as_now(event: Event, current: dict[str, Event], outcome: CheckOutcome, shown: frozenset[str]) -> Event:
+    """How this run says `event` to a destination that shows `shown`: as the rules derive it now if
+    they still do, and the weekly report's line about the destination's own first scope (a team's
+    channel is told its team's week, not the company's)."""
+    report = outcome.weekly
+    if event.kind == Kind.WEEKLY and report is not None and event.key == report.key:
+        names = [s.name for s in report.scopes if s.name in shown]
+        return weekly.weekly_event(report, "total" if "total" in names or not names else names[0])
+    return current.get(event.key, event)
+
+
+def _with_weekly(
+    payload: dict[str, Any], outcome: CheckOutcome, said: list[Event], shown: frozenset[str]
+) -> dict[str, Any]:
+    """The message with the weekly report's blocks (the scopes this destination shows) before its
+    footer, when this destination is told the report in this run."""
+    report = outcome.weekly
+    if report is None or all(e.key != report.key for e in said):
+        return payload
+    blocks = payload["blocks"]
+    # A destination named only by `weekly_report.destinations` is routed no scope: it asked for the report, all of it.
+    scopes = shown if any(s.name in shown for s in report.scopes) else None
+    extra = weekly.render_blocks(report, scopes_to_show=scopes, room=slack.MAX_BLOCKS - len(blocks))
+    return {**payload, "blocks": [*blocks[:-1], *(b.to_dict() for b in extra), blocks[-1]]}
 
 
 def _finish(outcome: CheckOutcome, started: float) -> CheckOutcome:

@@ -8,6 +8,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from alerts import weekly
 from alerts.limits import views
 from alerts.rules import Scope
 from check import CheckOutcome
@@ -54,6 +55,7 @@ def to_json(outcome: CheckOutcome) -> dict[str, Any]:
         },
         "state_error": outcome.state_error,
         "elapsed_s": round(outcome.elapsed_s, 3),
+        **({"weekly": weekly.to_json(outcome.weekly)} if outcome.weekly is not None else {}),
     }
 
 

@@ -13,6 +13,7 @@ uses to say each event exactly once:
     recovery:<since>:<scope>             that source reporting again               once per streak
     digest:<day>                         the daily digest                          once per day
     limit:<month>:<scope>                a provider's own limit reached before month end  once per month
+    weekly:<ISO year>-W<ww>              the weekly report (of that ISO week)      once per week
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Kind(enum.StrEnum):
     RECOVERY = "recovery"
     DIGEST = "digest"
     LIMIT = "limit"
+    WEEKLY = "weekly"
 
 
 class Severity(enum.IntEnum):

@@ -200,6 +200,10 @@ class Deps:
     owner_ids: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     """Per account scope (`openai/prod`), the owner ids the budget document's teams name there (projects,
     workspaces); `check.fetch_all` sets it. The OpenAI source reads those projects' spend limits."""
+    past_as_of: dt.datetime | None = None
+    """Set for a previous-period fetch (the weekly report's history): the check's instant. That
+    period's `now` is its last second, so a source with its own as-of cutoff reads up to this instead,
+    and rows exported after the period ended (billed on it) are counted."""
 
 
 def admin_key(
@@ -242,6 +246,7 @@ class ProviderSpec:
     probe: Probe | None = None  # doctor's read call; None: the doctor row says "skip"
     team_match: type[TeamMatch] = TeamMatch  # what `teams.<t>.match.<name>` may select (default: accounts)
     mover_dims: tuple[str, ...] = ()  # the cell dimensions the weekly report ranks movers by
+    past_months: bool = True  # `fetch` reads a complete past billing period (the weekly report's history)
     owner_words: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     """Cell dimension → how messages name one of its values ("project", "SKU")."""
 

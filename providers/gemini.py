@@ -215,9 +215,16 @@ class QueryParams:
 
     @classmethod
     def for_period(
-        cls, period: BillingPeriod, account: GeminiAccount, *, margin_days: int | None = None
+        cls,
+        period: BillingPeriod,
+        account: GeminiAccount,
+        *,
+        margin_days: int | None = None,
+        as_of: dt.datetime | None = None,
     ) -> QueryParams:
-        """The parameters for `period`; `margin_days` defaults to the account's `late_row_margin_days`.
+        """The parameters for `period`; `margin_days` defaults to the account's `late_row_margin_days`,
+        `as_of` to `period.now` (a later one reads a past invoice month with the rows exported since:
+        the export keeps adding rows to an invoice month for days after it ends).
 
         The floor keeps every partition written during the month plus a margin below it. Google does
         not define `_PARTITIONTIME` for the standard export, and Red Hat's project-koku, which reads
@@ -233,7 +240,7 @@ class QueryParams:
             invoice_month=f"{period.year:04d}{period.month:02d}",
             service_ids=tuple(account.service_ids),
             partition_floor=dt.datetime.combine(floor_day, dt.time(), UTC),
-            as_of=period.now,
+            as_of=max(period.now, as_of) if as_of is not None else period.now,
             margin_days=margin,
         )
 
@@ -570,13 +577,15 @@ class GeminiBilling:
 
         Long because the comparison of the two queries and the note it writes read best in one place.
         """
-        params = QueryParams.for_period(period, self.account)
+        params = QueryParams.for_period(period, self.account, as_of=self.deps.past_as_of)
         rows, self.last_query = self._query(params, deadline)
         self.last_deep_query = None
         hourly = parse_rows(rows, period, self.deps.cell_dims.get(SPEC.name))
         if not self.deep_scan_due(period.now):
             return hourly
-        deep_params = QueryParams.for_period(period, self.account, margin_days=GEMINI_DEEP_SCAN_DAYS)
+        deep_params = QueryParams.for_period(
+            period, self.account, margin_days=GEMINI_DEEP_SCAN_DAYS, as_of=self.deps.past_as_of
+        )
         try:
             deep_rows, self.last_deep_query = self._query(deep_params, deadline)
             deep = parse_rows(deep_rows, period, self.deps.cell_dims.get(SPEC.name))

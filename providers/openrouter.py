@@ -427,4 +427,7 @@ SPEC = ProviderSpec(
     key_env=KEY_ENV,
     base_url_env="OPENROUTER_BASE_URL",
     default_base_url=BASE_URL,
+    # A past month's last day would be "today" from the key counters, which are the *current* month's
+    # (`usage_monthly`, module docstring): the weekly report says that month's days are unknown instead.
+    past_months=False,
 )
