@@ -21,7 +21,18 @@ from alerts.state import FileStore
 from check import default_deps, run_check
 from config import BudgetConfig, SecretResolver, Settings, parse_budget_config
 from errors import Cause, ProviderError
-from models import PACIFIC, UTC, AccountRef, BillingPeriod, CostCell, CostReport, DailyCost, Freshness, SourceResult
+from models import (
+    PACIFIC,
+    UTC,
+    AccountRef,
+    BillingPeriod,
+    CostCell,
+    CostReport,
+    DailyCost,
+    Freshness,
+    SourceResult,
+    usd,
+)
 from providers import Account, Deadline, ProviderSpec
 from providers._aggregate import CostAccumulator
 from simulator import Scenario, Simulator, SlackReceiver
@@ -566,3 +577,65 @@ def test_simulated_xai_reads_the_whole_previous_month(tmp_path: Path) -> None:
     )
     assert {d.day: d.amount for d in report.daily} == {d: v for d, v in nov.items() if d.month == 11}
     assert report.mtd_usd == sum(nov.values(), D(0)) > 0 and report.partial_reason is None
+
+
+def test_each_destination_gets_the_weekly_report_once_a_week_with_its_own_scopes(tmp_path: Path) -> None:
+    """Three destinations, December at 07-09 UTC daily: each gets one weekly report per ISO week (acceptance 4);
+    the search channel's says Team search's week over week, the default's the total and the providers."""
+    budgets = {
+        **BUDGETS,
+        "teams": {
+            "search": {**BUDGETS["teams"]["search"], "notify": ["search"]},  # type: ignore[index]
+        },
+        "destinations": {
+            "finops": {"webhook_env": "WEEKLY_FINOPS_HOOK"},
+            "search": {"webhook_env": "WEEKLY_SEARCH_HOOK"},
+            "exec": {"webhook_env": "WEEKLY_EXEC_HOOK"},
+        },
+        "default_destination": "finops",
+    }
+    state = FileStore(tmp_path / "state.json")
+    with Simulator.start(Scenario.from_dict(SCENARIO), clock=REPLAY_FROM) as sim, SlackReceiver.start() as slack:
+        env = {
+            **sim.env(),
+            "BUDGET_CONFIG": json.dumps(budgets),
+            "WEEKLY_OPENAI": SCENARIO["accounts"][0]["key"],
+            "WEEKLY_ANTHROPIC": SCENARIO["accounts"][1]["key"],
+            **{f"WEEKLY_{d.upper()}_HOOK": slack.hook_url(d) for d in ("finops", "search", "exec")},
+        }
+        settings = Settings.from_env(env)
+        deps = default_deps(settings, SecretResolver(env=env))
+        reports: dict[str, weekly.WeekReport] = {}
+        for day in range(1, 32):
+            for hour in (7, 8, 9):
+                t = dt.datetime(2026, 12, day, hour, tzinfo=UTC)
+                sim.set_clock(t)
+                outcome = run_check(settings, deps, t, store=state)
+                assert outcome.state_error is None and outcome.notify_error is None, t
+                if outcome.weekly is not None:
+                    reports[outcome.weekly.key] = outcome.weekly
+
+        def weekly_texts(dest: str) -> list[str]:
+            out = []
+            for m in slack.messages(path=slack.hook_path(dest)):
+                blocks = json.dumps(m.get("blocks", []))
+                if "Weekly LLM spend" in blocks:
+                    out.append(blocks)
+            return out
+
+        per_dest = {d: weekly_texts(d) for d in ("finops", "search", "exec")}
+    weeks = ["weekly:2026-W49", "weekly:2026-W50", "weekly:2026-W51", "weekly:2026-W52"]
+    assert sorted(reports) == weeks
+    assert {d: len(v) for d, v in per_dest.items()} == {"finops": 4, "search": 4, "exec": 4}
+    doc = json.loads((tmp_path / "state.json").read_text())
+    stored = sorted(k for k in doc["events"]["2026-12"] if k.startswith("weekly:"))
+    assert stored == sorted([*weeks, *(f"{w}@search" for w in weeks), *(f"{w}@exec" for w in weeks)])
+    for blocks, report in zip(per_dest["search"], (reports[w] for w in weeks), strict=True):
+        team = report.scope("team/search")
+        assert "Team search" in blocks and usd(team.this_usd) in blocks and "*Total*" not in blocks
+        assert team.describe() in blocks, "the week-over-week change is in the team's channel"
+    for blocks, report in zip(per_dest["finops"], (reports[w] for w in weeks), strict=True):
+        total = report.scope("total")
+        assert "*Total*" in blocks and usd(total.this_usd) in blocks and total.describe() in blocks
+        assert "Team search" not in blocks, "the team's own channel shows its week; the default does not repeat it"
+    assert all("*Total*" in b and "Team search" in b for b in per_dest["exec"]), "named by the report only: all of it"
