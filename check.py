@@ -110,13 +110,15 @@ class CheckOutcome:
         return "dry_run" if self.dry_run else "ok"
 
 
-def fetch_all(settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline) -> list[SourceResult]:
+def fetch_all(
+    settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline, *, posting: bool = True
+) -> list[SourceResult]:
     """Every configured account, fetched concurrently; failures are classified results."""
-    return fetch_with_history(settings, deps, now, deadline, history=False)[0]
+    return fetch_with_history(settings, deps, now, deadline, history=False, posting=posting)[0]
 
 
 def fetch_with_history(
-    settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline, *, history: bool
+    settings: Settings, deps: Deps, now: dt.datetime, deadline: Deadline, *, history: bool, posting: bool = True
 ) -> tuple[list[SourceResult], list[SourceResult]]:
     """`fetch_all`, and with `history` (the weekly report's hour) each account's previous billing period
     too, where the two weeks the report compares reach into it: in the same pool and deadline. Those
@@ -124,7 +126,8 @@ def fetch_with_history(
 
     Each source keeps the joint cost cells the budget document needs (its teams' matches, the weekly
     report's movers) and knows the owner ids its teams name (whose provider limits it reads), whoever
-    calls: a check, a benchmark, a replay."""
+    calls: a check, a benchmark, a replay. With `posting` (not a dry run) the Slack client is imported
+    while the fetches wait on the network."""
     budgets = settings.budgets
     deps = dataclasses.replace(deps, cell_dims=budgets.cell_dims(), owner_ids=budgets.owner_ids())
     periods: dict[AccountRef, BillingPeriod] = {}  # each fetch's own period, for one that never returns
@@ -139,7 +142,8 @@ def fetch_with_history(
         # Each fetch runs in a copy of this context, so its log lines carry the request's execution id
         # (logs.bind_execution); one copy per task, as a Context is entered by one thread at a time.
         futures = [pool.submit(contextvars.copy_context().run, fn) for _, fn, _ in jobs]
-        import_while_waiting()
+        if posting:
+            import_while_waiting()
         # A thread stuck in a client call that ignores its timeout (a Google library retrying, a
         # socket read that never ends) must not hold the check: wait until the deadline (plus a
         # grace for a fetch to report its own timeout), then report what is still running as failed.
@@ -298,9 +302,9 @@ def run_check(
     due = weekly.is_due(settings.budgets, now)
     fetch_deadline = Deadline(max(1.0, settings.deadline_s - NOTIFY_RESERVE_S))
     if due:  # the previous billing periods too, in the same pool and deadline
-        results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=True)
+        results, history = fetch_with_history(settings, deps, now, fetch_deadline, history=True, posting=not dry_run)
     else:
-        results, history = fetch_all(settings, deps, now, fetch_deadline), []
+        results, history = fetch_all(settings, deps, now, fetch_deadline, posting=not dry_run), []
     outcome = _evaluate(settings, results, now, dry_run)
     if due:
         outcome.history = history
@@ -415,7 +419,7 @@ def _with_weekly(
     # A destination named only by `weekly_report.destinations` is routed no scope: it asked for the report, all of it.
     scopes = shown if any(s.name in shown for s in report.scopes) else None
     extra = weekly.render_blocks(report, scopes_to_show=scopes, room=slack.MAX_BLOCKS - len(blocks))
-    return {**payload, "blocks": [*blocks[:-1], *(b.to_dict() for b in extra), blocks[-1]]}
+    return {**payload, "blocks": [*blocks[:-1], *extra, blocks[-1]]}
 
 
 def _finish(outcome: CheckOutcome, started: float) -> CheckOutcome:

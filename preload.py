@@ -53,10 +53,11 @@ def import_client_libraries(settings: Settings) -> None:
 
 
 def import_while_waiting() -> None:
-    """Import what rendering and posting the message need (`alerts.slack.CLIENT_IMPORTS`), on this
-    thread, while the fetch threads wait on the network: a check that has something to say then does
-    not pay for it after the fetches. The fetch threads' own client libraries are already imported
-    (`import_client_libraries`), and these share none of them, so no import happens in two threads."""
+    """Import what posting the message needs (`alerts.slack.CLIENT_IMPORTS`: the Slack client), on this
+    thread, while the fetch threads wait on the network: a check that has something to post then does
+    not pay for it after the fetches (rendering needs no Slack library, `alerts.blocks`). The fetch
+    threads' own client libraries are already imported (`import_client_libraries`), and these share
+    none of them, so no import happens in two threads."""
     with _IMPORT_LOCK:
         for name in NOTIFY_IMPORTS:
             try:

@@ -1,6 +1,6 @@
 """Slack: render a check into Block Kit (a pure function), and post it to an incoming webhook.
 
-`render()` builds blocks from `slack_sdk.models.blocks` and always sets the `text` fallback. It keeps
+`render()` builds Block Kit blocks (`alerts.blocks`) and always sets the `text` fallback. It keeps
 within Slack's limits: at most 50 blocks, section text at most 3000 characters, header at most 150;
 long lists end in "and N more". `post()` sends with a (bounded) rate-limit retry and a retry of
 errors that prove the request never left (refused, DNS) — never a blind re-POST of a request that
@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import logs
+from alerts import blocks as kit
 from alerts.events import Event
 from alerts.rules import Scope
 from errors import Cause, NotifyError
@@ -64,9 +65,9 @@ BAR_WIDTH = 10
 POST_TIMEOUT_S = 8  # with one connection retry and one short 429 retry: < 30 s worst case
 MAX_RETRY_AFTER_S = 5
 
-CLIENT_IMPORTS = ("slack_sdk.models.blocks", "slack_sdk.http_retry", "slack_sdk.webhook")
-"""What rendering and posting import (lazily: a check with nothing to say needs none of it). Importing
-the package runs `slack_sdk/__init__.py`, which loads the Web API client and asyncio (~60 ms), so
+CLIENT_IMPORTS = ("slack_sdk.http_retry", "slack_sdk.webhook")
+"""What posting imports (lazily: a check with nothing to post, a dry run, needs none of it). Importing
+the package runs `slack_sdk/__init__.py`, which loads the Web API client and asyncio (~40 ms), so
 `preload.import_while_waiting` imports these while the fetches wait on the network."""
 
 SEVERITY_ICON = {3: ":red_circle:", 2: ":large_orange_circle:", 1: ":large_blue_circle:"}
@@ -256,9 +257,7 @@ def _top_lines(results: Sequence[SourceResult]) -> list[str]:
 
 def _provider_blocks(
     provider: str, scopes: Sequence[Scope], results: Sequence[SourceResult], now: dt.datetime
-) -> list[Any]:
-    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
-
+) -> list[kit.Block]:
     pscope = next(s for s in scopes if s.name == provider)
     rs = [r for r in results if r.account.provider == provider]  # all of them: the provider's figure is their sum
     lines = _scope_summary(pscope, show_today=True)
@@ -292,8 +291,8 @@ def _provider_blocks(
         f"<{facts.console_url}|console>"
     )
     return [
-        SectionBlock(text=MarkdownTextObject(text=text)),
-        ContextBlock(elements=[MarkdownTextObject(text=_clip(ctx, 2000))]),
+        kit.section(text),
+        kit.context(_clip(ctx, 2000)),
     ]
 
 
@@ -329,45 +328,36 @@ def _dollars(e: Event) -> Decimal:
 
 def render(msg: MessageInput) -> dict[str, Any]:
     """The Slack payload (`text` + `blocks`) for one check. Pure: same input, same output."""
-    from slack_sdk.models.blocks import (
-        ContextBlock,
-        DividerBlock,
-        HeaderBlock,
-        MarkdownTextObject,
-        PlainTextObject,
-        SectionBlock,
-    )
-
     events = _fold(sorted(msg.events, key=lambda e: (-e.severity, e.key)))
     head = headline(events, msg.digest, msg.now)
-    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=head, emoji=True))]
+    blocks: list[kit.Block] = [kit.header(head)]
     if events:
         ev_lines = [f"{SEVERITY_ICON.get(e.severity, '•')} {e.text}" for e in events if e.kind != "digest"]
         if ev_lines:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=_join_limited(ev_lines, MAX_SECTION, "alerts"))))
-    blocks.append(DividerBlock())
+            blocks.append(kit.section(_join_limited(ev_lines, MAX_SECTION, "alerts")))
+    blocks.append(kit.divider())
 
     total = next(s for s in msg.scopes if s.level == "total")
     if msg.shows(total.name):
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(_scope_summary(total, show_today=False)))))
+        blocks.append(kit.section("\n".join(_scope_summary(total, show_today=False))))
     teams = [s for s in msg.scopes if s.level in ("team", "unassigned") and msg.shows(s.name)]
     if teams:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_teams_text(teams))))
+        blocks.append(kit.section(_teams_text(teams)))
     accounts = _lone_accounts(msg)
     if accounts:
         text = _join_limited([x for s in accounts for x in _scope_summary(s, show_today=True)], MAX_SECTION, "lines")
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+        blocks.append(kit.section(text))
 
     blocks.extend(_providers_blocks(msg, MAX_BLOCKS - len(blocks) - 1))
 
     failed = _failed_shown(msg)
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(_footer(msg, failed), 2000))]))
+    blocks.append(kit.context(_clip(_footer(msg, failed), 2000)))
 
     summary = [total] if msg.shows(total.name) else [*teams, *accounts][:1] or _shown_providers(msg)[:1]
     text_lines = [head] + [e.text for e in events if e.kind != "digest"] + [_scope_line(s) for s in summary]
     if failed:
         text_lines.append(f"partial data: {', '.join(failed)} failed")
-    return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": [b.to_dict() for b in blocks]}
+    return {"text": _clip("\n".join(text_lines).replace("`", ""), MAX_TEXT), "blocks": list(blocks)}
 
 
 def _team_line(s: Scope) -> str:
@@ -415,15 +405,13 @@ def _failed_shown(msg: MessageInput) -> list[str]:
     return [r.account.scope for r in msg.results if r.report is None and r.account.scope in behind]
 
 
-def _providers_blocks(msg: MessageInput, room: int) -> list[Any]:
+def _providers_blocks(msg: MessageInput, room: int) -> list[kit.Block]:
     """Two blocks per shown provider while they fit in `room`, then "…and N more providers"."""
-    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
-
     providers = [s.name for s in _shown_providers(msg)]
-    blocks: list[Any] = []
+    blocks: list[kit.Block] = []
     for i, provider in enumerate(providers):
         if 2 * (i + 1) > room:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(providers) - i} more providers")))
+            blocks.append(kit.section(f"…and {len(providers) - i} more providers"))
             break
         blocks.extend(_provider_blocks(provider, msg.scopes, msg.results, msg.now))
     return blocks

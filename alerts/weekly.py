@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from alerts import blocks as kit
 from alerts.events import Event, Kind, Severity
 from config import BudgetConfig
 from models import ZERO, AccountRef, CostCell, SourceResult, usd
@@ -434,25 +435,25 @@ def _mover_name(g: MoverGroup, m: Mover) -> str:
     return f"`{m.key}`"
 
 
-def render_blocks(report: WeekReport, scopes_to_show: Iterable[str] | None = None, *, room: int = 20) -> list[Any]:
+def render_blocks(
+    report: WeekReport, scopes_to_show: Iterable[str] | None = None, *, room: int = 20
+) -> list[kit.Block]:
     """The weekly report's blocks for one destination: a header, one section per scope it shows
     (in the report's order; None: all), at most `room` blocks ("…and N more scopes" past that)."""
-    from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, PlainTextObject, SectionBlock
-
     wanted = None if scopes_to_show is None else set(scopes_to_show)
     shown = [s for s in report.scopes if wanted is None or s.name in wanted]
     head = f":calendar: Weekly LLM spend, {report.week.label} ({report.week.iso})"
-    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=head[:150], emoji=True))]
+    blocks: list[kit.Block] = [kit.header(head[:150])]
     room = min(room, MAX_BLOCKS)
     if room < 3:  # a header, one scope and the footer: no room left in the message around it
         return []
     for i, s in enumerate(shown):
         if len(blocks) + 2 > room and i < len(shown) - 1:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"…and {len(shown) - i} more scopes")))
+            blocks.append(kit.section(f"…and {len(shown) - i} more scopes"))
             break
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_scope_text(s, report.previous))))
+        blocks.append(kit.section(_scope_text(s, report.previous)))
     foot = f"last week {report.week.label} vs {report.previous.label} (UTC days); movers: largest change first"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=foot)]))
+    blocks.append(kit.context(foot))
     return blocks
 
 

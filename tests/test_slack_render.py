@@ -35,7 +35,10 @@ def _within_limits(payload: dict[str, Any]) -> None:
     blocks = payload["blocks"]
     assert 0 < len(blocks) <= slack.MAX_BLOCKS
     for b in blocks:
-        Block.parse(b).validate_json()  # raises on per-block limits
+        parsed = Block.parse(b)
+        assert parsed is not None
+        parsed.validate_json()  # raises on per-block limits
+        assert parsed.to_dict() == b, "alerts.blocks writes the shape slack_sdk itself writes"
         if b["type"] == "header":
             assert len(b["text"]["text"]) <= slack.MAX_HEADER and b["text"]["type"] == "plain_text"
         if b["type"] == "section":
