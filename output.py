@@ -147,25 +147,18 @@ def _teams_json(scopes: list[Scope]) -> dict[str, Any]:
 
 
 def _team_json(s: Scope) -> dict[str, Any]:
-    return {
-        "mtd_usd": None if s.mtd_usd is None else str(s.mtd_usd),
-        "mtd_usd_rounded": _usd(s.mtd_usd),
-        "budget_usd": _usd(s.budget_usd),
-        "pct": None if s.pct is None else str(s.pct),
-        "billing_month": s.month,
-        "partial": s.partial,
-        "failed": list(s.failed_parts),
-        "notes": _notes(s),
-        "freshness": {
+    """A team's (or the unassigned spend's) figure: the scope's fields, its notes, freshness and parts."""
+    out = _scope_json(s)
+    del out["note"]  # a team's notes are a list (its own and the total's)
+    out.update(
+        notes=_notes(s),
+        freshness={
             "as_of": s.as_of.isoformat() if s.as_of else None,
             "complete_through": c.isoformat() if (c := s.complete_through) else None,
         },
-        "parts": {scope: None if v is None else str(v) for scope, v in s.parts},
-        "forecast_usd": _usd(s.forecast.projected_usd) if s.forecast else None,
-        "forecast_crossing_day": s.forecast.crossing_day.isoformat()
-        if s.forecast and s.forecast.crossing_day
-        else None,
-    }
+        parts={scope: None if v is None else str(v) for scope, v in s.parts},
+    )
+    return out
 
 
 def _notes(s: Scope) -> list[str]:

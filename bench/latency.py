@@ -2,8 +2,10 @@
 
 The simulator sleeps `LATENCY_MS` in every provider request and the Slack receiver in every post.
 The critical path is what no implementation can beat: the slowest account's *dependent* round
-trips (cost pages follow each other's cursors; xAI's two context calls depend on nothing, so a
-perfect client overlaps them) plus the one Slack post, which needs every figure first.
+trips (cost pages follow each other's cursors; xAI's two context calls and OpenAI's organisation
+spend limit depend on nothing, so a perfect client overlaps them; OpenAI's project spend limits can
+only be asked for once the costs page has named the projects, one more dependent round trip) plus the
+one Slack post, which needs every figure first.
 
 The check runs in this process through the production `run_check` with a fresh state per run (so
 every run claims, posts and confirms). The sequential baseline fetches the same accounts one by one
@@ -70,17 +72,26 @@ def _one_check(settings: Any, deps: Any, store: Any, hook: str) -> tuple[float, 
     return wall, outcome
 
 
+def _kind(path: str) -> str:
+    if path.endswith(COST_PATHS):
+        return "cost"
+    return "after" if "/projects/" in path and path.endswith("/spend_limit") else "context"
+
+
 def _round_trips(log: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per account: dependent cost-endpoint requests (pages / xAI usage) and independent context calls."""
+    """Per account: dependent cost-endpoint requests (pages / xAI usage), the calls that need the cost
+    answer first (OpenAI's project spend limits: one more round trip, however many run at once) and
+    independent context calls."""
     out: dict[str, dict[str, int]] = {}
-    counts = Counter(
-        (f"{r['provider']}/{r['account']}", "cost" if r["path"].endswith(COST_PATHS) else "context")
-        for r in log
-        if r["provider"]
-    )
+    counts = Counter((f"{r['provider']}/{r['account']}", _kind(r["path"])) for r in log if r["provider"])
     for (scope, kind), n in counts.items():
-        out.setdefault(scope, {"cost": 0, "context": 0})[kind] = n
+        out.setdefault(scope, {"cost": 0, "after": 0, "context": 0})[kind] = n
     return out
+
+
+def _depth(t: dict[str, int]) -> int:
+    """An account's dependent round trips: its cost pages, then one for the calls that wait on them."""
+    return t["cost"] + (1 if t["after"] else 0)
 
 
 def run(sim: SimServer, workdir: Path, emu: Any = None) -> Section:
@@ -108,8 +119,8 @@ def run(sim: SimServer, workdir: Path, emu: Any = None) -> Section:
             walls.append(wall)
             trips = _round_trips(sim.requests())
             payload = outcome.payload
-        dependent = max(t["cost"] for t in trips.values())
-        as_built = max(t["cost"] + t["context"] for t in trips.values())  # each account's calls run in sequence
+        dependent = max(_depth(t) for t in trips.values())
+        as_built = max(t["cost"] + t["after"] + t["context"] for t in trips.values())  # each call in sequence
         critical = (dependent + 1) * lat_s
         floor_as_built = (as_built + 1) * lat_s
         wall = median(walls)
@@ -132,7 +143,10 @@ def run(sim: SimServer, workdir: Path, emu: Any = None) -> Section:
         sec.say(f"accounts: {', '.join(sorted(trips))}; state: local file (fresh per run, so each run posts)")
         for scope in sorted(trips):
             t = trips[scope]
-            sec.say(f"  {scope:<16} cost-endpoint requests {t['cost']} (dependent)   context calls {t['context']}")
+            sec.say(
+                f"  {scope:<16} cost-endpoint requests {t['cost']} (dependent)   after them {t['after']} "
+                f"(one more round trip)   context calls {t['context']}"
+            )
         sec.say(
             f"critical path = ({dependent} dependent round trip(s) of the slowest account + 1 Slack post) x "
             f"{LATENCY_MS:.0f} ms = {ms(critical)}"

@@ -13,7 +13,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -122,25 +122,42 @@ class TeamMatch(_Strict):
 
     `accounts` narrows to those accounts (default: every account of the provider). A vendor whose
     billing data carries owner dimensions (projects, workspaces, SKUs) declares a subclass that adds
-    its selectors; with none, the team owns the whole of each account it names. Patterns AND ids.
+    its selectors as fields and names them in `ID_FIELD` (owner ids: a cell's value must be one of
+    them) and `PATTERN_FIELDS` (globs: a cell's value must match one); ids and every pattern list must
+    all hold. With none, the team owns the whole of each account it names.
     """
+
+    ID_FIELD: ClassVar[tuple[str, str] | None] = None  # (field, cell dimension)
+    PATTERN_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()  # ((field, cell dimension), ...)
+    NULL_ID: ClassVar[str | None] = None  # how a match names a cell whose owner the provider sent as null
 
     accounts: tuple[str, ...] = ()
 
+    def _owner_ids(self) -> tuple[str, ...]:
+        return tuple(getattr(self, self.ID_FIELD[0])) if self.ID_FIELD else ()
+
+    def _patterns(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(cell dimension, patterns) for every pattern field given."""
+        return [(dim, ps) for field, dim in self.PATTERN_FIELDS if (ps := tuple(getattr(self, field)))]
+
     def dims(self) -> tuple[str, ...]:
         """The cell dimensions `selects` reads (what the source must keep joint)."""
-        return ()
+        ids = (self.ID_FIELD[1],) if self.ID_FIELD and self._owner_ids() else ()
+        return (*ids, *(dim for dim, _ in self._patterns()))
 
     def ids(self) -> frozenset[str] | None:
         """The owner ids it names, for the load-time overlap check; None: every cell of its accounts."""
-        return None
+        return frozenset(self._owner_ids()) or None
 
     def has_selectors(self) -> bool:
         return bool(self.dims())
 
     def selects(self, cell: Mapping[str, str | None]) -> bool:
         """Whether a cell (dimension → value, None for a provider's null) is this team's."""
-        return True
+        ids = self._owner_ids()
+        if ids and self.ID_FIELD is not None and (cell.get(self.ID_FIELD[1]) or self.NULL_ID) not in ids:
+            return False
+        return all(self._glob(cell.get(dim), ps) for dim, ps in self._patterns())
 
     @staticmethod
     def _glob(value: str | None, patterns: tuple[str, ...]) -> bool:

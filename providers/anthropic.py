@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, field_validator
@@ -80,6 +79,10 @@ class AnthropicTeamMatch(TeamMatch):
     """`teams.<t>.match.anthropic`: workspaces ("default" for the default one), optionally narrowed by
     cost description or model globs (a model pattern never matches a non-token cost, whose model is null)."""
 
+    ID_FIELD = ("workspace_ids", "workspace")
+    PATTERN_FIELDS = (("description_patterns", "description"), ("model_patterns", "model"))
+    NULL_ID = DEFAULT_WORKSPACE
+
     workspace_ids: tuple[str, ...] = ()
     description_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
     model_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
@@ -94,24 +97,6 @@ class AnthropicTeamMatch(TeamMatch):
                     'Workspaces, e.g. "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", or "default" for the default workspace'
                 )
         return v
-
-    def dims(self) -> tuple[str, ...]:
-        wanted = [
-            ("workspace", bool(self.workspace_ids)),
-            ("description", bool(self.description_patterns)),
-            ("model", bool(self.model_patterns)),
-        ]
-        return tuple(d for d, on in wanted if on)
-
-    def ids(self) -> frozenset[str] | None:
-        return frozenset(self.workspace_ids) if self.workspace_ids else None
-
-    def selects(self, cell: Mapping[str, str | None]) -> bool:
-        if self.workspace_ids and (cell.get("workspace") or DEFAULT_WORKSPACE) not in self.workspace_ids:
-            return False
-        return self._glob(cell.get("description"), self.description_patterns) and self._glob(
-            cell.get("model"), self.model_patterns
-        )
 
 
 def _instant(v: Any, what: str) -> dt.datetime:

@@ -68,6 +68,9 @@ class GeminiTeamMatch(TeamMatch):
     description globs (display strings Google may rename). A row without a project (the export's
     24-hour caution for new projects) belongs to no project."""
 
+    ID_FIELD = ("project_ids", "project")
+    PATTERN_FIELDS = (("sku_patterns", "sku"),)
+
     project_ids: tuple[str, ...] = ()
     sku_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
 
@@ -81,17 +84,6 @@ class GeminiTeamMatch(TeamMatch):
                     'starting with a letter), e.g. "llm-prod-123456"'
                 )
         return v
-
-    def dims(self) -> tuple[str, ...]:
-        return (*(("project",) if self.project_ids else ()), *(("sku",) if self.sku_patterns else ()))
-
-    def ids(self) -> frozenset[str] | None:
-        return frozenset(self.project_ids) if self.project_ids else None
-
-    def selects(self, cell: Mapping[str, str | None]) -> bool:
-        if self.project_ids and cell.get("project") not in self.project_ids:
-            return False
-        return self._glob(cell.get("sku"), self.sku_patterns)
 
 
 class GeminiAccount(Account):

@@ -79,6 +79,9 @@ PROJECT_ID_RE = re.compile(r"^proj_[A-Za-z0-9_]{1,64}$")
 class OpenAITeamMatch(TeamMatch):
     """`teams.<t>.match.openai`: projects, and optionally line items (display strings OpenAI may rename)."""
 
+    ID_FIELD = ("project_ids", "project")
+    PATTERN_FIELDS = (("line_item_patterns", "line_item"),)
+
     project_ids: tuple[str, ...] = ()
     line_item_patterns: Annotated[tuple[str, ...], AfterValidator(glob_patterns)] = ()
 
@@ -92,17 +95,6 @@ class OpenAITeamMatch(TeamMatch):
                     'Settings → Projects, e.g. "proj_abc123" (not the project name)'
                 )
         return v
-
-    def dims(self) -> tuple[str, ...]:
-        return (*(("project",) if self.project_ids else ()), *(("line_item",) if self.line_item_patterns else ()))
-
-    def ids(self) -> frozenset[str] | None:
-        return frozenset(self.project_ids) if self.project_ids else None
-
-    def selects(self, cell: Mapping[str, str | None]) -> bool:
-        if self.project_ids and cell.get("project") not in self.project_ids:
-            return False
-        return self._glob(cell.get("line_item"), self.line_item_patterns)
 
 
 def parse_costs_page(doc: dict[str, Any], acc: CostAccumulator) -> None:
