@@ -14,6 +14,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -143,6 +144,15 @@ class LocalServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        # Let the woken handlers close their own sockets before the caller goes on: a handler still
+        # unwinding (a hang that just woke) would otherwise leave its socket to the garbage collector,
+        # whose ResourceWarning then lands in whichever test runs next.
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            with self._conns_lock:
+                if not self._conns:
+                    break
+            time.sleep(0.01)
         self.server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
