@@ -71,7 +71,6 @@ SLACK_SECRET = "projects/demo-project/secrets/slack-webhook"
 # Slack channels: one receiver, one webhook path each; finops is the default destination.
 CHANNELS = ("finops", "search", "support")
 DEFAULT_CHANNEL = "finops"
-ROUTED = (ROOT / "alerts" / "routing.py").exists()  # issue 13's routing slice; until then one hook gets all
 # Each team's budget and where its alerts go; what it owns is the scenario's `teams.<name>.match`.
 TEAMS: dict[str, dict[str, object]] = {
     "search": {"budget_usd": 5000, "thresholds_usd": [4000], "notify": ["search"]},
@@ -90,7 +89,13 @@ def budgets(scenario: Scenario, *, bedrock: bool = True) -> dict[str, object]:
         "total_budget_usd": 24000,
         "thresholds_pct": [50, 80, 100],
         "thresholds_usd": [15000],
-        "destinations": {c: {"webhook_env": webhook_env(c)} for c in CHANNELS},
+        # The default channel's webhook is a Secret Manager secret, as deployed; the teams' are variables.
+        "destinations": {
+            c: {"webhook_secret": f"{SLACK_SECRET}/versions/latest"}
+            if c == DEFAULT_CHANNEL
+            else {"webhook_env": webhook_env(c)}
+            for c in CHANNELS
+        },
         "default_destination": DEFAULT_CHANNEL,
         "teams": {t.name: {**TEAMS[t.name], "match": t.match} for t in scenario.teams},
         "providers": {
@@ -146,11 +151,7 @@ def show_channels(slack: SlackReceiver) -> bool:
         for message in messages:
             print(render_terminal(message, width=100) + "\n")
     got = counts(slack)
-    if ROUTED:
-        want = dict.fromkeys(CHANNELS, 1)  # one message per destination holding only its scopes
-    else:
-        print("(this build has no routing yet: every alert goes to the default channel, #finops)")
-        want = {c: int(c == DEFAULT_CHANNEL) for c in CHANNELS}
+    want = dict.fromkeys(CHANNELS, 1)  # one message per destination holding only its scopes
     if got != want:
         print(f"expected messages per channel {want}, got {got}")
         return False
@@ -216,16 +217,14 @@ def main() -> int:
             "AWS_COST_EXPLORER_BASE_URL": aws.url,
             "GCE_METADATA_HOST": metadata.host,
             "BUDGET_CONFIG_FILE": str(budget_file),
-            **{webhook_env(c): slack.hook_url(c) for c in CHANNELS},
+            **{webhook_env(c): slack.hook_url(c) for c in CHANNELS if c != DEFAULT_CHANNEL},
             "SECRET_MANAGER_EMULATOR_HOST": secrets.url,
             "BIGQUERY_EMULATOR_HOST": bq.url,
             "BIGQUERY_JOB_PROJECT": PROJECT,
             "STATE_FILE": str(Path(tmp) / "state.json"),
             "LOG_LEVEL": "WARNING",
         }
-        env.pop("SLACK_WEBHOOK_URL", None)
-        if not ROUTED:  # the one webhook of a build without routing: the default channel's, from Secret Manager
-            env["SLACK_WEBHOOK_SECRET"] = f"{SLACK_SECRET}/versions/latest"
+        env.pop("SLACK_WEBHOOK_URL", None)  # destinations name their own webhooks (SLACK_WEBHOOK_* is refused)
 
         banner(f"2. one check at {NOW:%Y-%m-%d %H:%M} UTC: thresholds crossed, each channel gets its own message")
         if run(["main.py", "check", "--now", NOW.isoformat()], env) != 0:
