@@ -110,7 +110,9 @@ def _accounts(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{p}/{a['label']}": a for p, v in doc["providers"].items() for a in v["accounts"]}
 
 
-@pytest.mark.parametrize("deadline", [8, 20])
+# 17: the sources get 2 s (15 s are kept for state and Slack). With 8 they got the 1 s floor, and on a loaded
+# 2-core CI machine the healthy sources' own requests did not always fit in it.
+@pytest.mark.parametrize("deadline", [17, 20])
 def test_a_dripping_a_stalled_and_a_silent_source_cannot_hold_the_check(
     servers: Any, tmp_path: Path, deadline: int
 ) -> None:

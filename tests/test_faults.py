@@ -328,7 +328,7 @@ def _source_faults() -> Iterator[Any]:
             gemini,
             lambda w: {"env": {"BIGQUERY_EMULATOR_HOST": w.servers.silent.url}},
             cause="timeout",
-            deadline=TIGHT_DEADLINE_S,
+            deadline=SLOW_SOURCE_DEADLINE_S,
         ),
         id="gemini-stalled",
     )
