@@ -85,8 +85,7 @@ class Routes:
             if team.notify:
                 explicit[TEAM_PREFIX + name] = tuple(team.notify)
             for provider, block in team.match.blocks().items():
-                labels = block.accounts or tuple(a.label for a in budgets.accounts(provider))
-                for label in labels:
+                for label in budgets.reached(provider, block):
                     reaching.setdefault(f"{provider}/{label}", []).append(TEAM_PREFIX + name)
         names = budgets.destination_names()
         weekly = tuple(budgets.weekly_report.destinations) if budgets.weekly_report else ()

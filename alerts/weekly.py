@@ -296,10 +296,6 @@ def _selector(block: TeamMatch) -> Callable[[CostCell], bool]:
     return lambda c: block.selects(dict(c.dims))
 
 
-def _reach(config: BudgetConfig, provider: str, block: TeamMatch) -> tuple[str, ...]:
-    return block.accounts or tuple(a.label for a in config.accounts(provider))
-
-
 def _cells_missing(part: _Part, block: TeamMatch) -> str | None:
     if part.cell_dims is not None and set(block.dims()) <= part.cell_dims:
         return None
@@ -313,7 +309,7 @@ def _team_claims(config: BudgetConfig, parts: Mapping[AccountRef, _Part]) -> dic
         takes: list[_Take] = []
         notes: list[str] = []
         for provider, block in team.match.blocks().items():
-            for label in _reach(config, provider, block):
+            for label in config.reached(provider, block):
                 part = parts.get(AccountRef(provider, label))
                 if part is None:
                     continue
@@ -332,7 +328,7 @@ def _unassigned(config: BudgetConfig, parts: Mapping[AccountRef, _Part]) -> tupl
     blocks: dict[AccountRef, list[TeamMatch]] = defaultdict(list)
     for team in config.teams.values():
         for provider, block in team.match.blocks().items():
-            for label in _reach(config, provider, block):
+            for label in config.reached(provider, block):
                 blocks[AccountRef(provider, label)].append(block)
     takes: list[_Take] = []
     notes: list[str] = []

@@ -33,7 +33,7 @@ from config._teams import (
     dynamic_fields,
 )
 from errors import ConfigError
-from providers import Account, ProviderSpec, Usd
+from providers import Account, ProviderSpec, TeamMatch, Usd
 
 __all__ = [
     "MAX_DEPTH",
@@ -173,13 +173,17 @@ class BudgetConfig(_Strict):
                 out.setdefault(provider, set()).update(providers.spec(provider).mover_dims)
         return {p: tuple(sorted(d)) for p, d in out.items()}
 
+    def reached(self, provider: str, block: TeamMatch) -> tuple[str, ...]:
+        """The labels of the accounts a team's `match.<provider>` block reaches: those it names, else all."""
+        return block.accounts or tuple(a.label for a in self.accounts(provider))
+
     def owner_ids(self) -> dict[str, frozenset[str]]:
         """Per account scope (`<provider>/<label>`), the owner ids (projects, workspaces) the teams name there."""
         out: dict[str, set[str]] = {}
         for team in self.teams.values():
             for provider, block in team.match.blocks().items():
                 ids = block.ids()
-                for label in (block.accounts or tuple(a.label for a in self.accounts(provider))) if ids else ():
+                for label in self.reached(provider, block) if ids else ():
                     out.setdefault(f"{provider}/{label}", set()).update(ids or ())
         return {scope: frozenset(ids) for scope, ids in out.items()}
 

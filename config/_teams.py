@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import providers
-from providers import Account, TeamMatch, Usd
+from providers import TeamMatch, Usd
 from providers._spec import ENV_NAME_RE, LABEL_RE, SECRET_NAME_RE
 
 if TYPE_CHECKING:
@@ -174,8 +174,7 @@ def _check_team_blocks(doc: BudgetConfig, name: str, team: Team) -> None:
 
 def _reach(doc: BudgetConfig, provider: str, block: TeamMatch) -> Iterator[tuple[str, frozenset[str] | None]]:
     """(account label, the ids the block takes there or None for all of it) for every account it reaches."""
-    labels = block.accounts or tuple(a.label for a in doc.accounts(provider))
-    for label in labels:
+    for label in doc.reached(provider, block):
         yield label, block.ids()
 
 
@@ -206,15 +205,11 @@ def _notify_lists(doc: BudgetConfig) -> Iterator[tuple[str, tuple[str, ...]]]:
     for provider, pb in doc.configured().items():
         yield f"providers.{provider}.notify", pb.notify
         for i, acc in enumerate(pb.accounts):
-            yield f"providers.{provider}.accounts[{i}].notify", _account_notify(acc)
+            yield f"providers.{provider}.accounts[{i}].notify", acc.notify
     for name, team in doc.teams.items():
         yield f"teams.{name}.notify", team.notify
     if doc.weekly_report is not None:
         yield "weekly_report.destinations", doc.weekly_report.destinations
-
-
-def _account_notify(acc: Account) -> tuple[str, ...]:
-    return acc.notify
 
 
 def _check_destinations(doc: BudgetConfig) -> None:
