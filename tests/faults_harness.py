@@ -142,7 +142,9 @@ def _secret_values(slack: SlackReceiver) -> dict[str, str]:
 
 
 class SilentServer:
-    """Accepts TCP connections on 127.0.0.1 and never answers: an endpoint that hangs."""
+    """Accepts TCP connections on 127.0.0.1 and never answers: an endpoint that hangs.
+
+    A subclass answers in `_serve` (called on the accept thread for each connection, which `close` closes)."""
 
     def __init__(self) -> None:
         self._sock = socket.socket()
@@ -164,6 +166,10 @@ class SilentServer:
             except OSError:
                 return
             self._conns.append(conn)
+            self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        """Say nothing: the connection stays open until `close`."""
 
     def close(self) -> None:
         self._stop.set()

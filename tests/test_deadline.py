@@ -210,26 +210,15 @@ def test_a_nested_gzip_bomb_stays_under_150_mb_of_peak_rss() -> None:
     assert bounded["peak_rss_mb"] < 150, bounded
 
 
-class DripHTTPServer:
+class DripHTTPServer(SilentServer):
     """Answers every request with HTTP 200 headers, then its body one byte every half second."""
 
     def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/hook"
+        super().__init__()
+        self.url += "/hook"
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+    def _serve(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn: socket.socket) -> None:
         with conn:
@@ -242,11 +231,6 @@ class DripHTTPServer:
                     conn.sendall(b"k")
                 except OSError:
                     return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
 
 
 def test_a_dripping_slack_post_is_bounded_as_a_whole() -> None:
